@@ -1,0 +1,59 @@
+"""jobwire: durable long-running jobs for FastAPI."""
+
+from jobwire.app import JobHandle, Jobwire
+from jobwire.context import JobContext
+from jobwire.errors import (
+    AlreadyTerminal,
+    ConfigError,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    InvalidTransition,
+    JobCancelled,
+    JobDefinitionError,
+    JobFailed,
+    JobFailure,
+    JobNotFound,
+    JobTimeout,
+    JobwireError,
+    StaleClaim,
+    StoreUnavailable,
+    UnknownJobError,
+    WorkerProcessDied,
+)
+from jobwire.jobs import JobSpec
+from jobwire.model import Event, EventType, Job, Progress, State
+from jobwire.retry import Backoff
+from jobwire.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyTerminal",
+    "Backoff",
+    "ConfigError",
+    "Event",
+    "EventType",
+    "IdempotencyConflict",
+    "IdempotencyInProgress",
+    "InvalidTransition",
+    "Job",
+    "JobCancelled",
+    "JobContext",
+    "JobDefinitionError",
+    "JobFailed",
+    "JobFailure",
+    "JobHandle",
+    "JobNotFound",
+    "JobSpec",
+    "JobTimeout",
+    "Jobwire",
+    "JobwireError",
+    "Progress",
+    "Settings",
+    "StaleClaim",
+    "State",
+    "StoreUnavailable",
+    "UnknownJobError",
+    "WorkerProcessDied",
+    "__version__",
+]

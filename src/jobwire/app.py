@@ -1,0 +1,398 @@
+"""``Jobwire``: the registry of jobs, the settings, the store, the lifespan, and the
+Python API to enqueue, get, cancel and follow jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from jobwire.errors import (
+    ConfigError,
+    JobCancelled,
+    JobDefinitionError,
+    JobFailed,
+    JobNotFound,
+    UnknownJobError,
+)
+from jobwire.feed.follow import RECHECK_SECONDS, follow
+from jobwire.feed.hub import Hub
+from jobwire.ids import new_job_id
+from jobwire.jobs import Executor, JobSpec, P, R, build_options
+from jobwire.model import Event, Job, State
+from jobwire.retry import Backoff
+from jobwire.services.pruner import Pruner
+from jobwire.services.reaper import Reaper
+from jobwire.settings import Settings
+from jobwire.store import store_from_url
+from jobwire.store.base import NewJob, Store
+from jobwire.worker.loop import Worker
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+log = logging.getLogger("jobwire")
+
+T = TypeVar("T")
+
+MAX_PRIORITY = 1000
+
+
+class JobHandle(Generic[T]):
+    """A submitted job, followed from Python."""
+
+    def __init__(self, app: Jobwire, job: Job, *, created: bool = True) -> None:
+        self._app = app
+        self.job = job
+        self.id = job.id
+        self.created = created
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.job.job} {self.id}>"
+
+    async def get(self) -> Job:
+        job = await self._app.get(self.id)
+        if job is None:
+            raise JobNotFound(self.id)
+        self.job = job
+        return job
+
+    async def wait(self, timeout: float | None = None) -> Job:
+        """Wait until the job is terminal; raises TimeoutError after ``timeout`` seconds."""
+        self.job = await self._app.wait(self.id, timeout)
+        return self.job
+
+    async def result(self, timeout: float | None = None) -> T:
+        """The job's result once it succeeds; raises JobFailed, JobCancelled or TimeoutError."""
+        job = await self.wait(timeout)
+        if job.state is State.SUCCEEDED:
+            spec = self._app.registry.get(job.job)
+            if spec is not None and job.result is not None:
+                value: T = spec.result_adapter.validate_python(job.result)
+                return value
+            return job.result  # type: ignore[no-any-return]
+        if job.state is State.CANCELLED:
+            raise JobCancelled(job.id)
+        raise JobFailed(job.id, job.error)
+
+    def events(self, after: int = 0) -> AsyncIterator[Event]:
+        """Replay the job's events after ``after`` and follow it to its end."""
+        return self._app.events(self.id, after)
+
+    async def cancel(self) -> Job:
+        self.job = await self._app.cancel(self.id)
+        return self.job
+
+
+class Jobwire:
+    """Durable jobs for FastAPI. ``jobs = Jobwire()`` reads ``JOBWIRE_URL`` and friends."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        store: Store | None = None,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> None:
+        if settings is None:
+            settings = Settings.from_env(url=url, **overrides)
+        elif url is not None or overrides:
+            settings = settings.with_(**({"url": url} if url else {}), **overrides)
+        self.settings = settings
+        self.registry: dict[str, JobSpec[Any, Any]] = {}
+        self._store = store
+        self._hub: Hub | None = None
+        self._opened = 0
+        self._open_lock: asyncio.Lock | None = None
+        self.worker: Worker | None = None
+        self._services: list[Reaper | Pruner] = []
+        self._router: APIRouter | None = None
+
+    def __repr__(self) -> str:
+        return f"Jobwire({self.settings.url!r}, jobs={sorted(self.registry)})"
+
+    # -- registering jobs ----------------------------------------------------------------
+
+    @overload
+    def job(self, fn: Callable[..., Any], /) -> JobSpec[Any, Any]: ...
+
+    @overload
+    def job(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        executor: Executor | None = None,
+        retries: int = 0,
+        backoff: Backoff | float | None = None,
+        timeout: float | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        log_events: bool = False,
+    ) -> Callable[[Callable[..., Any]], JobSpec[Any, Any]]: ...
+
+    def job(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        executor: Executor | None = None,
+        retries: int = 0,
+        backoff: Backoff | float | None = None,
+        timeout: float | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        log_events: bool = False,
+    ) -> JobSpec[Any, Any] | Callable[[Callable[..., Any]], JobSpec[Any, Any]]:
+        """Register a function as a job, bare (``@jobs.job``) or with options."""
+
+        def register(function: Callable[..., Any]) -> JobSpec[Any, Any]:
+            if isinstance(function, JobSpec):
+                raise JobDefinitionError(f"{function.name} is already a registered job")
+            options = build_options(
+                function,
+                executor=executor,
+                retries=retries,
+                backoff=backoff,
+                timeout=timeout,
+                queue=queue,
+                priority=priority,
+                log_events=log_events,
+            )
+            job_name = name or function.__name__
+            if job_name in self.registry:
+                raise JobDefinitionError(f"a job named {job_name!r} is already registered")
+            spec: JobSpec[Any, Any] = JobSpec(self, function, job_name, options)
+            self.registry[job_name] = spec
+            return spec
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def spec(self, name: str) -> JobSpec[Any, Any]:
+        try:
+            return self.registry[name]
+        except KeyError:
+            raise UnknownJobError(name, list(self.registry)) from None
+
+    # -- store and lifecycle -------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = store_from_url(self.settings.url, self.settings)
+        return self._store
+
+    @property
+    def hub(self) -> Hub:
+        if self._hub is None:
+            raise ConfigError("the store is not open: use 'async with jobs:' or jobs.lifespan")
+        return self._hub
+
+    async def open(self) -> None:
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._opened == 0:
+                await self.store.open()
+                self._hub = Hub(self.store)
+            self._opened += 1
+
+    async def close(self) -> None:
+        if self._opened == 0:
+            return
+        self._opened -= 1
+        if self._opened == 0:
+            if self._hub is not None:
+                self._hub.close()
+                self._hub = None
+            await self.store.close()
+
+    async def _ensure_open(self) -> None:
+        if self._opened == 0:
+            await self.open()
+
+    async def __aenter__(self) -> Jobwire:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start_services(self) -> None:
+        self._services = [
+            Reaper(self.store, self.settings.reap_every),
+            Pruner(self.store, self.settings.retention_seconds),
+        ]
+        for service in self._services:
+            service.start()
+
+    async def stop_services(self) -> None:
+        for service in self._services:
+            await service.stop()
+        self._services = []
+
+    async def start_worker(self, queues: Sequence[str] | None = None) -> Worker:
+        worker = Worker(self.registry, self.store, self.hub, self.settings, queues=queues)
+        await worker.start()
+        self.worker = worker
+        return worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """FastAPI lifespan: the store opens, embedded workers run, all stop with the app."""
+        await self.open()
+        worker = None
+        try:
+            await self.start_services()
+            if self.settings.embedded_workers and self.registry:
+                worker = await self.start_worker()
+            yield
+        finally:
+            if worker is not None:
+                await worker.drain()
+                self.worker = None
+            await self.stop_services()
+            await self.close()
+
+    async def run_worker(self, queues: Sequence[str] | None = None) -> None:
+        """Run a standalone worker until SIGTERM or SIGINT, then drain gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.open()
+        try:
+            await self.start_services()
+            worker = await self.start_worker(queues)
+            await stop.wait()
+            log.info("worker %s: stop requested; draining", worker.id)
+            await worker.drain()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop_services()
+            await self.close()
+
+    # -- the HTTP router -----------------------------------------------------------------
+
+    @property
+    def router(self) -> APIRouter:
+        if self._router is None:
+            from jobwire.api.router import build_router
+
+            self._router = build_router(self)
+        return self._router
+
+    # -- the Python API ------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        job: str | JobSpec[P, R],
+        arguments: dict[str, Any] | None = None,
+        *,
+        delay: float | None = None,
+        run_at: datetime | float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+        owner: str = "anonymous",
+        fingerprint: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> JobHandle[R]:
+        """Validate the arguments and store the job; returns once it is durable."""
+        spec = self.spec(job) if isinstance(job, str) else job
+        args = spec.dump_arguments(arguments or {})
+        scheduled_at = schedule(delay, run_at)
+        if priority is not None and not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+            raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {priority}")
+        if idempotency_key is not None and fingerprint is None:
+            fingerprint = fingerprint_of(
+                {"job": spec.name, "args": args, "delay": delay, "run_at": str(run_at),
+                 "priority": priority, "queue": queue}
+            )
+        new = NewJob(
+            id=new_job_id(),
+            job=spec.name,
+            args=args,
+            queue=queue or spec.options.queue,
+            priority=spec.options.priority if priority is None else priority,
+            max_attempts=spec.options.max_attempts,
+            timeout=spec.options.timeout,
+            scheduled_at=scheduled_at,
+            owner=owner,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            options=options or {},
+        )
+        await self._ensure_open()
+        [stored] = await self.store.enqueue([new])
+        return JobHandle(self, stored.job, created=stored.created)
+
+    async def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        await self._ensure_open()
+        return await self.store.get(job_id, owner)
+
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        await self._ensure_open()
+        return await self.store.cancel(job_id, owner)
+
+    def handle(self, job_id: str) -> JobHandle[Any]:
+        return JobHandle(self, Job(id=job_id, job="", args={}), created=False)
+
+    async def wait(self, job_id: str, timeout: float | None = None, owner: str | None = None) -> Job:
+        """The job once terminal, or as it is when ``timeout`` runs out (raises TimeoutError)."""
+        await self._ensure_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.hub.watch_job(job_id) as watch:
+            while True:
+                job = await self.store.get(job_id, owner)
+                if job is None:
+                    raise JobNotFound(job_id)
+                if job.terminal:
+                    return job
+                remaining = RECHECK_SECONDS
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"job {job_id} is still {job.state.value}")
+                    remaining = min(remaining, left)
+                await watch.wait(remaining)
+
+    async def events(self, job_id: str, after: int = 0) -> AsyncIterator[Event]:
+        await self._ensure_open()
+        async for event in follow(self.store, self.hub, job_id, after):
+            yield event
+
+
+def schedule(delay: float | None, run_at: datetime | float | None) -> float | None:
+    """When a job becomes due, as epoch seconds; None means now."""
+    if delay is not None and run_at is not None:
+        raise ValueError("give either delay or run_at, not both")
+    if delay is not None:
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {delay}")
+        return time.time() + delay
+    if run_at is None:
+        return None
+    if isinstance(run_at, datetime):
+        if run_at.tzinfo is None:
+            raise ValueError("run_at must be timezone-aware (e.g. 2030-01-01T00:00:00Z)")
+        return run_at.timestamp()
+    return float(run_at)
+
+
+def fingerprint_of(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,82 @@
+"""What a running job sees: ``ctx.progress``, ``ctx.output``, ``ctx.cancelled`` and friends.
+
+The same class serves all three executors. It never writes to the store itself: it
+hands events to a sink (the worker's reporter in the worker process, a pipe to the
+worker inside a job process), which never blocks the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from jobwire.errors import JobCancelled
+from jobwire.model import EventDraft, EventType
+
+Sink = Callable[[EventDraft], None]
+
+
+class JobContext:
+    """Handed to every job as its first argument."""
+
+    __slots__ = ("_cancel", "_log_events", "_sink", "attempt", "job_id", "job_name", "logger")
+
+    def __init__(
+        self,
+        job_id: str,
+        job_name: str,
+        attempt: int,
+        sink: Sink,
+        cancel: threading.Event | None = None,
+        log_events: bool = False,
+    ) -> None:
+        self.job_id = job_id
+        self.job_name = job_name
+        self.attempt = attempt
+        self._sink = sink
+        self._cancel = cancel if cancel is not None else threading.Event()
+        self._log_events = log_events
+        base = logging.getLogger(f"jobwire.job.{job_name}")
+        self.logger: logging.LoggerAdapter[logging.Logger] = _JobLogger(base, self)
+
+    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far the job is; the latest value is also kept on the job record."""
+        data: dict[str, Any] = {"current": current, "total": total, "message": message}
+        self._sink(EventDraft(EventType.PROGRESS, data))
+
+    def output(self, data: Any) -> None:
+        """Publish a partial result (any JSON value) as an ``output`` event."""
+        self._sink(EventDraft(EventType.OUTPUT, {"output": data}))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancellation was requested (or the attempt timed out)."""
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`~jobwire.errors.JobCancelled` if cancellation was requested."""
+        if self._cancel.is_set():
+            raise JobCancelled(self.job_id)
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block (in a thread or process job) until cancelled or ``timeout``; True if cancelled."""
+        return self._cancel.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"JobContext(job_id={self.job_id!r}, job={self.job_name!r}, attempt={self.attempt})"
+
+
+class _JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Tags log lines with the job; with ``log_events=True`` each line is also an event."""
+
+    def __init__(self, logger: logging.Logger, ctx: JobContext) -> None:
+        super().__init__(logger, {"job_id": ctx.job_id, "attempt": ctx.attempt})
+        self._ctx = ctx
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().log(level, msg, *args, **kwargs)
+        if self._ctx._log_events and self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self._ctx.output({"log": {"level": logging.getLevelName(level), "message": text}})

@@ -1,0 +1,123 @@
+"""The one exception tree of jobwire.
+
+::
+
+    JobwireError
+    ├── ConfigError               a setting or a job definition is wrong (raised early)
+    │   └── JobDefinitionError    @jobs.job refused a function (names the parameter)
+    ├── UnknownJobError           no job is registered under that name
+    ├── JobNotFound               no such job, or not visible to this owner
+    ├── InvalidTransition         the state machine refuses the move
+    │   └── AlreadyTerminal       the job has already succeeded, failed or been cancelled
+    ├── StaleClaim                a fenced write carried a claim token that is no longer current
+    ├── IdempotencyConflict       an idempotency key reused with another payload
+    ├── IdempotencyInProgress     the first request with that key is still being processed
+    ├── StoreUnavailable          the store cannot be reached; retry later
+    └── JobFailure                raised inside or about a job's own run
+        ├── JobFailed             handle.result(): the job ended failed (carries its error)
+        ├── JobCancelled          the job was asked to stop (ctx.check_cancelled())
+        ├── JobTimeout            the attempt ran past its timeout
+        └── WorkerProcessDied     the process running the attempt exited without a result
+
+Driver errors (sqlite3, asyncpg, redis) are mapped to this tree where they enter, in the
+store that uses that driver; nothing outside ``jobwire.store`` sees them.
+"""
+
+from __future__ import annotations
+
+
+class JobwireError(Exception):
+    """Base of every error jobwire raises on purpose."""
+
+
+class ConfigError(JobwireError):
+    """A setting or definition is invalid; raised at start-up or decoration time."""
+
+
+class JobDefinitionError(ConfigError):
+    """A function cannot be a job as written."""
+
+
+class UnknownJobError(JobwireError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(
+            f"unknown job {name!r}; registered jobs: {', '.join(self.known) or '(none)'}"
+        )
+
+
+class JobNotFound(JobwireError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} not found")
+
+
+class InvalidTransition(JobwireError):
+    def __init__(self, job_id: str, state: str, action: str) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.action = action
+        super().__init__(f"job {job_id} is {state}; cannot {action}")
+
+
+class AlreadyTerminal(InvalidTransition):
+    pass
+
+
+class StaleClaim(JobwireError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"job {job_id}: claim token is no longer current "
+            "(the lease expired or the job was finished by another attempt)"
+        )
+
+
+class IdempotencyConflict(JobwireError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used with a different request payload"
+        )
+
+
+class IdempotencyInProgress(JobwireError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"a request with Idempotency-Key {key!r} is still being processed")
+
+
+class StoreUnavailable(JobwireError):
+    """The store cannot be reached right now."""
+
+
+class JobFailure(JobwireError):
+    """Raised inside a job or about its run."""
+
+
+class JobFailed(JobFailure):
+    def __init__(self, job_id: str, error: dict[str, object] | None) -> None:
+        self.job_id = job_id
+        self.error = error or {}
+        super().__init__(
+            f"job {job_id} failed: {self.error.get('type', 'Error')}: {self.error.get('message', '')}"
+        )
+
+
+class JobCancelled(JobFailure):
+    def __init__(self, job_id: str = "") -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id} was cancelled" if job_id else "job was cancelled")
+
+
+class JobTimeout(JobFailure):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"attempt exceeded its timeout of {seconds:g} s")
+
+
+class WorkerProcessDied(JobFailure):
+    def __init__(self, exitcode: int | None) -> None:
+        self.exitcode = exitcode
+        super().__init__(f"the worker process running the job exited with code {exitcode}")

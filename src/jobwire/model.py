@@ -1,0 +1,333 @@
+"""Jobs, their events, and the transitions between states: the only rules.
+
+A job is a record (its current state) plus an append-only log of events numbered
+1, 2, 3 … per job. Every function here takes the record as it is now and returns the
+record as it must become together with the events that say why; a store applies both in
+one transaction, and only where the claim token it was given is still current.
+
+Who moves a job out of each state:
+
+=========== ======================================================================
+queued      a worker's claim (→ running); a cancel request (→ cancelled)
+running     its worker: finish (→ succeeded), fail (→ queued to retry, or failed),
+            release on graceful shutdown (→ queued, attempt not charged),
+            mark_cancelled (→ cancelled); the reaper when the lease expires
+            (→ queued, or failed when attempts are spent, or cancelled when a
+            cancel was requested)
+succeeded   nobody: terminal
+failed      nobody: terminal
+cancelled   nobody: terminal
+=========== ======================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from jobwire.errors import AlreadyTerminal, InvalidTransition, StaleClaim
+
+JSON = Any
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+
+
+class EventType(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    OUTPUT = "output"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_EVENTS
+
+
+TERMINAL_EVENTS = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
+
+# Which event type records a move into each state.
+STATE_EVENT = {
+    State.QUEUED: EventType.QUEUED,
+    State.RUNNING: EventType.STARTED,
+    State.SUCCEEDED: EventType.SUCCEEDED,
+    State.FAILED: EventType.FAILED,
+    State.CANCELLED: EventType.CANCELLED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    current: float
+    total: float | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"current": self.current, "total": self.total, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    job_id: str
+    seq: int
+    type: EventType
+    data: dict[str, JSON]
+    at: float  # epoch seconds
+    cursor: int = 0  # the store-wide position, for streams over many jobs
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "seq": self.seq,
+            "type": self.type.value,
+            "data": self.data,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before the store has numbered it."""
+
+    type: EventType
+    data: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    job: str
+    args: dict[str, JSON]
+    queue: str = "default"
+    state: State = State.QUEUED
+    owner: str = "anonymous"
+    priority: int = 0
+    attempts: int = 0
+    max_attempts: int = 1
+    timeout: float | None = None
+    created_at: float = 0.0
+    scheduled_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: Progress | None = None
+    result: JSON = None
+    error: dict[str, JSON] | None = None
+    lease_expires_at: float | None = None
+    claim_token: str | None = None
+    worker_id: str | None = None
+    cancel_requested: bool = False
+    last_seq: int = 0
+    idempotency_key: str | None = None
+    options: dict[str, JSON] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The outcome of a transition: the job as it must be stored, and its new events."""
+
+    job: Job
+    events: tuple[Event, ...]
+
+
+def _numbered(job: Job, drafts: list[EventDraft], now: float) -> tuple[Job, tuple[Event, ...]]:
+    seq = job.last_seq
+    events = []
+    for draft in drafts:
+        seq += 1
+        events.append(Event(job.id, seq, draft.type, draft.data, now))
+    return dataclasses.replace(job, last_seq=seq), tuple(events)
+
+
+def _change(job: Job, now: float, *drafts: EventDraft, **fields: Any) -> Change:
+    updated = dataclasses.replace(job, **fields) if fields else job
+    numbered, events = _numbered(updated, list(drafts), now)
+    return Change(numbered, events)
+
+
+def _require_claim(job: Job, token: str, action: str) -> None:
+    if job.state is not State.RUNNING or job.claim_token != token:
+        if job.claim_token != token:
+            raise StaleClaim(job.id)
+        raise InvalidTransition(job.id, job.state.value, action)
+
+
+_RELEASED = {"lease_expires_at": None, "claim_token": None, "worker_id": None}
+
+
+def enqueue(job: Job, now: float) -> Change:
+    """A new job: numbered event 1 is always ``queued``."""
+    if job.last_seq != 0:
+        raise InvalidTransition(job.id, job.state.value, "enqueue it twice")
+    data: dict[str, JSON] = {"queue": job.queue, "scheduled_at": job.scheduled_at}
+    return _change(job, now, EventDraft(EventType.QUEUED, data), state=State.QUEUED)
+
+
+def claim(job: Job, worker_id: str, token: str, now: float, lease: float) -> Change:
+    if job.state is not State.QUEUED:
+        raise InvalidTransition(job.id, job.state.value, "move to running")
+    attempt = job.attempts + 1
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.STARTED, {"attempt": attempt, "worker": worker_id}),
+        state=State.RUNNING,
+        attempts=attempt,
+        started_at=now,
+        lease_expires_at=now + lease,
+        claim_token=token,
+        worker_id=worker_id,
+    )
+
+
+def heartbeat(job: Job, token: str, now: float, lease: float) -> Change:
+    _require_claim(job, token, "extend its lease")
+    return Change(dataclasses.replace(job, lease_expires_at=now + lease), ())
+
+
+def report(job: Job, token: str, drafts: list[EventDraft], now: float) -> Change:
+    """Progress and partial outputs from the attempt that holds the claim."""
+    _require_claim(job, token, "report progress")
+    progress = job.progress
+    for draft in drafts:
+        if draft.type is EventType.PROGRESS:
+            progress = Progress(
+                draft.data.get("current", 0), draft.data.get("total"), draft.data.get("message")
+            )
+        elif draft.type is not EventType.OUTPUT:
+            raise InvalidTransition(job.id, job.state.value, f"report a {draft.type} event")
+    return _change(job, now, *drafts, progress=progress)
+
+
+def succeed(job: Job, token: str, result: JSON, now: float) -> Change:
+    _require_claim(job, token, "move to succeeded")
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.SUCCEEDED, {"result": result, "attempt": job.attempts}),
+        state=State.SUCCEEDED,
+        result=result,
+        error=None,
+        finished_at=now,
+        **_RELEASED,
+    )
+
+
+def fail(
+    job: Job, token: str, error: dict[str, JSON], now: float, retry_at: float | None
+) -> Change:
+    """A failed attempt: retried at ``retry_at`` while attempts remain, else failed."""
+    _require_claim(job, token, "record a failure")
+    return _failed_attempt(job, error, now, retry_at)
+
+
+def _failed_attempt(
+    job: Job, error: dict[str, JSON], now: float, retry_at: float | None
+) -> Change:
+    if retry_at is not None and job.attempts < job.max_attempts:
+        drafts = [
+            EventDraft(
+                EventType.RETRYING,
+                {"attempt": job.attempts, "error": error, "next_run_at": retry_at},
+            ),
+        ]
+        return _change(
+            job, now, *drafts, state=State.QUEUED, error=error, scheduled_at=retry_at, **_RELEASED
+        )
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.FAILED, {"error": error, "attempt": job.attempts}),
+        state=State.FAILED,
+        error=error,
+        finished_at=now,
+        **_RELEASED,
+    )
+
+
+def release(job: Job, token: str, now: float) -> Change:
+    """Graceful shutdown hands the job back at once; the attempt is not charged."""
+    _require_claim(job, token, "release it")
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.QUEUED, {"released": True, "worker": job.worker_id}),
+        state=State.QUEUED,
+        attempts=max(0, job.attempts - 1),
+        scheduled_at=now,
+        **_RELEASED,
+    )
+
+
+def expire(job: Job, now: float) -> Change:
+    """The lease ran out (worker killed, host cut off). The attempt counts."""
+    if job.state is not State.RUNNING:
+        raise InvalidTransition(job.id, job.state.value, "expire its lease")
+    if job.lease_expires_at is not None and job.lease_expires_at > now:
+        raise InvalidTransition(job.id, "running with a live lease", "expire its lease")
+    if job.cancel_requested:
+        return _change(
+            job,
+            now,
+            EventDraft(EventType.CANCELLED, {"reason": "lease expired after cancel request"}),
+            state=State.CANCELLED,
+            finished_at=now,
+            **_RELEASED,
+        )
+    error = {
+        "type": "LeaseExpired",
+        "message": f"worker {job.worker_id} stopped heartbeating during attempt {job.attempts}",
+    }
+    retry_at = now if job.attempts < job.max_attempts else None
+    return _failed_attempt(job, error, now, retry_at)
+
+
+def request_cancel(job: Job, now: float) -> Change:
+    """A queued job is cancelled at once; a running one is flagged for its worker."""
+    if job.terminal:
+        raise AlreadyTerminal(job.id, job.state.value, "cancel it")
+    if job.state is State.QUEUED:
+        return _change(
+            job,
+            now,
+            EventDraft(EventType.CANCELLED, {"reason": "cancelled while queued"}),
+            state=State.CANCELLED,
+            finished_at=now,
+            cancel_requested=True,
+            **_RELEASED,
+        )
+    return Change(dataclasses.replace(job, cancel_requested=True), ())
+
+
+def cancelled(job: Job, token: str, now: float, reason: str = "cancelled while running") -> Change:
+    """The worker stopped a running job after a cancel request."""
+    _require_claim(job, token, "move to cancelled")
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.CANCELLED, {"reason": reason, "attempt": job.attempts}),
+        state=State.CANCELLED,
+        finished_at=now,
+        **_RELEASED,
+    )

@@ -1,0 +1,47 @@
+"""A maintenance duty: ``run_once()`` does it once (tests call it), ``run()`` repeats it."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+
+from jobwire.errors import JobwireError
+
+log = logging.getLogger("jobwire.services")
+
+
+class Service(abc.ABC):
+    name: str = "service"
+
+    def __init__(self, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError(f"{self.name}: interval must be > 0, got {interval}")
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    @abc.abstractmethod
+    async def run_once(self) -> int:
+        """Do the duty once; return how many jobs it touched."""
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except JobwireError as exc:
+                log.warning("%s: %s", self.name, exc)
+            except Exception:
+                log.exception("%s failed", self.name)
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"jobwire-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,124 @@
+"""Settings: the only reader of ``JOBWIRE_*`` environment variables, validated once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from jobwire.errors import ConfigError
+
+ENV_PREFIX = "JOBWIRE_"
+
+
+def _cpu_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob, with the environment variable that sets it (upper-cased, prefixed)."""
+
+    url: str = "sqlite:///./jobwire.db"
+    sqlite_synchronous: str = "NORMAL"
+    # Workers
+    embedded_workers: bool = True
+    queues: tuple[str, ...] = ("default",)
+    async_concurrency: int = 100
+    thread_concurrency: int = 8
+    process_concurrency: int = field(default_factory=_cpu_count)
+    lease_seconds: float = 30.0
+    poll_seconds: float = 2.0  # backstop when a wake-up is lost; not the hot path
+    cancel_grace_seconds: float = 5.0
+    shutdown_grace_seconds: float = 25.0
+    loop_lag_warn_seconds: float = 0.25
+    # Maintenance
+    retention_seconds: float = 7 * 24 * 3600.0
+    reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
+    # HTTP
+    max_body_bytes: int = 1_048_576
+    max_wait_seconds: float = 60.0
+    max_page_size: int = 200
+    default_page_size: int = 50
+
+    def __post_init__(self) -> None:
+        _positive(self, "async_concurrency", "thread_concurrency", "process_concurrency")
+        _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
+        _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
+        _non_negative(self, "retention_seconds", "reap_interval_seconds")
+        if not self.queues or any(not q for q in self.queues):
+            raise ConfigError(f"JOBWIRE_QUEUES: expected comma-separated names, got {self.queues!r}")
+        if self.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ConfigError(
+                "JOBWIRE_SQLITE_SYNCHRONOUS: expected NORMAL, FULL or EXTRA, "
+                f"got {self.sqlite_synchronous!r}"
+            )
+        if not 1 <= self.default_page_size <= self.max_page_size:
+            raise ConfigError(
+                f"JOBWIRE_DEFAULT_PAGE_SIZE: expected 1..{self.max_page_size}, "
+                f"got {self.default_page_size}"
+            )
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.lease_seconds / 3
+
+    @property
+    def reap_every(self) -> float:
+        return self.reap_interval_seconds or self.lease_seconds / 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = ENV_PREFIX + f.name.upper()
+            if name in env:
+                values[f.name] = _parse(name, env[name], f.default if f.default is not None else None, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _parse(env: str, raw: str, default: Any, name: str) -> Any:
+    kind = type(default)
+    if name == "process_concurrency":
+        kind = int
+    text = raw.strip()
+    try:
+        if kind is bool:
+            return _BOOLS[text.lower()]
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is tuple:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+    except (KeyError, ValueError):
+        expected = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        raise ConfigError(f"{env}: expected {expected}, got {raw!r}") from None
+    return text
+
+
+def _positive(settings: Settings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value <= 0:
+            raise ConfigError(f"{env_name(name)}: expected a positive number, got {value!r}")
+
+
+def _non_negative(settings: Settings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value < 0:
+            raise ConfigError(f"{env_name(name)}: expected a number >= 0, got {value!r}")

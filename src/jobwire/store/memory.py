@@ -1,0 +1,363 @@
+"""An in-process store for your own tests: the same rules as every engine, kept in dicts.
+
+It applies the transitions of :mod:`jobwire.model` exactly as the SQLite store does and
+passes the same contract suite; it only keeps nothing once the process ends and is not
+shared between processes. Values are stored as JSON (copied through ``json``), so a
+result that the real stores would refuse is refused here too, and mutating an argument
+after enqueueing it changes nothing stored.
+
+Each operation runs under one asyncio lock and commits all or nothing; listeners get
+their notices after it commits. Pass ``clock=`` to control the time the store sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from jobwire import model
+from jobwire.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    JobwireError,
+    StoreUnavailable,
+)
+from jobwire.ids import new_token
+from jobwire.model import Event, EventDraft, Job, Progress, State
+from jobwire.store.base import (
+    Claim,
+    Enqueued,
+    HeartbeatReply,
+    ListQuery,
+    NewJob,
+    Page,
+    Store,
+    notices_for,
+)
+
+T = TypeVar("T")
+
+_REAP_BATCH = 500  # as many expired leases as one reap handles, like the SQLite store
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _stored(job: Job) -> Job:
+    """The job as a store that keeps JSON would give it back."""
+    progress = job.progress
+    if progress is not None:
+        progress = Progress(**_json(progress.as_dict()))
+    return dataclasses.replace(
+        job,
+        args=_json(job.args),
+        result=_json(job.result),
+        error=_json(job.error),
+        options=_json(job.options),
+        progress=progress,
+    )
+
+
+@dataclass
+class _Tx:
+    """One operation's writes, staged until it commits."""
+
+    store: MemoryStore
+    now: float
+    jobs: dict[str, Job] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    keys: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
+    changed: list[Job] = field(default_factory=list)
+
+    def find(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id) or self.store._jobs.get(job_id)
+
+    def load(self, job_id: str) -> Job:
+        job = self.find(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def put(self, job: Job) -> Job:
+        stored = _stored(job)
+        self.jobs[job.id] = stored
+        return stored
+
+    def apply(self, change: model.Change) -> Job:
+        stored = self.put(change.job)
+        self.events.extend(dataclasses.replace(e, data=_json(e.data)) for e in change.events)
+        self.changed.append(stored)
+        return stored
+
+
+class MemoryStore(Store):
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._open = False
+        self._jobs: dict[str, Job] = {}
+        self._events: dict[str, list[Event]] = {}
+        # (owner, idempotency key) → (fingerprint, job id)
+        self._keys: dict[tuple[str, str], tuple[str | None, str]] = {}
+        self._cursor = 0  # store-wide, only grows
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._jobs)} jobs)"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def ping(self) -> None:
+        self._check_open()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreUnavailable("the store is not open")
+
+    async def _write(self, op: Callable[[_Tx], T]) -> T:
+        self._check_open()
+        async with self._lock:
+            tx = _Tx(self, self._clock())
+            result = op(tx)  # raises before anything is committed
+            self._commit(tx)
+        self._notify(notices_for(tx.changed))
+        return result
+
+    def _commit(self, tx: _Tx) -> None:
+        self._jobs.update(tx.jobs)
+        for event in tx.events:
+            self._cursor += 1
+            log = self._events.setdefault(event.job_id, [])
+            log.append(dataclasses.replace(event, cursor=self._cursor))
+        self._keys.update(tx.keys)
+
+    async def _read(self, fn: Callable[[], T]) -> T:
+        self._check_open()
+        async with self._lock:
+            return fn()
+
+    # -- producing ---------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        return await self._write(lambda tx: [self._enqueue_one(tx, new) for new in jobs])
+
+    def _enqueue_one(self, tx: _Tx, new: NewJob) -> Enqueued:
+        key = None if new.idempotency_key is None else (new.owner, new.idempotency_key)
+        if key is not None:
+            seen = tx.keys.get(key) or self._keys.get(key)
+            existing = None if seen is None else tx.find(seen[1])
+            if seen is not None and existing is not None:
+                if seen[0] != new.fingerprint:
+                    raise IdempotencyConflict(key[1])
+                return Enqueued(existing, created=False)
+        taken = tx.find(new.id)
+        if taken is not None:
+            raise InvalidTransition(new.id, taken.state.value, "enqueue it twice")
+        job = Job(
+            id=new.id,
+            job=new.job,
+            args=new.args,
+            queue=new.queue,
+            owner=new.owner,
+            priority=new.priority,
+            max_attempts=new.max_attempts,
+            timeout=new.timeout,
+            created_at=tx.now,
+            scheduled_at=tx.now if new.scheduled_at is None else new.scheduled_at,
+            idempotency_key=new.idempotency_key,
+            options=new.options,
+        )
+        stored = tx.apply(model.enqueue(job, tx.now))
+        if key is not None:
+            tx.keys[key] = (new.fingerprint, new.id)
+        return Enqueued(stored, created=True)
+
+    # -- working -----------------------------------------------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        names: Sequence[str],
+        limit: int,
+        lease: float,
+    ) -> list[Claim]:
+        if limit <= 0 or not queues or not names:
+            return []
+
+        def op(tx: _Tx) -> list[Claim]:
+            due = [
+                job
+                for job in self._jobs.values()
+                if job.state is State.QUEUED
+                and job.queue in queues
+                and job.job in names
+                and job.scheduled_at <= tx.now
+            ]
+            due.sort(key=lambda job: (-job.priority, job.scheduled_at, job.id))
+            claims = []
+            for job in due[:limit]:
+                token = new_token()
+                change = model.claim(job, worker_id, token, tx.now, lease)
+                claims.append(Claim(tx.apply(change), token))
+            return claims
+
+        return await self._write(op)
+
+    async def heartbeat(
+        self, worker_id: str, tokens: Mapping[str, str], lease: float
+    ) -> HeartbeatReply:
+        if not tokens:
+            return HeartbeatReply(frozenset(), frozenset())
+
+        def op(tx: _Tx) -> HeartbeatReply:
+            lost, cancel = set(), set()
+            for job_id, token in tokens.items():
+                try:
+                    job = tx.load(job_id)
+                    change = model.heartbeat(job, token, tx.now, lease)
+                except JobwireError:
+                    lost.add(job_id)
+                    continue
+                tx.put(change.job)  # a longer lease is not news: no notice
+                if job.cancel_requested:
+                    cancel.add(job_id)
+            return HeartbeatReply(frozenset(lost), frozenset(cancel))
+
+        return await self._write(op)
+
+    async def report(self, job_id: str, token: str, events: Sequence[EventDraft]) -> None:
+        if not events:
+            return
+        drafts = list(events)
+
+        def op(tx: _Tx) -> None:
+            tx.apply(model.report(tx.load(job_id), token, drafts, tx.now))
+
+        await self._write(op)
+
+    async def finish(self, job_id: str, token: str, result: Any) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.succeed(tx.load(job_id), token, result, tx.now))
+        )
+
+    async def fail(
+        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+    ) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at))
+        )
+
+    async def release(self, job_id: str, token: str) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now))
+        )
+
+    async def mark_cancelled(self, job_id: str, token: str) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.cancelled(tx.load(job_id), token, tx.now))
+        )
+
+    # -- controlling -------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        def op(tx: _Tx) -> Job:
+            job = tx.load(job_id)
+            if owner is not None and job.owner != owner:
+                raise JobNotFound(job_id)
+            return tx.apply(model.request_cancel(job, tx.now))
+
+        return await self._write(op)
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        job = await self._read(lambda: self._jobs.get(job_id))
+        if job is None or (owner is not None and job.owner != owner):
+            return None
+        return job
+
+    async def list(self, query: ListQuery) -> Page:
+        limit = max(1, query.limit)
+
+        def fetch() -> list[Job]:
+            return [
+                job
+                for job in self._jobs.values()
+                if (query.owner is None or job.owner == query.owner)
+                and (query.job is None or job.job == query.job)
+                and (query.queue is None or job.queue == query.queue)
+                and (not query.states or job.state in query.states)
+                and (query.before_id is None or job.id < query.before_id)
+            ]
+
+        jobs = sorted(await self._read(fetch), key=lambda job: job.id, reverse=True)
+        items = jobs[:limit]
+        return Page(items, items[-1].id if len(jobs) > limit else None)
+
+    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        def fetch() -> list[Event]:
+            return [e for e in self._events.get(job_id, ()) if e.seq > after][: max(0, limit)]
+
+        return await self._read(fetch)
+
+    async def next_due(self, queues: Sequence[str], names: Sequence[str]) -> float | None:
+        def fetch() -> float | None:
+            return min(
+                (
+                    job.scheduled_at
+                    for job in self._jobs.values()
+                    if job.state is State.QUEUED and job.queue in queues and job.job in names
+                ),
+                default=None,
+            )
+
+        return await self._read(fetch)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    async def reap(self, now: float | None = None) -> list[Job]:
+        def op(tx: _Tx) -> list[Job]:
+            at = tx.now if now is None else now
+            expired = [
+                job
+                for job in self._jobs.values()
+                if job.state is State.RUNNING
+                and job.lease_expires_at is not None
+                and job.lease_expires_at <= at
+            ]
+            return [tx.apply(model.expire(job, at)) for job in expired[:_REAP_BATCH]]
+
+        return await self._write(op)
+
+    async def prune(self, finished_before: float) -> int:
+        def op(tx: _Tx) -> int:
+            doomed = {
+                job.id
+                for job in self._jobs.values()
+                if job.finished_at is not None and job.finished_at < finished_before
+            }
+            for job_id in doomed:
+                del self._jobs[job_id]
+                self._events.pop(job_id, None)
+            for key, (_, job_id) in list(self._keys.items()):
+                if job_id in doomed:
+                    del self._keys[key]
+            return len(doomed)
+
+        return await self._write(op)

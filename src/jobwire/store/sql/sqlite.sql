@@ -1,0 +1,143 @@
+-- name: schema
+CREATE TABLE IF NOT EXISTS jobwire_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id               TEXT PRIMARY KEY,
+    job              TEXT NOT NULL,
+    queue            TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    owner            TEXT NOT NULL,
+    priority         INTEGER NOT NULL,
+    args             TEXT NOT NULL,
+    attempts         INTEGER NOT NULL,
+    max_attempts     INTEGER NOT NULL,
+    timeout          REAL,
+    created_at       REAL NOT NULL,
+    scheduled_at     REAL NOT NULL,
+    started_at       REAL,
+    finished_at      REAL,
+    progress         TEXT,
+    result           TEXT,
+    error            TEXT,
+    lease_expires_at REAL,
+    claim_token      TEXT,
+    worker_id        TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    last_seq         INTEGER NOT NULL,
+    idempotency_key  TEXT,
+    options          TEXT NOT NULL DEFAULT '{}'
+);
+-- Claims read only queued rows, in priority then due-time order.
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, priority DESC, scheduled_at)
+    WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, id);
+-- The rowid "cursor" is store-wide and only grows: streams over many jobs resume by it.
+CREATE TABLE IF NOT EXISTS events (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    type   TEXT NOT NULL,
+    data   TEXT NOT NULL,
+    at     REAL NOT NULL,
+    UNIQUE (job_id, seq)
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner       TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT,
+    job_id      TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
+
+-- name: get_meta
+SELECT value FROM jobwire_meta WHERE key = ?;
+
+-- name: set_meta
+INSERT INTO jobwire_meta (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = ?;
+
+-- name: insert_job
+INSERT INTO jobs (
+    id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
+    created_at, scheduled_at, started_at, finished_at, progress, result, error,
+    lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
+    idempotency_key, options
+) VALUES (
+    :id, :job, :queue, :state, :owner, :priority, :args, :attempts, :max_attempts, :timeout,
+    :created_at, :scheduled_at, :started_at, :finished_at, :progress, :result, :error,
+    :lease_expires_at, :claim_token, :worker_id, :cancel_requested, :last_seq,
+    :idempotency_key, :options
+);
+
+-- name: update_job
+UPDATE jobs SET
+    state = :state, attempts = :attempts, scheduled_at = :scheduled_at,
+    started_at = :started_at, finished_at = :finished_at, progress = :progress,
+    result = :result, error = :error, lease_expires_at = :lease_expires_at,
+    claim_token = :claim_token, worker_id = :worker_id,
+    cancel_requested = :cancel_requested, last_seq = :last_seq
+WHERE id = :id;
+
+-- name: insert_event
+INSERT INTO events (job_id, seq, type, data, at) VALUES (?, ?, ?, ?, ?);
+
+-- name: due_jobs
+SELECT * FROM jobs
+WHERE state = 'queued'
+  AND queue IN (SELECT value FROM json_each(:queues))
+  AND job IN (SELECT value FROM json_each(:names))
+  AND scheduled_at <= :now
+ORDER BY priority DESC, scheduled_at, id
+LIMIT :limit;
+
+-- name: next_due
+SELECT min(scheduled_at) FROM jobs
+WHERE state = 'queued'
+  AND queue IN (SELECT value FROM json_each(:queues))
+  AND job IN (SELECT value FROM json_each(:names));
+
+-- name: expired_leases
+SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= ? LIMIT 500;
+
+-- name: events_after
+SELECT cursor, job_id, seq, type, data, at FROM events
+WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?;
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE (:owner IS NULL OR owner = :owner)
+  AND (:job IS NULL OR job = :job)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:before IS NULL OR id < :before)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: get_idempotency
+SELECT fingerprint, job_id FROM idempotency WHERE owner = ? AND key = ?;
+
+-- name: insert_idempotency
+INSERT INTO idempotency (owner, key, fingerprint, job_id, created_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (owner, key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, job_id = excluded.job_id,
+    created_at = excluded.created_at;
+
+-- name: prunable
+SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT 1000;
+
+-- name: delete_events
+DELETE FROM events WHERE job_id = ?;
+
+-- name: delete_idempotency
+DELETE FROM idempotency WHERE job_id = ?;
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = ?;

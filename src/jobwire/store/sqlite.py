@@ -1,0 +1,625 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+One writer thread owns the only write connection. Operations from the event loop queue
+up for it; it takes everything pending, runs each operation in its own savepoint inside
+one transaction, commits once, and only then resolves the callers' futures (group
+commit). So throughput does not depend on one fsync per job, and a caller's ``await``
+returns only after its write is durable by the configured ``synchronous`` setting.
+Reads run on a small pool of read connections, which WAL lets proceed beside the writer.
+
+Several processes may share the file (a server and standalone workers): SQLite's lock
+serialises their writers, busy waits are retried without surfacing "database is locked",
+and wake-ups cross between processes through :mod:`jobwire.store.wakebus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jobwire import model
+from jobwire.errors import (
+    ConfigError,
+    IdempotencyConflict,
+    JobNotFound,
+    JobwireError,
+    StoreUnavailable,
+)
+from jobwire.ids import new_token
+from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
+from jobwire.store import queries
+from jobwire.store.base import (
+    Claim,
+    Enqueued,
+    HeartbeatReply,
+    ListQuery,
+    NewJob,
+    Page,
+    Store,
+    notices_for,
+)
+from jobwire.store.wakebus import WakeBus, bus_directory
+
+log = logging.getLogger("jobwire.store.sqlite")
+
+SCHEMA_VERSION = "1"
+SQL = queries.load("sqlite.sql")
+T = TypeVar("T")
+
+_MAX_BATCH = 512
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads_or_none(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def row_to_job(row: sqlite3.Row) -> Job:
+    progress = _loads_or_none(row["progress"])
+    return Job(
+        id=row["id"],
+        job=row["job"],
+        args=json.loads(row["args"]),
+        queue=row["queue"],
+        state=State(row["state"]),
+        owner=row["owner"],
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout=row["timeout"],
+        created_at=row["created_at"],
+        scheduled_at=row["scheduled_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        progress=Progress(**progress) if progress is not None else None,
+        result=_loads_or_none(row["result"]),
+        error=_loads_or_none(row["error"]),
+        lease_expires_at=row["lease_expires_at"],
+        claim_token=row["claim_token"],
+        worker_id=row["worker_id"],
+        cancel_requested=bool(row["cancel_requested"]),
+        last_seq=row["last_seq"],
+        idempotency_key=row["idempotency_key"],
+        options=json.loads(row["options"]),
+    )
+
+
+def job_to_row(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "job": job.job,
+        "queue": job.queue,
+        "state": job.state.value,
+        "owner": job.owner,
+        "priority": job.priority,
+        "args": _dumps(job.args),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "timeout": job.timeout,
+        "created_at": job.created_at,
+        "scheduled_at": job.scheduled_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "progress": _dumps(job.progress.as_dict()) if job.progress is not None else None,
+        "result": _dumps(job.result) if job.result is not None else None,
+        "error": _dumps(job.error) if job.error is not None else None,
+        "lease_expires_at": job.lease_expires_at,
+        "claim_token": job.claim_token,
+        "worker_id": job.worker_id,
+        "cancel_requested": int(job.cancel_requested),
+        "last_seq": job.last_seq,
+        "idempotency_key": job.idempotency_key,
+        "options": _dumps(job.options),
+    }
+
+
+def _row_to_event(row: sqlite3.Row) -> Event:
+    return Event(
+        job_id=row["job_id"],
+        seq=row["seq"],
+        type=EventType(row["type"]),
+        data=json.loads(row["data"]),
+        at=row["at"],
+        cursor=row["cursor"],
+    )
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+@dataclass
+class _Tx:
+    """What one operation sees inside the writer's transaction."""
+
+    conn: sqlite3.Connection
+    now: float
+    changed: list[Job] = field(default_factory=list)
+
+    def load(self, job_id: str) -> Job:
+        row = self.conn.execute(SQL["get_job"], (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return row_to_job(row)
+
+    def apply(self, change: model.Change, *, new: bool = False) -> Job:
+        row = job_to_row(change.job)
+        self.conn.execute(SQL["insert_job"] if new else SQL["update_job"], row)
+        if change.events:
+            self.conn.executemany(
+                SQL["insert_event"],
+                [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events],
+            )
+        self.changed.append(change.job)
+        return change.job
+
+
+Op = Callable[[_Tx], Any]
+
+
+@dataclass
+class _Pending:
+    op: Op
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _Writer(threading.Thread):
+    """The single writer: batches pending operations into one transaction each."""
+
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str,
+        loop: asyncio.AbstractEventLoop,
+        on_commit: Callable[[list[Job]], None],
+    ) -> None:
+        super().__init__(name="jobwire-sqlite-writer", daemon=True)
+        self._path = path
+        self._synchronous = synchronous
+        self._loop = loop
+        self._on_commit = on_commit
+        self.inbox: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self.ready = threading.Event()
+        self.startup_error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            conn = _connect(self._path, self._synchronous)
+        except BaseException as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            self._serve(conn)
+        finally:
+            conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
+        while True:
+            first = self.inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _MAX_BATCH:
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._run_batch(conn, batch)
+            if stop:
+                return
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        delay = 0.005
+        while True:
+            tx = _Tx(conn, time.time())
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for pending in batch:
+                    self._run_one(tx, pending)
+                conn.execute("COMMIT")
+                break
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if _is_busy(exc):
+                    # Another process holds the write lock past busy_timeout: wait and
+                    # retry the whole batch; callers never see "database is locked".
+                    log.warning("sqlite write lock busy; retrying in %.3f s", delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                for pending in batch:
+                    pending.error = StoreUnavailable(f"sqlite write failed: {exc}")
+                tx.changed.clear()
+                break
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                for pending in batch:
+                    pending.error = StoreUnavailable(f"sqlite write failed: {exc!r}")
+                tx.changed.clear()
+                break
+        changed = tx.changed
+        self._loop.call_soon_threadsafe(self._settle, batch, changed)
+
+    @staticmethod
+    def _run_one(tx: _Tx, pending: _Pending) -> None:
+        pending.result = None
+        pending.error = None
+        mark = len(tx.changed)
+        tx.conn.execute("SAVEPOINT op")
+        try:
+            pending.result = pending.op(tx)
+        except JobwireError as exc:
+            # The operation was refused (stale token, illegal transition…): undo only it.
+            tx.conn.execute("ROLLBACK TO op")
+            del tx.changed[mark:]
+            pending.error = exc
+        tx.conn.execute("RELEASE op")
+
+    def _settle(self, batch: list[_Pending], changed: list[Job]) -> None:
+        for pending in batch:
+            if pending.future.done():
+                continue
+            if pending.error is not None:
+                pending.future.set_exception(pending.error)
+            else:
+                pending.future.set_result(pending.result)
+        if changed:
+            self._on_commit(changed)
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        super().__init__()
+        if str(path) in ("", ":memory:"):
+            raise ConfigError(
+                "the SQLite store needs a file path (several connections share it); "
+                "use jobwire.store.memory.MemoryStore for an in-memory store"
+            )
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ConfigError(f"sqlite synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self._writer: _Writer | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._reader_local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._bus: WakeBus | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._migrate)
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="jobwire-sqlite-read")
+        self._bus = WakeBus(bus_directory(self.path), self._notify)
+        self._bus.start(loop)
+        writer = _Writer(self.path, self.synchronous, loop, self._committed)
+        writer.start()
+        await asyncio.to_thread(writer.ready.wait)
+        if writer.startup_error is not None:
+            raise StoreUnavailable(f"cannot open {self.path}: {writer.startup_error}")
+        self._writer = writer
+
+    def _migrate(self) -> None:
+        conn = _connect(self.path, self.synchronous)
+        try:
+            conn.executescript(SQL["schema"])
+            conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.inbox.put(None)
+            await asyncio.to_thread(writer.join)
+        if self._bus is not None:
+            self._bus.stop()
+            self._bus = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        self._reader_local = threading.local()
+
+    async def ping(self) -> None:
+        def check(conn: sqlite3.Connection) -> None:
+            row = conn.execute(SQL["get_meta"], ("schema_version",)).fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                found = None if row is None else row[0]
+                raise StoreUnavailable(
+                    f"schema version is {found}, expected {SCHEMA_VERSION}"
+                )
+
+        await self._read(check)
+
+    def _committed(self, changed: list[Job]) -> None:
+        notices = notices_for(changed)
+        self._notify(notices)
+        if self._bus is not None:
+            self._bus.publish(notices)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _write(self, op: Callable[[_Tx], T]) -> T:
+        writer = self._writer
+        if writer is None:
+            raise StoreUnavailable("the store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        writer.inbox.put(_Pending(op, future))
+        # The write is committed or refused whatever happens to the awaiting task.
+        return await asyncio.shield(future)
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._reader_local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self.synchronous)
+            conn.execute("PRAGMA query_only=1")
+            self._reader_local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._readers is None:
+            raise StoreUnavailable("the store is not open")
+        loop = asyncio.get_running_loop()
+
+        def run() -> T:
+            return fn(self._reader())
+
+        try:
+            return await loop.run_in_executor(self._readers, run)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"sqlite read failed: {exc}") from exc
+
+    # -- producing ---------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        def op(tx: _Tx) -> list[Enqueued]:
+            return [self._enqueue_one(tx, new) for new in jobs]
+
+        return await self._write(op)
+
+    @staticmethod
+    def _enqueue_one(tx: _Tx, new: NewJob) -> Enqueued:
+        if new.idempotency_key is not None:
+            row = tx.conn.execute(
+                SQL["get_idempotency"], (new.owner, new.idempotency_key)
+            ).fetchone()
+            if row is not None:
+                existing = tx.conn.execute(SQL["get_job"], (row["job_id"],)).fetchone()
+                if existing is not None:
+                    if row["fingerprint"] != new.fingerprint:
+                        raise IdempotencyConflict(new.idempotency_key)
+                    return Enqueued(row_to_job(existing), created=False)
+        job = Job(
+            id=new.id,
+            job=new.job,
+            args=new.args,
+            queue=new.queue,
+            owner=new.owner,
+            priority=new.priority,
+            max_attempts=new.max_attempts,
+            timeout=new.timeout,
+            created_at=tx.now,
+            scheduled_at=tx.now if new.scheduled_at is None else new.scheduled_at,
+            idempotency_key=new.idempotency_key,
+            options=new.options,
+        )
+        stored = tx.apply(model.enqueue(job, tx.now), new=True)
+        if new.idempotency_key is not None:
+            tx.conn.execute(
+                SQL["insert_idempotency"],
+                (new.owner, new.idempotency_key, new.fingerprint, new.id, tx.now),
+            )
+        return Enqueued(stored, created=True)
+
+    # -- working -----------------------------------------------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        names: Sequence[str],
+        limit: int,
+        lease: float,
+    ) -> list[Claim]:
+        if limit <= 0 or not queues or not names:
+            return []
+        params = {"queues": _dumps(list(queues)), "names": _dumps(list(names)), "limit": limit}
+
+        def op(tx: _Tx) -> list[Claim]:
+            rows = tx.conn.execute(SQL["due_jobs"], {**params, "now": tx.now}).fetchall()
+            claims = []
+            for row in rows:
+                token = new_token()
+                change = model.claim(row_to_job(row), worker_id, token, tx.now, lease)
+                claims.append(Claim(tx.apply(change), token))
+            return claims
+
+        return await self._write(op)
+
+    async def heartbeat(
+        self, worker_id: str, tokens: Mapping[str, str], lease: float
+    ) -> HeartbeatReply:
+        if not tokens:
+            return HeartbeatReply(frozenset(), frozenset())
+
+        def op(tx: _Tx) -> HeartbeatReply:
+            lost, cancel = set(), set()
+            for job_id, token in tokens.items():
+                try:
+                    job = tx.load(job_id)
+                    change = model.heartbeat(job, token, tx.now, lease)
+                except JobwireError:
+                    lost.add(job_id)
+                    continue
+                row = job_to_row(change.job)
+                tx.conn.execute(SQL["update_job"], row)
+                if job.cancel_requested:
+                    cancel.add(job_id)
+            return HeartbeatReply(frozenset(lost), frozenset(cancel))
+
+        return await self._write(op)
+
+    async def report(self, job_id: str, token: str, events: Sequence[EventDraft]) -> None:
+        if not events:
+            return
+        drafts = list(events)
+
+        def op(tx: _Tx) -> None:
+            tx.apply(model.report(tx.load(job_id), token, drafts, tx.now))
+
+        await self._write(op)
+
+    async def finish(self, job_id: str, token: str, result: Any) -> Job:
+        return await self._write(lambda tx: tx.apply(model.succeed(tx.load(job_id), token, result, tx.now)))
+
+    async def fail(
+        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+    ) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at))
+        )
+
+    async def release(self, job_id: str, token: str) -> Job:
+        return await self._write(lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)))
+
+    async def mark_cancelled(self, job_id: str, token: str) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.cancelled(tx.load(job_id), token, tx.now))
+        )
+
+    # -- controlling -------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        def op(tx: _Tx) -> Job:
+            job = tx.load(job_id)
+            if owner is not None and job.owner != owner:
+                raise JobNotFound(job_id)
+            return tx.apply(model.request_cancel(job, tx.now))
+
+        return await self._write(op)
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        def fetch(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(SQL["get_job"], (job_id,)).fetchone()
+            return None if row is None else row_to_job(row)
+
+        job = await self._read(fetch)
+        if job is None or (owner is not None and job.owner != owner):
+            return None
+        return job
+
+    async def list(self, query: ListQuery) -> Page:
+        limit = max(1, query.limit)
+        params = {
+            "owner": query.owner,
+            "job": query.job,
+            "queue": query.queue,
+            "states": _dumps([s.value for s in query.states]) if query.states else None,
+            "before": query.before_id,
+            "limit": limit + 1,
+        }
+
+        def fetch(conn: sqlite3.Connection) -> list[Job]:
+            return [row_to_job(row) for row in conn.execute(SQL["list_jobs"], params)]
+
+        jobs = await self._read(fetch)
+        more = len(jobs) > limit
+        items = jobs[:limit]
+        return Page(items, items[-1].id if more and items else None)
+
+    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        def fetch(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(SQL["events_after"], (job_id, after, limit)).fetchall()
+            return [_row_to_event(row) for row in rows]
+
+        return await self._read(fetch)
+
+    async def next_due(self, queues: Sequence[str], names: Sequence[str]) -> float | None:
+        params = {"queues": _dumps(list(queues)), "names": _dumps(list(names))}
+
+        def fetch(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(SQL["next_due"], params).fetchone()
+            return None if row is None else row[0]
+
+        return await self._read(fetch)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    async def reap(self, now: float | None = None) -> list[Job]:
+        def op(tx: _Tx) -> list[Job]:
+            at = tx.now if now is None else now
+            rows = tx.conn.execute(SQL["expired_leases"], (at,)).fetchall()
+            return [tx.apply(model.expire(row_to_job(row), at)) for row in rows]
+
+        return await self._write(op)
+
+    async def prune(self, finished_before: float) -> int:
+        def op(tx: _Tx) -> int:
+            ids = [row[0] for row in tx.conn.execute(SQL["prunable"], (finished_before,))]
+            for job_id in ids:
+                tx.conn.execute(SQL["delete_events"], (job_id,))
+                tx.conn.execute(SQL["delete_idempotency"], (job_id,))
+                tx.conn.execute(SQL["delete_job"], (job_id,))
+            return len(ids)
+
+        total = 0
+        while True:
+            removed = await self._write(op)
+            total += removed
+            if removed < 1000:
+                return total
+

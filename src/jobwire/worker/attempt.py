@@ -1,0 +1,205 @@
+"""One attempt of one job, as a chain of short steps.
+
+``prepare → perform (under the timeout) → settle the outcome → record it``. The outcome
+is decided in plain code before anything is written, and the final write is shielded
+from cancellation, so a worker told to stop while a job finishes still records it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
+from jobwire.store.base import Claim, Store
+from jobwire.worker.call import Call, JobRaised, describe
+from jobwire.worker.reporter import Reporter
+
+if TYPE_CHECKING:
+    from jobwire.jobs import JobSpec
+    from jobwire.worker.executors import Executor
+
+log = logging.getLogger("jobwire.worker")
+
+
+class StopReason(Enum):
+    CANCEL = "cancel"  # a cancel request outlived its grace period
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"  # graceful shutdown ran out of grace: hand the job back
+    LOST = "lost"  # the lease is gone: another attempt owns the job now
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: dict[str, Any]
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    pass
+
+
+Outcome = Succeeded | Failed | Cancelled | Released | Lost
+
+
+class Attempt:
+    def __init__(
+        self,
+        claim: Claim,
+        spec: JobSpec[Any, Any],
+        executor: Executor,
+        store: Store,
+        cancel_grace: float,
+    ) -> None:
+        self.job = claim.job
+        self.token = claim.token
+        self.spec = spec
+        self.executor = executor
+        self.store = store
+        self.cancel_grace = cancel_grace
+        self.started = time.monotonic()
+        self.stop_reason: StopReason | None = None
+        self.cancel_requested = False
+        self._inner: asyncio.Task[Any] | None = None
+        self._force: asyncio.TimerHandle | None = None
+        self.reporter = Reporter(store, self.job.id, self.token, self._lost)
+        self.call = Call(spec, self.job.id, self.job.attempts, self.job.args, self.reporter.push)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+    # -- control from outside ------------------------------------------------------------
+
+    def request_cancel(self) -> None:
+        """Cooperative first (``ctx.cancelled``), then by force after the grace period."""
+        if self.cancel_requested:
+            return
+        self.cancel_requested = True
+        self.call.request_cancel()
+        loop = asyncio.get_running_loop()
+        self._force = loop.call_later(self.cancel_grace, self.stop, StopReason.CANCEL)
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop the job's code now; the outcome follows from ``reason``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.call.request_cancel()
+        if self._inner is not None and not self._inner.done():
+            self._inner.cancel()
+
+    def _lost(self) -> None:
+        self.stop(StopReason.LOST)
+
+    # -- the steps -----------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        outcome = await self._perform()
+        outcome = self._settle(outcome)
+        await asyncio.shield(self._record(outcome))
+        return outcome
+
+    async def _perform(self) -> Outcome:
+        timeout = self.job.timeout if self.job.timeout is not None else self.spec.options.timeout
+        inner = asyncio.get_running_loop().create_task(self.executor.run(self.call))
+        self._inner = inner
+        timer = None
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(timeout, self.stop, StopReason.TIMEOUT)
+        try:
+            return Succeeded(await inner)
+        except asyncio.CancelledError:
+            if self.stop_reason is None:
+                # The attempt itself was cancelled from outside (the loop is going away).
+                self.stop_reason = StopReason.SHUTDOWN
+                inner.cancel()
+            return self._stopped(timeout)
+        except JobRaised as exc:
+            return Failed(exc.error, retryable=not exc.error.pop("permanent", False))
+        except WorkerProcessDied as exc:
+            return Failed(describe(exc))
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self._force is not None:
+                self._force.cancel()
+
+    def _stopped(self, timeout: float | None) -> Outcome:
+        reason = self.stop_reason
+        if reason is StopReason.TIMEOUT:
+            return Failed(describe(JobTimeout(timeout or 0.0)))
+        if reason is StopReason.CANCEL:
+            return Cancelled()
+        if reason is StopReason.LOST:
+            return Lost()
+        return Released()
+
+    def _settle(self, outcome: Outcome) -> Outcome:
+        """A job that stopped itself because it was asked to counts as cancelled."""
+        if isinstance(outcome, Failed) and self.cancel_requested:
+            if outcome.error.get("type") in ("JobCancelled", "CancelledError"):
+                return Cancelled()
+        if self.stop_reason is StopReason.LOST:
+            return Lost()
+        return outcome
+
+    async def _record(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Lost):
+            self.reporter.close()
+            log.warning("job %s: lease lost; this attempt's result is discarded", self.job.id)
+            return
+        await self.reporter.drain()
+        self.reporter.close()
+        job_id, token = self.job.id, self.token
+        delay = 0.05
+        while True:
+            try:
+                if isinstance(outcome, Succeeded):
+                    await self.store.finish(job_id, token, outcome.result)
+                elif isinstance(outcome, Failed):
+                    await self.store.fail(job_id, token, outcome.error, self._retry_at(outcome))
+                elif isinstance(outcome, Cancelled):
+                    await self.store.mark_cancelled(job_id, token)
+                elif isinstance(outcome, Released):
+                    await self.store.release(job_id, token)
+                return
+            except StaleClaim:
+                log.warning("job %s: late write refused (another attempt owns it)", job_id)
+                return
+            except StoreUnavailable as exc:
+                # Keep the outcome until the store is back or the lease runs out, after
+                # which another attempt owns the job and the write would be refused anyway.
+                if time.monotonic() - self.started > 3600:
+                    log.error("job %s: outcome lost, store unavailable: %s", job_id, exc)
+                    return
+                log.warning("job %s: store unavailable, retrying write: %s", job_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except JobwireError as exc:
+                log.warning("job %s: outcome not recorded: %s", job_id, exc)
+                return
+
+    def _retry_at(self, outcome: Failed) -> float | None:
+        if not outcome.retryable or self.job.attempts >= self.job.max_attempts:
+            return None
+        return time.time() + self.spec.options.backoff.delay(self.job.attempts)

@@ -1,0 +1,72 @@
+"""One attempt's call as the executors see it."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jobwire.context import JobContext
+from jobwire.model import EventDraft
+
+if TYPE_CHECKING:
+    from jobwire.jobs import JobSpec
+
+
+@dataclass
+class Call:
+    spec: JobSpec[Any, Any]
+    job_id: str
+    attempt: int
+    args: dict[str, Any]  # as stored: JSON
+    emit: Callable[[EventDraft], None]  # thread-safe, never blocks
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def context(self) -> JobContext:
+        return JobContext(
+            self.job_id,
+            self.spec.name,
+            self.attempt,
+            self.emit,
+            self.cancel,
+            self.spec.options.log_events,
+        )
+
+    def request_cancel(self) -> None:
+        self.cancel.set()
+        for listener in list(self.cancel_listeners):
+            listener()
+
+
+class JobRaised(Exception):  # noqa: N818 - it carries the job's own exception, described
+    """The job's own code raised; carries the description made where it ran."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        super().__init__(f"{error.get('type')}: {error.get('message')}")
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """An exception as the JSON the job record keeps."""
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+def invoke_sync(call: Call) -> Any:
+    """Run a plain ``def`` job here and return its result as JSON."""
+    spec = call.spec
+    try:
+        kwargs = spec.load_arguments(call.args)
+    except Exception as exc:
+        raise JobRaised({**describe(exc), "permanent": True}) from exc
+    if spec.takes_context:
+        value = spec.fn(call.context(), **kwargs)
+    else:
+        value = spec.fn(**kwargs)
+    return spec.dump_result(value)

@@ -1,0 +1,285 @@
+"""Where an attempt's code runs: on the worker's loop, on a thread, or in a job process.
+
+Each executor runs a :class:`~jobwire.worker.call.Call` and returns the job's result as
+JSON, or raises :class:`~jobwire.worker.call.JobRaised` with the job's own error. A hard
+stop (timeout, forced cancel, shutdown) is the cancellation of ``run``: an async job is
+cancelled, a process job's process is killed and replaced, and a thread job — which
+Python cannot stop — is abandoned with its cancel flag set, its slot held until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from jobwire.errors import WorkerProcessDied
+from jobwire.model import EventDraft, EventType
+from jobwire.worker.call import Call, JobRaised, describe, invoke_sync
+from jobwire.worker.child import child_main
+
+log = logging.getLogger("jobwire.worker")
+
+
+class Executor(Protocol):
+    size: int
+
+    async def start(self) -> None: ...
+
+    async def run(self, call: Call) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class AsyncExecutor:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    async def start(self) -> None:
+        return None
+
+    async def run(self, call: Call) -> Any:
+        spec = call.spec
+        try:
+            kwargs = spec.load_arguments(call.args)
+        except ValidationError as exc:
+            raise JobRaised({**describe(exc), "permanent": True}) from exc
+        try:
+            if spec.takes_context:
+                value = await spec.fn(call.context(), **kwargs)
+            else:
+                value = await spec.fn(**kwargs)
+            return spec.dump_result(value)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise JobRaised(describe(exc)) from exc
+
+    async def close(self) -> None:
+        return None
+
+
+class ThreadExecutor:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="jobwire-job")
+
+    async def start(self) -> None:
+        return None
+
+    async def run(self, call: Call) -> Any:
+        loop = asyncio.get_running_loop()
+        future = self._pool.submit(self._invoke, call)
+        return await asyncio.wrap_future(future, loop=loop)
+
+    @staticmethod
+    def _invoke(call: Call) -> Any:
+        try:
+            return invoke_sync(call)
+        except JobRaised:
+            raise
+        except Exception as exc:
+            raise JobRaised(describe(exc)) from exc
+
+    async def close(self) -> None:
+        # Threads cannot be killed; an abandoned one finishes on its own.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Child:
+    """One job process and the thread that reads its pipe."""
+
+    def __init__(self, context: Any, preload: list[str], loop: asyncio.AbstractEventLoop) -> None:
+        parent_end, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=child_main, args=(child_end, preload), name="jobwire-job", daemon=False
+        )
+        self.process.start()
+        child_end.close()
+        self.conn: Connection = parent_end
+        self._loop = loop
+        self._send_lock = threading.Lock()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.current: tuple[Call, asyncio.Future[Any]] | None = None
+        self.dead = False
+        self._reader = threading.Thread(target=self._read, name="jobwire-child-pipe", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._send_lock:
+            self.conn.send_bytes(json.dumps(message, separators=(",", ":")).encode())
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = json.loads(self.conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            except ValueError:
+                continue
+            kind = message[0]
+            if kind == "event":
+                current = self.current
+                if current is not None:
+                    current[0].emit(EventDraft(EventType(message[1]), message[2]))
+            else:
+                try:
+                    self._loop.call_soon_threadsafe(self._on_message, message)
+                except RuntimeError:
+                    break  # the worker's loop is gone
+        # Reap here, off the event loop, so no zombie is left and exitcode is known.
+        with contextlib.suppress(Exception):
+            self.process.join(timeout=5)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_exit)
+
+    def _on_message(self, message: list[Any]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            if not self.ready.done():
+                self.ready.set_result(None)
+            return
+        current, self.current = self.current, None
+        if current is None or current[1].done():
+            return
+        if kind == "ok":
+            current[1].set_result(message[1])
+        else:
+            current[1].set_exception(JobRaised(message[1]))
+
+    def _on_exit(self) -> None:
+        self.dead = True
+        error = WorkerProcessDied(self.process.exitcode)
+        if not self.ready.done():
+            self.ready.set_exception(error)
+        current, self.current = self.current, None
+        if current is not None and not current[1].done():
+            current[1].set_exception(error)
+
+    def start(self, call: Call) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self.current = (call, future)
+        spec = call.spec
+        self.send(
+            {
+                "op": "run",
+                "module": spec.module,
+                "qualname": spec.qualname,
+                "job_id": call.job_id,
+                "attempt": call.attempt,
+                "args": call.args,
+            }
+        )
+        return future
+
+    def request_cancel(self) -> None:
+        with contextlib.suppress(OSError):
+            self.send({"op": "cancel"})
+
+    def kill(self) -> None:
+        self.dead = True
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        # The pipe reader reaps the process when its end of the pipe closes.
+
+    def join(self, timeout: float) -> None:
+        self._reader.join(timeout)
+
+
+class ProcessExecutor:
+    """A pool of job processes, each running one job at a time; killable per job."""
+
+    def __init__(self, size: int, preload: list[str] | None = None, start_method: str = "spawn") -> None:
+        self.size = size
+        self._preload = list(preload or [])
+        self._context = multiprocessing.get_context(start_method)
+        self._idle: list[_Child] = []
+        self._busy: set[_Child] = set()
+        self._spawning: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        for _ in range(self.size):
+            self._spawn_idle_later()
+
+    def _spawn_idle_later(self) -> None:
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._spawn_idle())
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
+
+    async def _spawn_idle(self) -> None:
+        try:
+            child = await self._spawn()
+        except Exception as exc:
+            log.warning("could not start a job process: %s", exc)
+            return
+        if self._closed:
+            child.kill()
+            return
+        self._idle.append(child)
+
+    async def _spawn(self) -> _Child:
+        loop = asyncio.get_running_loop()
+        child = await asyncio.to_thread(_Child, self._context, self._preload, loop)
+        await child.ready
+        return child
+
+    async def _take(self) -> _Child:
+        while self._idle:
+            child = self._idle.pop()
+            if not child.dead:
+                return child
+        return await self._spawn()
+
+    def pids(self) -> list[int]:
+        return [c.pid for c in [*self._idle, *self._busy] if not c.dead]
+
+    async def run(self, call: Call) -> Any:
+        child = await self._take()
+        self._busy.add(child)
+        future = child.start(call)
+        call.cancel_listeners.append(child.request_cancel)
+        healthy = False
+        try:
+            result = await future
+            healthy = True
+            return result
+        except JobRaised:
+            healthy = True
+            raise
+        finally:
+            call.cancel_listeners.remove(child.request_cancel)
+            self._busy.discard(child)
+            if healthy and not child.dead and not self._closed:
+                self._idle.append(child)
+            else:
+                # Timed out, cancelled by force, or died: the process goes, a fresh one comes.
+                child.kill()
+                self._spawn_idle_later()
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._spawning):
+            task.cancel()
+        children = [*self._idle, *self._busy]
+        for child in children:
+            child.kill()
+        for child in children:
+            await asyncio.to_thread(child.join, 5.0)
+        self._idle.clear()
+        self._busy.clear()
+

@@ -1,0 +1,235 @@
+"""The worker: claim what fits, run it, keep leases alive, and drain on stop.
+
+It claims only as many jobs of each executor kind as that executor has free slots, so
+a claimed job never waits behind others in this process while another worker idles.
+It sleeps until a wake-up (new work, a freed slot, the next delayed job falling due,
+stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from jobwire.errors import JobwireError, StoreUnavailable
+from jobwire.feed.hub import Hub, Watch
+from jobwire.ids import new_token
+from jobwire.jobs import EXECUTORS, Executor
+from jobwire.settings import Settings
+from jobwire.store.base import Claim, Store
+from jobwire.worker.attempt import Attempt, StopReason
+from jobwire.worker.executors import AsyncExecutor, ProcessExecutor, ThreadExecutor
+from jobwire.worker.executors import Executor as ExecutorImpl
+from jobwire.worker.watchdog import LoopLagWatchdog
+
+if TYPE_CHECKING:
+    from jobwire.jobs import JobSpec
+
+log = logging.getLogger("jobwire.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        registry: Mapping[str, JobSpec[Any, Any]],
+        store: Store,
+        hub: Hub,
+        settings: Settings,
+        *,
+        queues: Sequence[str] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.hub = hub
+        self.settings = settings
+        self.queues = list(queues or settings.queues)
+        self.id = worker_id or new_worker_id()
+        self.attempts: dict[str, Attempt] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running_by_kind: dict[Executor, int] = dict.fromkeys(EXECUTORS, 0)
+        self._executors: dict[Executor, ExecutorImpl] = {}
+        self._stopping = asyncio.Event()
+        self._wake: Watch | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._watchdog = LoopLagWatchdog(settings.loop_lag_warn_seconds, self._async_jobs)
+        self.claimed = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        kinds = {spec.options.executor for spec in self.registry.values()}
+        preload = sorted({s.module for s in self.registry.values() if s.options.executor == "process"})
+        sizes = {
+            "async": self.settings.async_concurrency,
+            "thread": self.settings.thread_concurrency,
+            "process": self.settings.process_concurrency,
+        }
+        for kind in kinds:
+            executor: ExecutorImpl
+            if kind == "async":
+                executor = AsyncExecutor(sizes[kind])
+            elif kind == "thread":
+                executor = ThreadExecutor(sizes[kind])
+            else:
+                executor = ProcessExecutor(sizes[kind], preload=preload)
+            await executor.start()
+            self._executors[kind] = executor
+        loop = asyncio.get_running_loop()
+        self._main = loop.create_task(self._claim_loop(), name=f"jobwire-worker-{self.id}")
+        self._heartbeat = loop.create_task(self._heartbeat_loop(), name="jobwire-heartbeat")
+        self._watchdog.start()
+        log.info("worker %s started: queues=%s jobs=%s", self.id, self.queues, sorted(self.registry))
+
+    def stop_claiming(self) -> None:
+        self._stopping.set()
+        if self._wake is not None:
+            self._wake.wake()
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop claiming; let running jobs finish within ``grace``; hand the rest back."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        self.stop_claiming()
+        if self._main is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            log.info("worker %s: waiting up to %.1f s for %d jobs", self.id, grace, len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace)
+            if still:
+                log.warning("worker %s: releasing %d unfinished jobs", self.id, len(still))
+                for attempt in list(self.attempts.values()):
+                    attempt.stop(StopReason.SHUTDOWN)
+                await asyncio.wait(still, timeout=max(5.0, self.settings.cancel_grace_seconds))
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        self._watchdog.stop()
+        for executor in self._executors.values():
+            await executor.close()
+        log.info("worker %s stopped", self.id)
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def _free(self, kind: Executor) -> int:
+        executor = self._executors.get(kind)
+        return 0 if executor is None else executor.size - self._running_by_kind[kind]
+
+    def _names(self, kind: Executor) -> list[str]:
+        return [n for n, s in self.registry.items() if s.options.executor == kind]
+
+    async def _claim_loop(self) -> None:
+        with self.hub.watch_queues(self.queues) as wake, self.hub.on_cancel(self._on_cancel):
+            self._wake = wake
+            while not self._stopping.is_set():
+                try:
+                    filled = await self._claim_round()
+                except StoreUnavailable as exc:
+                    log.warning("worker %s: store unavailable: %s", self.id, exc)
+                    await wake.wait(min(self.settings.poll_seconds, 1.0))
+                    continue
+                if self._stopping.is_set():
+                    break
+                if filled:
+                    # Every slot is busy: a finishing job wakes us.
+                    await wake.wait(self.settings.poll_seconds)
+                    continue
+                await wake.wait(await self._idle_wait())
+
+    async def _claim_round(self) -> bool:
+        """Claim for every executor with free slots; True when all slots are now busy."""
+        kinds = [k for k in self._executors if self._free(k) > 0]
+        if not kinds:
+            return True
+        results = await asyncio.gather(
+            *(
+                self.store.claim(
+                    self.id, self.queues, self._names(k), self._free(k), self.settings.lease_seconds
+                )
+                for k in kinds
+            )
+        )
+        for claims in results:
+            for claim in claims:
+                self._launch(claim)
+        return all(self._free(k) <= 0 for k in self._executors)
+
+    async def _idle_wait(self) -> float:
+        names = list(self.registry)
+        due = await self.store.next_due(self.queues, names) if names else None
+        wait = self.settings.poll_seconds
+        if due is not None:
+            wait = min(wait, max(0.0, due - time.time()))
+        return wait
+
+    def _launch(self, claim: Claim) -> None:
+        spec = self.registry[claim.job.job]
+        kind = spec.options.executor
+        attempt = Attempt(
+            claim, spec, self._executors[kind], self.store, self.settings.cancel_grace_seconds
+        )
+        self.attempts[claim.job.id] = attempt
+        self._running_by_kind[kind] += 1
+        self.claimed += 1
+        task = asyncio.get_running_loop().create_task(attempt.run(), name=f"jobwire-job-{claim.job.id}")
+        self._tasks.add(task)
+        if claim.job.cancel_requested:
+            attempt.request_cancel()
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            self.attempts.pop(claim.job.id, None)
+            self._running_by_kind[kind] -= 1
+            if not t.cancelled() and t.exception() is not None:
+                log.error("job %s: attempt crashed", claim.job.id, exc_info=t.exception())
+            if self._wake is not None:
+                self._wake.wake()
+
+        task.add_done_callback(done)
+
+    # -- leases and cancellation ---------------------------------------------------------
+
+    def _on_cancel(self, job_id: str) -> None:
+        attempt = self.attempts.get(job_id)
+        if attempt is not None:
+            attempt.request_cancel()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            tokens = {a.job_id: a.token for a in self.attempts.values()}
+            if not tokens:
+                continue
+            try:
+                reply = await self.store.heartbeat(self.id, tokens, self.settings.lease_seconds)
+            except JobwireError as exc:
+                log.warning("worker %s: heartbeat failed: %s", self.id, exc)
+                continue
+            for job_id in reply.lost:
+                attempt = self.attempts.get(job_id)
+                if attempt is not None:
+                    attempt.stop(StopReason.LOST)
+            for job_id in reply.cancel_requested:
+                attempt = self.attempts.get(job_id)
+                if attempt is not None:
+                    attempt.request_cancel()
+
+    def _async_jobs(self) -> list[str]:
+        return [
+            f"{a.spec.name}({a.job_id})"
+            for a in self.attempts.values()
+            if a.spec.options.executor == "async"
+        ]
