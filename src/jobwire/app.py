@@ -100,13 +100,16 @@ class Jobwire:
         *,
         store: Store | None = None,
         settings: Settings | None = None,
+        auth: Callable[..., Any] | None = None,
         **overrides: Any,
     ) -> None:
+        """``auth``: a FastAPI dependency returning the caller's owner (a string)."""
         if settings is None:
             settings = Settings.from_env(url=url, **overrides)
         elif url is not None or overrides:
             settings = settings.with_(**({"url": url} if url else {}), **overrides)
         self.settings = settings
+        self.auth = auth
         self.registry: dict[str, JobSpec[Any, Any]] = {}
         self._store = store
         self._hub: Hub | None = None

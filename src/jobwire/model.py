@@ -12,8 +12,9 @@ queued      a worker's claim (→ running); a cancel request (→ cancelled)
 running     its worker: finish (→ succeeded), fail (→ queued to retry, or failed),
             release on graceful shutdown (→ queued, attempt not charged),
             mark_cancelled (→ cancelled); the reaper when the lease expires
-            (→ queued, or failed when attempts are spent, or cancelled when a
-            cancel was requested)
+            (→ queued, or failed when attempts are spent); a job whose cancel was
+            requested is never queued again: a retry, a release or an expiry ends
+            it cancelled
 succeeded   nobody: terminal
 failed      nobody: terminal
 cancelled   nobody: terminal
@@ -246,6 +247,19 @@ def _failed_attempt(
     job: Job, error: dict[str, JSON], now: float, retry_at: float | None
 ) -> Change:
     if retry_at is not None and job.attempts < job.max_attempts:
+        if job.cancel_requested:
+            return _change(
+                job,
+                now,
+                EventDraft(
+                    EventType.CANCELLED,
+                    {"reason": "cancel requested; not retried", "attempt": job.attempts},
+                ),
+                state=State.CANCELLED,
+                error=error,
+                finished_at=now,
+                **_RELEASED,
+            )
         drafts = [
             EventDraft(
                 EventType.RETRYING,
@@ -269,6 +283,8 @@ def _failed_attempt(
 def release(job: Job, token: str, now: float) -> Change:
     """Graceful shutdown hands the job back at once; the attempt is not charged."""
     _require_claim(job, token, "release it")
+    if job.cancel_requested:
+        return cancelled(job, token, now, reason="cancel requested; released at shutdown")
     return _change(
         job,
         now,

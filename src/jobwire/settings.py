@@ -37,6 +37,7 @@ class Settings:
     retention_seconds: float = 7 * 24 * 3600.0
     reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
     # HTTP
+    api_keys: str = ""  # "key1=owner1,key2=owner2"; empty: one anonymous owner
     max_body_bytes: int = 1_048_576
     max_wait_seconds: float = 60.0
     max_page_size: int = 200

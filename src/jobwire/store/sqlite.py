@@ -274,10 +274,15 @@ class _Writer(threading.Thread):
         tx.conn.execute("SAVEPOINT op")
         try:
             pending.result = pending.op(tx)
-        except JobwireError as exc:
-            # The operation was refused (stale token, illegal transition…): undo only it.
+        except sqlite3.OperationalError:
+            raise  # busy or broken: the whole batch is retried or refused
+        except Exception as exc:
+            # The operation was refused (stale token, illegal transition…) or cannot be
+            # stored (a result that is not JSON): undo only it, not its batch.
             tx.conn.execute("ROLLBACK TO op")
             del tx.changed[mark:]
+            if isinstance(exc, sqlite3.Error):
+                exc = StoreUnavailable(f"sqlite write failed: {exc}")
             pending.error = exc
         tx.conn.execute("RELEASE op")
 

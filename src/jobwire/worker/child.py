@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import queue
+import runpy
 import signal
 import sys
 import threading
@@ -31,19 +32,31 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _resolve(module: str, qualname: str) -> Any:
+_main_globals: dict[str, dict[str, Any]] = {}
+
+
+def _resolve(module: str, qualname: str, main_path: str | None) -> Any:
     from jobwire.jobs import JobSpec
 
-    target: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        target = getattr(target, part)
+    if module == "__main__" and main_path:
+        # A job defined in the worker's main script: run that script once here under
+        # another name, so its `if __name__ == "__main__":` block does not run again.
+        if main_path not in _main_globals:
+            _main_globals[main_path] = runpy.run_path(main_path, run_name="__jobwire_main__")
+        target: Any = _main_globals[main_path][qualname.split(".")[0]]
+    else:
+        target = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
     if not isinstance(target, JobSpec):
         raise TypeError(f"{module}.{qualname} is not a registered jobwire job")
     return target
 
 
-def child_main(conn: Connection, preload: list[str]) -> None:
+def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
     _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(0)  # the worker died before we could ask to die with it
     # Ctrl-C reaches the whole process group; the worker decides how jobs stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for module in preload:
@@ -94,7 +107,7 @@ def child_main(conn: Connection, preload: list[str]) -> None:
             send(["event", draft.type.value, draft.data])
 
         try:
-            spec = _resolve(run["module"], run["qualname"])
+            spec = _resolve(run["module"], run["qualname"], run.get("main_path"))
             ctx = JobContext(
                 run["job_id"], spec.name, run["attempt"], sink, cancel, spec.options.log_events
             )
@@ -107,3 +120,16 @@ def child_main(conn: Connection, preload: list[str]) -> None:
             send(["ok", spec.dump_result(value)])
         except BaseException as exc:
             send(["error", describe(exc)])
+
+
+def main() -> None:
+    """Entry point: ``python -m jobwire.worker.child FD PARENT_PID`` with the worker's
+    ``sys.path`` as JSON on stdin, so jobs import exactly as they do in the worker."""
+    fd, parent_pid = int(sys.argv[1]), int(sys.argv[2])
+    setup = json.loads(sys.stdin.readline())
+    sys.path[:] = setup["sys_path"]
+    child_main(Connection(fd), setup["preload"], parent_pid)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -24,7 +27,6 @@ from pydantic import ValidationError
 from jobwire.errors import WorkerProcessDied
 from jobwire.model import EventDraft, EventType
 from jobwire.worker.call import Call, JobRaised, describe, invoke_sync
-from jobwire.worker.child import child_main
 
 log = logging.getLogger("jobwire.worker")
 
@@ -95,16 +97,29 @@ class ThreadExecutor:
 
 
 class _Child:
-    """One job process and the thread that reads its pipe."""
+    """One job process and the thread that reads its pipe.
 
-    def __init__(self, context: Any, preload: list[str], loop: asyncio.AbstractEventLoop) -> None:
-        parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(
-            target=child_main, args=(child_end, preload), name="jobwire-job", daemon=False
-        )
-        self.process.start()
-        child_end.close()
-        self.conn: Connection = parent_end
+    Started as ``python -m jobwire.worker.child`` with one end of a socket pair: no
+    fork of the worker's threads, no re-import of the worker's ``__main__``, and
+    nothing but JSON on the wire.
+    """
+
+    def __init__(self, preload: list[str], loop: asyncio.AbstractEventLoop) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jobwire.worker.child", str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.PIPE,
+                close_fds=True,
+            )
+            assert self.process.stdin is not None
+            setup = {"sys_path": sys.path, "preload": preload}
+            self.process.stdin.write(json.dumps(setup).encode() + b"\n")
+            self.process.stdin.close()
+        finally:
+            theirs.close()
+        self.conn: Connection = Connection(ours.detach())
         self._loop = loop
         self._send_lock = threading.Lock()
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -115,7 +130,7 @@ class _Child:
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid)
+        return self.process.pid
 
     def send(self, message: dict[str, Any]) -> None:
         with self._send_lock:
@@ -141,7 +156,7 @@ class _Child:
                     break  # the worker's loop is gone
         # Reap here, off the event loop, so no zombie is left and exitcode is known.
         with contextlib.suppress(Exception):
-            self.process.join(timeout=5)
+            self.process.wait(timeout=5)
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._on_exit)
 
@@ -161,7 +176,7 @@ class _Child:
 
     def _on_exit(self) -> None:
         self.dead = True
-        error = WorkerProcessDied(self.process.exitcode)
+        error = WorkerProcessDied(self.process.returncode)
         if not self.ready.done():
             self.ready.set_exception(error)
         current, self.current = self.current, None
@@ -180,6 +195,7 @@ class _Child:
                 "job_id": call.job_id,
                 "attempt": call.attempt,
                 "args": call.args,
+                "main_path": getattr(sys.modules.get("__main__"), "__file__", None),
             }
         )
         return future
@@ -201,10 +217,9 @@ class _Child:
 class ProcessExecutor:
     """A pool of job processes, each running one job at a time; killable per job."""
 
-    def __init__(self, size: int, preload: list[str] | None = None, start_method: str = "spawn") -> None:
+    def __init__(self, size: int, preload: list[str] | None = None) -> None:
         self.size = size
         self._preload = list(preload or [])
-        self._context = multiprocessing.get_context(start_method)
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
         self._spawning: set[asyncio.Task[None]] = set()
@@ -234,7 +249,7 @@ class ProcessExecutor:
 
     async def _spawn(self) -> _Child:
         loop = asyncio.get_running_loop()
-        child = await asyncio.to_thread(_Child, self._context, self._preload, loop)
+        child = await asyncio.to_thread(_Child, self._preload, loop)
         await child.ready
         return child
 

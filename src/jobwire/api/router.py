@@ -1,0 +1,259 @@
+"""The HTTP contract, mounted under a prefix P: submit, get (long-poll), list, cancel,
+health. Every route resolves the caller's owner and answers 404 for jobs of others."""
+
+# No postponed annotations here: FastAPI reads these signatures at runtime, and they
+# refer to values (settings, the owner dependency) local to build_router.
+import base64
+import binascii
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
+from jobwire.api.problems import from_validation, http_errors, invalid, not_found
+from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
+from jobwire.app import fingerprint_of
+from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
+from jobwire.ids import is_job_id
+from jobwire.model import State
+from jobwire.store.base import ListQuery
+
+if TYPE_CHECKING:
+    from jobwire.app import Jobwire
+
+MAX_IDEMPOTENCY_KEY = 255
+_NOT_FOUND = {404: {"description": "No such job, or not yours"}}
+
+
+def _base(request: Request, tail: str = "") -> str:
+    """The path the router is mounted at, as the client addressed it."""
+    path = request.url.path.rstrip("/")
+    if tail and path.endswith(tail):
+        path = path[: -len(tail)]
+    return path
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = HTTPException(
+        413, f"request body exceeds {limit} bytes"
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _encode_cursor(job_id: str | None) -> str | None:
+    if job_id is None:
+        return None
+    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not is_job_id(text):
+        raise invalid(("query", "cursor"), "invalid cursor; pass next_cursor from a previous page", value=cursor)
+    return text
+
+
+def build_router(jobwire: "Jobwire") -> APIRouter:
+    settings = jobwire.settings
+    router = APIRouter(tags=["jobs"])
+    if jobwire.auth is not None:
+        owner_dependency: Any = jobwire.auth
+    elif settings.api_keys:
+        owner_dependency = api_key_owner(parse_api_keys(settings.api_keys))
+    else:
+        owner_dependency = anonymous_owner
+    owner_param: Any = Depends(owner_dependency)
+    in_flight: set[tuple[str, str]] = set()
+
+    def request_body_doc() -> dict[str, Any]:
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": submit_schema(list(jobwire.registry.values()))}},
+            }
+        }
+
+    # Health first: "/health/live" must not be taken for a job id.
+
+    @router.get("/health/live", tags=["health"], summary="Liveness")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/health/ready",
+        tags=["health"],
+        summary="Readiness: the store is reachable and its schema current",
+        responses={503: {"description": "Not ready, with the reason"}},
+    )
+    async def ready() -> JSONResponse:
+        try:
+            await jobwire.store.ping()
+        except StoreUnavailable as exc:
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        except Exception as exc:  # an engine error not yet mapped still means "not ready"
+            return JSONResponse({"status": "unavailable", "detail": repr(exc)}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @router.post(
+        "",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=JobView,
+        summary="Submit a job",
+        openapi_extra=request_body_doc(),
+        responses={
+            409: {"description": "A request with this Idempotency-Key is still being processed"},
+            413: {"description": "Request body too large"},
+            422: {"description": "Invalid body or arguments, unknown job, or key reused"},
+        },
+    )
+    async def submit(
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        owner: str = owner_param,
+    ) -> JSONResponse:
+        raw = await _read_body(request, settings.max_body_bytes)
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise invalid(("body",), f"body is not valid JSON: {exc}", "json_invalid") from exc
+        try:
+            body = SubmitRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise from_validation(exc, ("body",)) from exc
+        spec = jobwire.registry.get(body.job)
+        if spec is None:
+            known = ", ".join(sorted(jobwire.registry)) or "(none)"
+            raise invalid(("body", "job"), f"unknown job {body.job!r}; registered jobs: {known}",
+                          "unknown_job", body.job)
+        try:
+            arguments = spec.dump_arguments(body.args)
+        except ValidationError as exc:
+            raise from_validation(exc, ("body", "args")) from exc
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise invalid(("header", "Idempotency-Key"),
+                          f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", value=idempotency_key)
+        key = (owner, idempotency_key) if idempotency_key is not None else None
+        if key is not None:
+            if key in in_flight:
+                raise HTTPException(status.HTTP_409_CONFLICT, str(IdempotencyInProgress(idempotency_key or "")))
+            in_flight.add(key)
+        try:
+            with http_errors():
+                handle = await jobwire.enqueue(
+                    spec,
+                    arguments,
+                    delay=body.delay,
+                    run_at=body.run_at,
+                    priority=body.priority,
+                    queue=body.queue,
+                    idempotency_key=idempotency_key,
+                    owner=owner,
+                    fingerprint=fingerprint_of(payload) if idempotency_key is not None else None,
+                    options={"webhook": body.webhook.model_dump()} if body.webhook else None,
+                )
+        finally:
+            if key is not None:
+                in_flight.discard(key)
+        view = job_view(handle.job, _base(request))
+        headers = {"Location": view["links"]["self"]}
+        if not handle.created:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(view, status_code=status.HTTP_202_ACCEPTED, headers=headers)
+
+    @router.get("", response_model=JobPage, summary="List jobs, newest first")
+    async def list_jobs(
+        request: Request,
+        owner: str = owner_param,
+        state: Annotated[list[str] | None, Query(description="Filter by state; repeat or comma-separate")] = None,
+        job: Annotated[str | None, Query(max_length=200)] = None,
+        queue: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> JSONResponse:
+        states: list[State] = []
+        for item in state or []:
+            for name in item.split(","):
+                name = name.strip()
+                if not name:
+                    continue
+                try:
+                    states.append(State(name))
+                except ValueError:
+                    allowed = ", ".join(s.value for s in State)
+                    raise invalid(("query", "state"), f"unknown state {name!r}; expected one of {allowed}",
+                                  "enum", name) from None
+        query = ListQuery(
+            owner=owner,
+            states=tuple(states),
+            job=job,
+            queue=queue,
+            before_id=_decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+        with http_errors():
+            page = await jobwire.store.list(query)
+        base = _base(request)
+        return JSONResponse(
+            {"items": [job_view(j, base) for j in page.items], "next_cursor": _encode_cursor(page.next_cursor)}
+        )
+
+    @router.get(
+        "/{job_id}",
+        response_model=JobView,
+        summary="Get a job; ?wait=S long-polls until it ends or S seconds pass",
+        responses=_NOT_FOUND,
+    )
+    async def get_job(
+        request: Request,
+        job_id: str,
+        owner: str = owner_param,
+        wait: Annotated[float | None, Query(ge=0, le=settings.max_wait_seconds)] = None,
+    ) -> JSONResponse:
+        if not is_job_id(job_id):
+            raise not_found(job_id)
+        with http_errors():
+            job = await jobwire.store.get(job_id, owner)
+            if job is None:
+                raise not_found(job_id)
+            if wait and not job.terminal:
+                try:
+                    job = await jobwire.wait(job_id, wait, owner=owner)
+                except TimeoutError:
+                    job = await jobwire.store.get(job_id, owner)
+                except JobNotFound:
+                    job = None
+                if job is None:
+                    raise not_found(job_id)
+        return JSONResponse(job_view(job, _base(request, f"/{job_id}")))
+
+    @router.post(
+        "/{job_id}/cancel",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=JobView,
+        summary="Cancel: a queued job at once, a running one cooperatively, then by force",
+        responses={**_NOT_FOUND, 409: {"description": "The job has already ended"}},
+    )
+    async def cancel_job(request: Request, job_id: str, owner: str = owner_param) -> JSONResponse:
+        if not is_job_id(job_id):
+            raise not_found(job_id)
+        with http_errors():
+            job = await jobwire.store.cancel(job_id, owner)
+        return JSONResponse(job_view(job, _base(request, f"/{job_id}/cancel")), status_code=202)
+
+    return router

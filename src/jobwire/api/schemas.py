@@ -1,0 +1,168 @@
+"""What travels over HTTP: the submit request, the job view, pages, and the OpenAPI
+schema of each registered job's arguments."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from jobwire.model import Job
+
+if TYPE_CHECKING:
+    from jobwire.jobs import JobSpec
+
+QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class WebhookRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2048)
+    events: list[str] | None = None
+
+
+class SubmitRequest(BaseModel):
+    """The body of ``POST P``; ``args`` is checked against the job's own schema."""
+
+    model_config = ConfigDict(extra="forbid")
+    job: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600)
+    run_at: AwareDatetime | None = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
+    webhook: WebhookRequest | None = None
+
+
+class ProgressView(BaseModel):
+    current: float
+    total: float | None = None
+    message: str | None = None
+
+
+class ErrorView(BaseModel):
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class LinksView(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    self_: str = Field(alias="self")
+    events: str
+    ws: str
+    cancel: str
+
+
+class JobView(BaseModel):
+    id: str
+    job: str
+    state: str
+    args: dict[str, Any]
+    progress: ProgressView | None
+    result: Any
+    error: ErrorView | None
+    attempts: int
+    max_attempts: int
+    priority: int
+    queue: str
+    cancel_requested: bool
+    created_at: datetime
+    scheduled_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: LinksView
+
+
+class JobPage(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_view(job: Job, base: str) -> dict[str, Any]:
+    """The job as clients see it: no claim tokens, leases or owners."""
+    link = f"{base}/{job.id}"
+    ws = link + "/ws"
+    return {
+        "id": job.id,
+        "job": job.job,
+        "state": job.state.value,
+        "args": job.args,
+        "progress": job.progress.as_dict() if job.progress is not None else None,
+        "result": job.result,
+        "error": _error_view(job.error),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "priority": job.priority,
+        "queue": job.queue,
+        "cancel_requested": job.cancel_requested,
+        "created_at": iso(job.created_at),
+        "scheduled_at": iso(job.scheduled_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "links": {"self": link, "events": link + "/events", "ws": ws, "cancel": link + "/cancel"},
+    }
+
+
+def _error_view(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "type": str(error.get("type", "Error")),
+        "message": str(error.get("message", "")),
+        "traceback": error.get("traceback"),
+    }
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any], depth: int = 0) -> Any:
+    """Replace local ``$ref``s with their definitions so the schema can sit inline."""
+    if depth > 32:
+        return {}
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            target = copy.deepcopy(defs.get(ref.removeprefix("#/$defs/"), {}))
+            return _inline_refs(target, defs, depth + 1)
+        return {k: _inline_refs(v, defs, depth + 1) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(item, defs, depth + 1) for item in schema]
+    return schema
+
+
+def submit_schema(specs: list[JobSpec[Any, Any]]) -> dict[str, Any]:
+    """A discriminated union on ``job``: one variant per registered job."""
+    common = SubmitRequest.model_json_schema()
+    common_props = {
+        k: _inline_refs(v, common.get("$defs", {}))
+        for k, v in common["properties"].items()
+        if k not in ("job", "args")
+    }
+    variants = []
+    for spec in sorted(specs, key=lambda s: s.name):
+        args_schema = spec.args_model.model_json_schema()
+        args_inline = _inline_refs(args_schema, args_schema.get("$defs", {}))
+        variants.append(
+            {
+                "title": spec.name,
+                "type": "object",
+                "description": (spec.fn.__doc__ or "").strip() or f"Run the job {spec.name!r}.",
+                "properties": {
+                    "job": {"type": "string", "enum": [spec.name]},
+                    "args": args_inline,
+                    **common_props,
+                },
+                "required": ["job", "args"] if args_schema.get("required") else ["job"],
+                "additionalProperties": False,
+            }
+        )
+    if not variants:
+        return common
+    return {"oneOf": variants, "discriminator": {"propertyName": "job"}}

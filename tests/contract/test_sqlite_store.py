@@ -1,0 +1,168 @@
+"""What the SQLite store promises beyond the contract: a file that outlives the process
+and is shared by every store opened on it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobwire.errors import ConfigError, StaleClaim, StoreUnavailable
+from jobwire.ids import new_job_id
+from jobwire.model import EventDraft, EventType, State
+from jobwire.store.base import NewJob, Notice, NoticeKind
+from jobwire.store.sqlite import SQLiteStore
+
+
+def new(**fields: Any) -> NewJob:
+    fields.setdefault("id", new_job_id())
+    fields.setdefault("job", "crunch")
+    fields.setdefault("args", {"n": 1})
+    return NewJob(**fields)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "jobwire.db"
+
+
+@pytest.fixture
+async def first(path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(path)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def second(path: Path, first: SQLiteStore) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(path)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def test_an_in_memory_database_is_refused_with_a_pointer_to_the_memory_store() -> None:
+    with pytest.raises(ConfigError, match="MemoryStore"):
+        SQLiteStore(":memory:")
+
+
+def test_an_unknown_synchronous_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="NORMAL, FULL or EXTRA"):
+        SQLiteStore("x.db", synchronous="OFF")
+
+
+async def test_ping_refuses_a_file_whose_schema_version_is_not_current(
+    first: SQLiteStore, path: Path
+) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE jobwire_meta SET value = '0' WHERE key = 'schema_version'")
+    with pytest.raises(StoreUnavailable, match="schema version is 0"):
+        await first.ping()
+
+
+async def test_jobs_and_their_events_survive_closing_and_reopening(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    [enqueued] = await store.enqueue([new(max_attempts=2, idempotency_key="k", fingerprint="f")])
+    [claim] = await store.claim("w1", ["default"], ["crunch"], 1, 3600.0)
+    await store.report(claim.job.id, claim.token, [EventDraft(EventType.OUTPUT, {"x": 1})])
+    job = await store.get(claim.job.id)
+    events = await store.events(claim.job.id)
+    await store.close()
+
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        assert await reopened.get(claim.job.id) == job
+        assert await reopened.events(claim.job.id) == events
+        [again] = await reopened.enqueue([new(idempotency_key="k", fingerprint="f")])
+        assert not again.created and again.job.id == enqueued.job.id
+        done = await reopened.finish(claim.job.id, claim.token, "ok")
+        assert done.state is State.SUCCEEDED
+    finally:
+        await reopened.close()
+
+
+async def test_two_stores_on_one_file_see_each_others_writes(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    [enqueued] = await first.enqueue([new()])
+    assert await second.get(enqueued.job.id) == enqueued.job
+    [claim] = await second.claim("w2", ["default"], ["crunch"], 1, 3600.0)
+    assert claim.job.id == enqueued.job.id
+    assert await first.get(enqueued.job.id) == claim.job
+
+
+async def test_a_job_claimed_through_one_store_is_not_claimable_through_another(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    await first.enqueue([new() for _ in range(6)])
+    claims = await asyncio.gather(
+        *(
+            store.claim(f"w{i}", ["default"], ["crunch"], 2, 3600.0)
+            for i, store in enumerate([first, second, first, second])
+        )
+    )
+    ids = [c.job.id for batch in claims for c in batch]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    assert await first.claim("w9", ["default"], ["crunch"], 10, 3600.0) == []
+
+
+async def test_a_write_through_one_store_is_fenced_by_a_claim_through_another(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    await first.enqueue([new(max_attempts=2)])
+    [zombie] = await first.claim("w1", ["default"], ["crunch"], 1, 0.0)
+    await second.reap()
+    [current] = await second.claim("w2", ["default"], ["crunch"], 1, 3600.0)
+    with pytest.raises(StaleClaim):
+        await first.finish(zombie.job.id, zombie.token, "zombie")
+    done = await second.finish(current.job.id, current.token, "current")
+    assert (await first.get(done.id)) == done and done.result == "current"
+
+
+async def test_a_notice_crosses_between_two_stores_on_one_file(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    job_id = new_job_id()
+    heard = asyncio.Event()
+    notices: list[Notice] = []
+
+    def listener(batch: Sequence[Notice]) -> None:
+        notices.extend(batch)
+        if Notice(NoticeKind.JOB, job_id) in batch:
+            heard.set()
+
+    second.add_listener(listener)
+    await first.enqueue([new(id=job_id, queue="cpu")])
+    await asyncio.wait_for(heard.wait(), timeout=10)
+    assert Notice(NoticeKind.JOBS, "cpu") in notices
+
+
+async def test_a_cancel_request_through_one_store_reaches_the_worker_of_another(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    await second.enqueue([new()])
+    [claim] = await second.claim("w2", ["default"], ["crunch"], 1, 3600.0)
+    asked = asyncio.Event()
+
+    def listener(batch: Sequence[Notice]) -> None:
+        if Notice(NoticeKind.CANCEL, claim.job.id) in batch:
+            asked.set()
+
+    second.add_listener(listener)
+    await first.cancel(claim.job.id)
+    await asyncio.wait_for(asked.wait(), timeout=10)
+
+
+async def test_many_concurrent_writes_all_commit(first: SQLiteStore) -> None:
+    batch = [new() for _ in range(300)]
+    results = await asyncio.gather(*(first.enqueue([item]) for item in batch))
+    assert all(r[0].created for r in results)
+    claims = await first.claim("w1", ["default"], ["crunch"], 1000, 3600.0)
+    assert {c.job.id for c in claims} == {item.id for item in batch}
