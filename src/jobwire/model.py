@@ -152,19 +152,27 @@ class Change:
     events: tuple[Event, ...]
 
 
-def _numbered(job: Job, drafts: list[EventDraft], now: float) -> tuple[Job, tuple[Event, ...]]:
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_JOB_INDEX = {name: i for i, name in enumerate(_JOB_FIELDS)}
+
+
+def evolve(job: Job, **changes: Any) -> Job:
+    """``dataclasses.replace`` for Job, several times faster: it is on every hot path."""
+    values = [getattr(job, name) for name in _JOB_FIELDS]
+    for name, value in changes.items():
+        values[_JOB_INDEX[name]] = value
+    return Job(*values)
+
+
+def _change(job: Job, now: float, *drafts: EventDraft, **fields: Any) -> Change:
     seq = job.last_seq
     events = []
     for draft in drafts:
         seq += 1
         events.append(Event(job.id, seq, draft.type, draft.data, now))
-    return dataclasses.replace(job, last_seq=seq), tuple(events)
-
-
-def _change(job: Job, now: float, *drafts: EventDraft, **fields: Any) -> Change:
-    updated = dataclasses.replace(job, **fields) if fields else job
-    numbered, events = _numbered(updated, list(drafts), now)
-    return Change(numbered, events)
+    if events:
+        fields["last_seq"] = seq
+    return Change(evolve(job, **fields) if fields else job, tuple(events))
 
 
 def _require_claim(job: Job, token: str, action: str) -> None:
@@ -204,7 +212,7 @@ def claim(job: Job, worker_id: str, token: str, now: float, lease: float) -> Cha
 
 def heartbeat(job: Job, token: str, now: float, lease: float) -> Change:
     _require_claim(job, token, "extend its lease")
-    return Change(dataclasses.replace(job, lease_expires_at=now + lease), ())
+    return Change(evolve(job, lease_expires_at=now + lease), ())
 
 
 def report(job: Job, token: str, drafts: list[EventDraft], now: float) -> Change:
@@ -333,7 +341,7 @@ def request_cancel(job: Job, now: float) -> Change:
             cancel_requested=True,
             **_RELEASED,
         )
-    return Change(dataclasses.replace(job, cancel_requested=True), ())
+    return Change(evolve(job, cancel_requested=True), ())
 
 
 def cancelled(job: Job, token: str, now: float, reason: str = "cancelled while running") -> Change:

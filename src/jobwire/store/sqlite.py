@@ -60,8 +60,13 @@ T = TypeVar("T")
 _MAX_BATCH = 512
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not value and isinstance(value, dict):
+        return "{}"
+    return _encode(value)
 
 
 def _loads_or_none(text: str | None) -> Any:
@@ -127,6 +132,26 @@ def job_to_row(job: Job) -> dict[str, Any]:
     }
 
 
+def state_row(job: Job) -> dict[str, Any]:
+    """The columns a transition may change (never args or options)."""
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "scheduled_at": job.scheduled_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "progress": _dumps(job.progress.as_dict()) if job.progress is not None else None,
+        "result": _dumps(job.result) if job.result is not None else None,
+        "error": _dumps(job.error) if job.error is not None else None,
+        "lease_expires_at": job.lease_expires_at,
+        "claim_token": job.claim_token,
+        "worker_id": job.worker_id,
+        "cancel_requested": int(job.cancel_requested),
+        "last_seq": job.last_seq,
+    }
+
+
 def _row_to_event(row: sqlite3.Row) -> Event:
     return Event(
         job_id=row["job_id"],
@@ -158,8 +183,10 @@ class _Tx:
         return row_to_job(row)
 
     def apply(self, change: model.Change, *, new: bool = False) -> Job:
-        row = job_to_row(change.job)
-        self.conn.execute(SQL["insert_job"] if new else SQL["update_job"], row)
+        if new:
+            self.conn.execute(SQL["insert_job"], job_to_row(change.job))
+        else:
+            self.conn.execute(SQL["update_job"], state_row(change.job))
         if change.events:
             self.conn.executemany(
                 SQL["insert_event"],
@@ -400,8 +427,9 @@ class SQLiteStore(Store):
             raise StoreUnavailable("the store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         writer.inbox.put(_Pending(op, future))
-        # The write is committed or refused whatever happens to the awaiting task.
-        return await asyncio.shield(future)
+        # If the caller is cancelled the write still commits (or is refused) as queued;
+        # the writer skips resolving a future nobody waits for.
+        return await future
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._reader_local, "conn", None)
@@ -480,10 +508,16 @@ class SQLiteStore(Store):
     ) -> list[Claim]:
         if limit <= 0 or not queues or not names:
             return []
-        params = {"queues": _dumps(list(queues)), "names": _dumps(list(names)), "limit": limit}
+        names_json = _dumps(list(names))
 
         def op(tx: _Tx) -> list[Claim]:
-            rows = tx.conn.execute(SQL["due_jobs"], {**params, "now": tx.now}).fetchall()
+            rows: list[sqlite3.Row] = []
+            for queue_name in dict.fromkeys(queues):
+                params = {"queue": queue_name, "names": names_json, "now": tx.now, "limit": limit}
+                rows.extend(tx.conn.execute(SQL["due_jobs"], params).fetchall())
+            if len(queues) > 1:
+                rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["id"]))
+                del rows[limit:]
             claims = []
             for row in rows:
                 token = new_token()
@@ -508,8 +542,7 @@ class SQLiteStore(Store):
                 except JobwireError:
                     lost.add(job_id)
                     continue
-                row = job_to_row(change.job)
-                tx.conn.execute(SQL["update_job"], row)
+                tx.conn.execute(SQL["update_job"], state_row(change.job))
                 if job.cancel_requested:
                     cancel.add(job_id)
             return HeartbeatReply(frozenset(lost), frozenset(cancel))
