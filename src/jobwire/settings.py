@@ -38,6 +38,10 @@ class Settings:
     reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
     # HTTP
     api_keys: str = ""  # "key1=owner1,key2=owner2"; empty: one anonymous owner
+    allowed_origins: tuple[str, ...] = ()  # for WebSocket handshakes, besides our own
+    sse_keepalive_seconds: float = 15.0
+    sse_retry_ms: int = 2000
+    max_streams_per_owner: int = 100
     max_body_bytes: int = 1_048_576
     max_wait_seconds: float = 60.0
     max_page_size: int = 200
@@ -46,6 +50,7 @@ class Settings:
     def __post_init__(self) -> None:
         _positive(self, "async_concurrency", "thread_concurrency", "process_concurrency")
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
+        _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
         if not self.queues or any(not q for q in self.queues):
@@ -114,12 +119,12 @@ def _parse(env: str, raw: str, default: Any, name: str) -> Any:
 def _positive(settings: Settings, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
-        if value <= 0:
+        if not value > 0:  # also refuses NaN, which every comparison would let through
             raise ConfigError(f"{env_name(name)}: expected a positive number, got {value!r}")
 
 
 def _non_negative(settings: Settings, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
-        if value < 0:
+        if not value >= 0:
             raise ConfigError(f"{env_name(name)}: expected a number >= 0, got {value!r}")

@@ -1,7 +1,8 @@
 """Who is asking: every job has an owner, set by an auth dependency.
 
 Built in: API keys (``JOBWIRE_API_KEYS="key1=alice,key2=bob"``), sent as
-``Authorization: Bearer key1``. Or the app's own FastAPI dependency returning the owner
+``Authorization: Bearer key1`` (browsers opening a WebSocket, which cannot set headers,
+may pass ``?access_token=key1`` instead). Or the app's own FastAPI dependency returning the owner
 as a string. Without either, every job belongs to one anonymous owner.
 """
 
@@ -11,7 +12,8 @@ import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, status
+from starlette.requests import HTTPConnection
 
 ANONYMOUS = "anonymous"
 
@@ -31,11 +33,13 @@ def parse_api_keys(text: str) -> dict[str, str]:
     return keys
 
 
-def api_key_owner(keys: Mapping[str, str]) -> Callable[[Request], Any]:
-    async def owner(request: Request) -> str:
-        header = request.headers.get("authorization", "")
+def api_key_owner(keys: Mapping[str, str]) -> Callable[[HTTPConnection], Any]:
+    async def owner(connection: HTTPConnection) -> str:
+        header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and token:
+        if not (scheme.lower() == "bearer" and token) and connection.scope["type"] == "websocket":
+            token = connection.query_params.get("access_token", "")
+        if token:
             for key, name in keys.items():
                 if hmac.compare_digest(key.encode(), token.strip().encode()):
                     return name

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
 from jobwire.api.problems import from_validation, http_errors, invalid, not_found
+from jobwire.api.stream import add_stream_routes
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
 from jobwire.app import fingerprint_of
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
@@ -109,6 +110,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         except Exception as exc:  # an engine error not yet mapped still means "not ready"
             return JSONResponse({"status": "unavailable", "detail": repr(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    add_stream_routes(router, jobwire, owner_param, owner_param)
 
     @router.post(
         "",

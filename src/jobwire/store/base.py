@@ -191,6 +191,14 @@ class Store(abc.ABC):
         """The job's events with sequence numbers greater than ``after``, in order."""
 
     @abc.abstractmethod
+    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> list[Event]:
+        """Events of all jobs (of ``owner``, when given) after the store-wide ``cursor``."""
+
+    @abc.abstractmethod
+    async def last_cursor(self) -> int:
+        """The store-wide cursor of the newest event (0 when there is none)."""
+
+    @abc.abstractmethod
     async def next_due(self, queues: Sequence[str], names: Sequence[str]) -> float | None:
         """When the earliest queued job of these queues and names becomes due."""
 

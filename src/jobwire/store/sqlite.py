@@ -626,6 +626,20 @@ class SQLiteStore(Store):
 
         return await self._read(fetch)
 
+    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> list[Event]:
+        params = {"after": after, "owner": owner, "limit": limit}
+
+        def fetch(conn: sqlite3.Connection) -> list[Event]:
+            return [_row_to_event(row) for row in conn.execute(SQL["feed"], params)]
+
+        return await self._read(fetch)
+
+    async def last_cursor(self) -> int:
+        def fetch(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(SQL["last_cursor"]).fetchone()[0])
+
+        return await self._read(fetch)
+
     async def next_due(self, queues: Sequence[str], names: Sequence[str]) -> float | None:
         params = {"queues": _dumps(list(queues)), "names": _dumps(list(names))}
 

@@ -112,6 +112,15 @@ SELECT * FROM jobs WHERE state = 'running' AND lease_expires_at <= ? LIMIT 500;
 SELECT cursor, job_id, seq, type, data, at FROM events
 WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?;
 
+-- name: feed
+SELECT e.cursor, e.job_id, e.seq, e.type, e.data, e.at FROM events AS e
+WHERE e.cursor > :after
+  AND (:owner IS NULL OR e.job_id IN (SELECT id FROM jobs WHERE owner = :owner))
+ORDER BY e.cursor LIMIT :limit;
+
+-- name: last_cursor
+SELECT coalesce(max(cursor), 0) FROM events;
+
 -- name: list_jobs
 SELECT * FROM jobs
 WHERE (:owner IS NULL OR owner = :owner)
