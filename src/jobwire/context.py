@@ -21,7 +21,7 @@ Sink = Callable[[EventDraft], None]
 class JobContext:
     """Handed to every job as its first argument."""
 
-    __slots__ = ("_cancel", "_log_events", "_sink", "attempt", "job_id", "job_name", "logger")
+    __slots__ = ("_cancel", "_log_events", "_logger", "_sink", "attempt", "job_id", "job_name")
 
     def __init__(
         self,
@@ -38,8 +38,15 @@ class JobContext:
         self._sink = sink
         self._cancel = cancel if cancel is not None else threading.Event()
         self._log_events = log_events
-        base = logging.getLogger(f"jobwire.job.{job_name}")
-        self.logger: logging.LoggerAdapter[logging.Logger] = _JobLogger(base, self)
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger tagged with the job; with ``log_events=True`` its lines become events."""
+        if self._logger is None:
+            base = logging.getLogger(f"jobwire.job.{self.job_name}")
+            self._logger = _JobLogger(base, self)
+        return self._logger
 
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
         """Report how far the job is; the latest value is also kept on the job record."""

@@ -517,9 +517,7 @@ async def test_a_fenced_write_with_a_wrong_token_is_refused_and_changes_nothing(
 
 
 @pytest.mark.parametrize("write", list(FENCED))
-async def test_a_fenced_write_from_a_replaced_attempt_is_refused(
-    store: Store, write: str
-) -> None:
+async def test_a_fenced_write_from_a_replaced_attempt_is_refused(store: Store, write: str) -> None:
     [enqueued] = await store.enqueue([new(max_attempts=2)])
     [zombie] = await store.claim("w1", ["default"], ["crunch"], 1, 0.0)
     await store.reap(now=time.time())
@@ -700,6 +698,65 @@ async def test_event_cursors_grow_across_the_whole_store(store: Store) -> None:
         (first.job.id, EventType.OUTPUT),
         (second.id, EventType.CANCELLED),
     ]
+
+
+# -- feed and last_cursor ---------------------------------------------------------------
+
+
+async def test_last_cursor_is_0_in_an_empty_store(store: Store) -> None:
+    assert await store.last_cursor() == 0
+    assert await store.feed(after=0) == []
+
+
+async def test_the_feed_is_every_jobs_events_in_cursor_order(store: Store) -> None:
+    first = await claim_one(store)
+    second = await enqueue_one(store)
+    await store.report(first.job.id, first.token, [EventDraft(EventType.OUTPUT, {"x": 1})])
+    await store.cancel(second.id)
+    feed = await store.feed(after=0)
+    assert [(e.job_id, e.seq, e.type) for e in feed] == [
+        (first.job.id, 1, EventType.QUEUED),
+        (first.job.id, 2, EventType.STARTED),
+        (second.id, 1, EventType.QUEUED),
+        (first.job.id, 3, EventType.OUTPUT),
+        (second.id, 2, EventType.CANCELLED),
+    ]
+    assert feed == sorted(
+        [*await store.events(first.job.id), *await store.events(second.id)],
+        key=lambda e: e.cursor,
+    )
+    assert await store.last_cursor() == feed[-1].cursor
+
+
+async def test_the_feed_resumes_after_a_cursor_and_stops_at_limit(store: Store) -> None:
+    await store.enqueue([new() for _ in range(5)])
+    feed = await store.feed(after=0)
+    assert [e.cursor for e in await store.feed(after=feed[1].cursor, limit=2)] == [
+        feed[2].cursor,
+        feed[3].cursor,
+    ]
+    assert await store.feed(after=feed[-1].cursor) == []
+    assert await store.feed(after=0, limit=0) == []
+
+
+async def test_the_feed_of_an_owner_holds_only_the_events_of_their_jobs(store: Store) -> None:
+    mine = await enqueue_one(store, owner="alice")
+    await enqueue_one(store, owner="bob")
+    await store.cancel(mine.id)
+    feed = await store.feed(after=0, owner="alice")
+    assert [(e.job_id, e.type) for e in feed] == [
+        (mine.id, EventType.QUEUED),
+        (mine.id, EventType.CANCELLED),
+    ]
+    assert await store.feed(after=0, owner="mallory") == []
+
+
+async def test_pruned_jobs_leave_the_feed(store: Store) -> None:
+    gone = await enqueue_one(store)
+    await store.cancel(gone.id)
+    kept = await enqueue_one(store)
+    await store.prune(finished_before=time.time() + 1)
+    assert [e.job_id for e in await store.feed(after=0)] == [kept.id]
 
 
 # -- reap --------------------------------------------------------------------------------

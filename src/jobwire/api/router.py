@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from jobwire.app import Jobwire
 
 MAX_IDEMPOTENCY_KEY = 255
-_NOT_FOUND = {404: {"description": "No such job, or not yours"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such job, or not yours"}}
 
 
 def _base(request: Request, tail: str = "") -> str:

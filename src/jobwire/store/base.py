@@ -14,6 +14,7 @@ only latency, because the log in the store is the truth.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -187,11 +188,11 @@ class Store(abc.ABC):
         """Jobs newest first, filtered, with a cursor to the next page."""
 
     @abc.abstractmethod
-    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> builtins.list[Event]:
         """The job's events with sequence numbers greater than ``after``, in order."""
 
     @abc.abstractmethod
-    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> list[Event]:
+    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> builtins.list[Event]:
         """Events of all jobs (of ``owner``, when given) after the store-wide ``cursor``."""
 
     @abc.abstractmethod
@@ -205,7 +206,7 @@ class Store(abc.ABC):
     # -- maintenance -------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def reap(self, now: float | None = None) -> list[Job]:
+    async def reap(self, now: float | None = None) -> builtins.list[Job]:
         """Jobs whose lease expired go back to queued (or end); returns them as changed."""
 
     @abc.abstractmethod
@@ -230,9 +231,9 @@ class Store(abc.ABC):
             listener(batch)
 
 
-def notices_for(jobs: Iterable[Job]) -> list[Notice]:
+def notices_for(jobs: Iterable[Job]) -> builtins.list[Notice]:
     """The wake-ups a committed change to these jobs calls for."""
-    notices: list[Notice] = []
+    notices: builtins.list[Notice] = []
     for job in jobs:
         notices.append(Notice(NoticeKind.JOB, job.id))
         if job.state is State.QUEUED:

@@ -1,7 +1,7 @@
 """An in-process store for your own tests: the same rules as every engine, kept in dicts.
 
 It applies the transitions of :mod:`jobwire.model` exactly as the SQLite store does and
-passes the same contract suite; it only keeps nothing once the process ends and is not
+passes the same contract suite; it just keeps nothing once the process ends and is not
 shared between processes. Values are stored as JSON (copied through ``json``), so a
 result that the real stores would refuse is refused here too, and mutating an argument
 after enqueueing it changes nothing stored.
@@ -13,7 +13,10 @@ their notices after it commits. Pass ``clock=`` to control the time the store se
 from __future__ import annotations
 
 import asyncio
+import bisect
+import builtins  # the method list() hides the type below it
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -108,6 +111,7 @@ class MemoryStore(Store):
         # (owner, idempotency key) → (fingerprint, job id)
         self._keys: dict[tuple[str, str], tuple[str | None, str]] = {}
         self._cursor = 0  # store-wide, only grows
+        self._all_events: list[Event] = []  # in cursor order, for feed()
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -143,7 +147,9 @@ class MemoryStore(Store):
         for event in tx.events:
             self._cursor += 1
             log = self._events.setdefault(event.job_id, [])
-            log.append(dataclasses.replace(event, cursor=self._cursor))
+            numbered = dataclasses.replace(event, cursor=self._cursor)
+            log.append(numbered)
+            self._all_events.append(numbered)
         self._keys.update(tx.keys)
 
     async def _read(self, fn: Callable[[], T]) -> T:
@@ -264,9 +270,7 @@ class MemoryStore(Store):
         )
 
     async def release(self, job_id: str, token: str) -> Job:
-        return await self._write(
-            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now))
-        )
+        return await self._write(lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)))
 
     async def mark_cancelled(self, job_id: str, token: str) -> Job:
         return await self._write(
@@ -310,11 +314,28 @@ class MemoryStore(Store):
         items = jobs[:limit]
         return Page(items, items[-1].id if len(jobs) > limit else None)
 
-    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> builtins.list[Event]:
         def fetch() -> list[Event]:
             return [e for e in self._events.get(job_id, ()) if e.seq > after][: max(0, limit)]
 
         return await self._read(fetch)
+
+    async def feed(
+        self, after: int, owner: str | None = None, limit: int = 1000
+    ) -> builtins.list[Event]:
+        def fetch() -> list[Event]:
+            start = bisect.bisect_right(self._all_events, after, key=lambda e: e.cursor)
+            found = (
+                event
+                for event in itertools.islice(self._all_events, start, None)
+                if owner is None or self._jobs[event.job_id].owner == owner
+            )
+            return list(itertools.islice(found, max(0, limit)))
+
+        return await self._read(fetch)
+
+    async def last_cursor(self) -> int:
+        return await self._read(lambda: self._cursor)
 
     async def next_due(self, queues: Sequence[str], names: Sequence[str]) -> float | None:
         def fetch() -> float | None:
@@ -331,7 +352,7 @@ class MemoryStore(Store):
 
     # -- maintenance -------------------------------------------------------------------
 
-    async def reap(self, now: float | None = None) -> list[Job]:
+    async def reap(self, now: float | None = None) -> builtins.list[Job]:
         def op(tx: _Tx) -> list[Job]:
             at = tx.now if now is None else now
             expired = [
@@ -347,6 +368,7 @@ class MemoryStore(Store):
 
     async def prune(self, finished_before: float) -> int:
         def op(tx: _Tx) -> int:
+            # Deleting cannot fail halfway, so it needs no staging.
             doomed = {
                 job.id
                 for job in self._jobs.values()
@@ -355,6 +377,8 @@ class MemoryStore(Store):
             for job_id in doomed:
                 del self._jobs[job_id]
                 self._events.pop(job_id, None)
+            if doomed:
+                self._all_events = [e for e in self._all_events if e.job_id not in doomed]
             for key, (_, job_id) in list(self._keys.items()):
                 if job_id in doomed:
                     del self._keys[key]

@@ -15,6 +15,7 @@ and wake-ups cross between processes through :mod:`jobwire.store.wakebus`.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -183,15 +184,13 @@ class _Tx:
         return row_to_job(row)
 
     def apply(self, change: model.Change, *, new: bool = False) -> Job:
-        if new:
-            self.conn.execute(SQL["insert_job"], job_to_row(change.job))
-        else:
-            self.conn.execute(SQL["update_job"], state_row(change.job))
-        if change.events:
-            self.conn.executemany(
-                SQL["insert_event"],
-                [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events],
-            )
+        # Everything that can fail in Python (JSON encoding) happens before the first
+        # write, so an operation that raises has written nothing.
+        row = job_to_row(change.job) if new else state_row(change.job)
+        events = [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events]
+        self.conn.execute(SQL["insert_job"] if new else SQL["update_job"], row)
+        if events:
+            self.conn.executemany(SQL["insert_event"], events)
         self.changed.append(change.job)
         return change.job
 
@@ -203,6 +202,10 @@ Op = Callable[[_Tx], Any]
 class _Pending:
     op: Op
     future: asyncio.Future[Any]
+    # An operation that may raise after it has written (one that stores several jobs)
+    # runs in a savepoint so that only it is undone; the others write nothing before
+    # they can fail, and skip the savepoint's cost.
+    atomic: bool = False
     result: Any = None
     error: BaseException | None = None
 
@@ -298,7 +301,8 @@ class _Writer(threading.Thread):
         pending.result = None
         pending.error = None
         mark = len(tx.changed)
-        tx.conn.execute("SAVEPOINT op")
+        if pending.atomic:
+            tx.conn.execute("SAVEPOINT op")
         try:
             pending.result = pending.op(tx)
         except sqlite3.OperationalError:
@@ -306,12 +310,14 @@ class _Writer(threading.Thread):
         except Exception as exc:
             # The operation was refused (stale token, illegal transition…) or cannot be
             # stored (a result that is not JSON): undo only it, not its batch.
-            tx.conn.execute("ROLLBACK TO op")
+            if pending.atomic:
+                tx.conn.execute("ROLLBACK TO op")
             del tx.changed[mark:]
             if isinstance(exc, sqlite3.Error):
                 exc = StoreUnavailable(f"sqlite write failed: {exc}")
             pending.error = exc
-        tx.conn.execute("RELEASE op")
+        if pending.atomic:
+            tx.conn.execute("RELEASE op")
 
     def _settle(self, batch: list[_Pending], changed: list[Job]) -> None:
         for pending in batch:
@@ -421,12 +427,12 @@ class SQLiteStore(Store):
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _write(self, op: Callable[[_Tx], T]) -> T:
+    async def _write(self, op: Callable[[_Tx], T], *, atomic: bool = False) -> T:
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        writer.inbox.put(_Pending(op, future))
+        writer.inbox.put(_Pending(op, future, atomic))
         # If the caller is cancelled the write still commits (or is refused) as queued;
         # the writer skips resolving a future nobody waits for.
         return await future
@@ -460,7 +466,7 @@ class SQLiteStore(Store):
         def op(tx: _Tx) -> list[Enqueued]:
             return [self._enqueue_one(tx, new) for new in jobs]
 
-        return await self._write(op)
+        return await self._write(op, atomic=True)
 
     @staticmethod
     def _enqueue_one(tx: _Tx, new: NewJob) -> Enqueued:
@@ -611,7 +617,7 @@ class SQLiteStore(Store):
             "limit": limit + 1,
         }
 
-        def fetch(conn: sqlite3.Connection) -> list[Job]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[Job]:
             return [row_to_job(row) for row in conn.execute(SQL["list_jobs"], params)]
 
         jobs = await self._read(fetch)
@@ -619,17 +625,17 @@ class SQLiteStore(Store):
         items = jobs[:limit]
         return Page(items, items[-1].id if more and items else None)
 
-    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
-        def fetch(conn: sqlite3.Connection) -> list[Event]:
+    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> builtins.list[Event]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[Event]:
             rows = conn.execute(SQL["events_after"], (job_id, after, limit)).fetchall()
             return [_row_to_event(row) for row in rows]
 
         return await self._read(fetch)
 
-    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> list[Event]:
+    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> builtins.list[Event]:
         params = {"after": after, "owner": owner, "limit": limit}
 
-        def fetch(conn: sqlite3.Connection) -> list[Event]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[Event]:
             return [_row_to_event(row) for row in conn.execute(SQL["feed"], params)]
 
         return await self._read(fetch)
@@ -651,13 +657,13 @@ class SQLiteStore(Store):
 
     # -- maintenance -------------------------------------------------------------------
 
-    async def reap(self, now: float | None = None) -> list[Job]:
-        def op(tx: _Tx) -> list[Job]:
+    async def reap(self, now: float | None = None) -> builtins.list[Job]:
+        def op(tx: _Tx) -> builtins.list[Job]:
             at = tx.now if now is None else now
             rows = tx.conn.execute(SQL["expired_leases"], (at,)).fetchall()
             return [tx.apply(model.expire(row_to_job(row), at)) for row in rows]
 
-        return await self._write(op)
+        return await self._write(op, atomic=True)
 
     async def prune(self, finished_before: float) -> int:
         def op(tx: _Tx) -> int:
@@ -670,7 +676,7 @@ class SQLiteStore(Store):
 
         total = 0
         while True:
-            removed = await self._write(op)
+            removed = await self._write(op, atomic=True)
             total += removed
             if removed < 1000:
                 return total

@@ -116,16 +116,26 @@ class Attempt:
     async def run(self) -> Outcome:
         outcome = await self._perform()
         outcome = self._settle(outcome)
-        await asyncio.shield(self._record(outcome))
+        # Not shielded: the store's writer commits a queued write even if this task is
+        # cancelled while awaiting it.
+        await self._record(outcome)
         return outcome
 
     async def _perform(self) -> Outcome:
         timeout = self.job.timeout if self.job.timeout is not None else self.spec.options.timeout
-        inner = asyncio.get_running_loop().create_task(self.executor.run(self.call))
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+
+        def start_clock() -> None:
+            # The timeout counts from when the job's code starts, not while the attempt
+            # waits for a job process to start (seconds on a cold, busy machine).
+            nonlocal timer
+            if timeout is not None:
+                timer = loop.call_later(timeout, self.stop, StopReason.TIMEOUT)
+
+        self.call.on_start = start_clock
+        inner = loop.create_task(self.executor.run(self.call))
         self._inner = inner
-        timer = None
-        if timeout is not None:
-            timer = asyncio.get_running_loop().call_later(timeout, self.stop, StopReason.TIMEOUT)
         try:
             return Succeeded(await inner)
         except asyncio.CancelledError:

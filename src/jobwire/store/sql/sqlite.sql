@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at  REAL NOT NULL,
     PRIMARY KEY (owner, key)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
 
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
@@ -119,7 +120,8 @@ WHERE e.cursor > :after
 ORDER BY e.cursor LIMIT :limit;
 
 -- name: last_cursor
-SELECT coalesce(max(cursor), 0) FROM events;
+-- From the AUTOINCREMENT counter, so it never goes back when old events are pruned.
+SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0);
 
 -- name: list_jobs
 SELECT * FROM jobs
