@@ -74,33 +74,60 @@ def _loads_or_none(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def row_to_job(row: sqlite3.Row) -> Job:
-    progress = _loads_or_none(row["progress"])
+# Column positions of ``SELECT * FROM jobs`` (the table's definition order). Rows are
+# plain tuples: on the claim and finish paths, name lookups cost more than the SQL.
+_JOB_COLUMNS = (
+    "id", "job", "queue", "state", "owner", "priority", "args", "attempts", "max_attempts",
+    "timeout", "created_at", "scheduled_at", "started_at", "finished_at", "progress", "result",
+    "error", "lease_expires_at", "claim_token", "worker_id", "cancel_requested", "last_seq",
+    "idempotency_key", "options",
+)
+_STATES = {state.value: state for state in State}
+_EVENT_TYPES = {kind.value: kind for kind in EventType}
+_loads = json.JSONDecoder().decode
+
+
+def _json_field(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text == "{}":
+        return {}
+    return _loads(text)
+
+
+def row_to_job(row: tuple[Any, ...]) -> Job:
+    (
+        id_, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
+        created_at, scheduled_at, started_at, finished_at, progress, result, error,
+        lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
+        idempotency_key, options,
+    ) = row[:24]
+    progress_value = _json_field(progress)
     return Job(
-        id=row["id"],
-        job=row["job"],
-        args=json.loads(row["args"]),
-        queue=row["queue"],
-        state=State(row["state"]),
-        owner=row["owner"],
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        timeout=row["timeout"],
-        created_at=row["created_at"],
-        scheduled_at=row["scheduled_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        progress=Progress(**progress) if progress is not None else None,
-        result=_loads_or_none(row["result"]),
-        error=_loads_or_none(row["error"]),
-        lease_expires_at=row["lease_expires_at"],
-        claim_token=row["claim_token"],
-        worker_id=row["worker_id"],
-        cancel_requested=bool(row["cancel_requested"]),
-        last_seq=row["last_seq"],
-        idempotency_key=row["idempotency_key"],
-        options=json.loads(row["options"]),
+        id_,
+        job,
+        _json_field(args),
+        queue,
+        _STATES[state],
+        owner,
+        priority,
+        attempts,
+        max_attempts,
+        timeout,
+        created_at,
+        scheduled_at,
+        started_at,
+        finished_at,
+        Progress(**progress_value) if progress_value is not None else None,
+        _json_field(result),
+        _json_field(error),
+        lease_expires_at,
+        claim_token,
+        worker_id,
+        bool(cancel_requested),
+        last_seq,
+        idempotency_key,
+        _json_field(options),
     )
 
 
@@ -153,14 +180,14 @@ def state_row(job: Job) -> dict[str, Any]:
     }
 
 
-def _row_to_event(row: sqlite3.Row) -> Event:
+def _row_to_event(row: tuple[Any, ...]) -> Event:
     return Event(
-        job_id=row["job_id"],
-        seq=row["seq"],
-        type=EventType(row["type"]),
-        data=json.loads(row["data"]),
-        at=row["at"],
-        cursor=row["cursor"],
+        job_id=row[1],
+        seq=row[2],
+        type=_EVENT_TYPES[row[3]],
+        data=_json_field(row[4]),
+        at=row[5],
+        cursor=row[0],
     )
 
 
@@ -333,7 +360,6 @@ class _Writer(threading.Thread):
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
@@ -475,9 +501,9 @@ class SQLiteStore(Store):
                 SQL["get_idempotency"], (new.owner, new.idempotency_key)
             ).fetchone()
             if row is not None:
-                existing = tx.conn.execute(SQL["get_job"], (row["job_id"],)).fetchone()
+                existing = tx.conn.execute(SQL["get_job"], (row[1],)).fetchone()
                 if existing is not None:
-                    if row["fingerprint"] != new.fingerprint:
+                    if row[0] != new.fingerprint:
                         raise IdempotencyConflict(new.idempotency_key)
                     return Enqueued(row_to_job(existing), created=False)
         job = Job(
@@ -517,12 +543,12 @@ class SQLiteStore(Store):
         names_json = _dumps(list(names))
 
         def op(tx: _Tx) -> list[Claim]:
-            rows: list[sqlite3.Row] = []
+            rows: list[tuple[Any, ...]] = []
             for queue_name in dict.fromkeys(queues):
                 params = {"queue": queue_name, "names": names_json, "now": tx.now, "limit": limit}
                 rows.extend(tx.conn.execute(SQL["due_jobs"], params).fetchall())
             if len(queues) > 1:
-                rows.sort(key=lambda r: (-r["priority"], r["scheduled_at"], r["id"]))
+                rows.sort(key=lambda r: (-r[5], r[11], r[0]))
                 del rows[limit:]
             claims = []
             for row in rows:
