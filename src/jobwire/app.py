@@ -122,6 +122,20 @@ class Jobwire:
     def __repr__(self) -> str:
         return f"Jobwire({self.settings.url!r}, jobs={sorted(self.registry)})"
 
+    def using(self, url: str | None = None, **overrides: Any) -> Jobwire:
+        """A new, unopened ``Jobwire`` running the same jobs over another store or settings.
+
+        For tests and tools: point a module-level ``jobs`` at a temporary database
+        without touching it. The new instance starts with the jobs registered so far;
+        process jobs still resolve by module and name in their job processes. Enqueue
+        through the returned instance (``other.enqueue(crunch, {"n": 1})``):
+        ``crunch.enqueue(...)`` goes to the instance that registered ``crunch``.
+        """
+        settings = self.settings.with_(**({"url": url} if url else {}), **overrides)
+        other = Jobwire(settings=settings, auth=self.auth)
+        other.registry = dict(self.registry)
+        return other
+
     # -- registering jobs ----------------------------------------------------------------
 
     @overload
@@ -376,7 +390,8 @@ class Jobwire:
     async def events(self, job_id: str, after: int = 0) -> AsyncIterator[Event]:
         await self._ensure_open()
         async for event in follow(self.store, self.hub, job_id, after):
-            yield event
+            if event is not None:
+                yield event
 
 
 def schedule(delay: float | None, run_at: datetime | float | None) -> float | None:

@@ -168,6 +168,11 @@ def _job_parameters(fn: Callable[..., Any]) -> tuple[bool, list[inspect.Paramete
                 f"job {fn.__qualname__}: parameter {star}{p.name} cannot be expressed as "
                 "JSON arguments; name each argument"
             )
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise JobDefinitionError(
+                f"job {fn.__qualname__}: parameter {p.name!r} is positional-only, but job "
+                "arguments are passed by name; remove the '/'"
+            )
         if p.name in ENQUEUE_OPTIONS:
             raise JobDefinitionError(
                 f"job {fn.__qualname__}: parameter {p.name!r} is reserved for enqueue options "

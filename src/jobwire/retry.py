@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -34,10 +35,17 @@ class Backoff:
         """The largest delay retry ``attempt`` may get."""
         if attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt}")
-        # Compare exponents before exponentiating so huge attempts cannot overflow.
-        if self.factor > 1 and attempt - 1 > 1024:
+        exponent = attempt - 1
+        if self.base == 0:
+            return 0.0
+        # Compare logarithms before exponentiating, so that no attempt number, however
+        # large, overflows (3.0 ** 648 does) or takes long (2 ** 10**9 as integers).
+        if exponent * math.log(self.factor) >= math.log(self.cap) - math.log(self.base):
             return self.cap
-        return min(self.cap, self.base * self.factor ** (attempt - 1))
+        try:
+            return min(self.cap, self.base * self.factor**exponent)
+        except OverflowError:  # factor ** exponent alone is out of range; the product is not
+            return min(self.cap, math.exp(math.log(self.base) + exponent * math.log(self.factor)))
 
     def bounds(self, attempt: int) -> tuple[float, float]:
         high = self.ceiling(attempt)

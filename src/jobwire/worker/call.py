@@ -24,6 +24,13 @@ class Call:
     emit: Callable[[EventDraft], None]  # thread-safe, never blocks
     cancel: threading.Event = field(default_factory=threading.Event)
     cancel_listeners: list[Callable[[], None]] = field(default_factory=list)
+    on_start: Callable[[], None] | None = None  # called once, on the worker's loop
+
+    def started(self) -> None:
+        """The job's own code is about to run (in a process: it has been handed to one)."""
+        on_start, self.on_start = self.on_start, None
+        if on_start is not None:
+            on_start()
 
     def context(self) -> JobContext:
         return JobContext(

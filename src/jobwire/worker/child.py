@@ -53,12 +53,20 @@ def _resolve(module: str, qualname: str, main_path: str | None) -> Any:
     return target
 
 
+def _leave_to_the_worker(signum: int, frame: object) -> None:
+    """Ignore a stop signal that was meant for the worker."""
+
+
 def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(0)  # the worker died before we could ask to die with it
-    # Ctrl-C reaches the whole process group; the worker decides how jobs stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, and the SIGTERM of a service manager stopping the whole group (systemd's
+    # default), reach this process too; the worker decides how its jobs stop, and kills
+    # a job process with SIGKILL when it must. A handler rather than SIG_IGN, so programs
+    # the job runs get the default dispositions back when they exec.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _leave_to_the_worker)
     for module in preload:
         with contextlib.suppress(Exception):
             importlib.import_module(module)
@@ -91,6 +99,9 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
             except (EOFError, OSError):
                 os._exit(0)
             if message["op"] == "run":
+                # Cleared here, in arrival order: a cancel sent right after this run
+                # must not be wiped out when the main thread picks the run up.
+                cancel.clear()
                 runs.put(message)
             elif message["op"] == "cancel":
                 cancel.set()
@@ -101,7 +112,6 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
 
     while True:
         run = runs.get()
-        cancel.clear()
 
         def sink(draft: EventDraft) -> None:
             send(["event", draft.type.value, draft.data])

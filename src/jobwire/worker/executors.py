@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
+import queue
 import socket
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -50,6 +53,7 @@ class AsyncExecutor:
 
     async def run(self, call: Call) -> Any:
         spec = call.spec
+        call.started()
         try:
             kwargs = spec.load_arguments(call.args)
         except ValidationError as exc:
@@ -69,17 +73,79 @@ class AsyncExecutor:
         return None
 
 
+class _DaemonThreads:
+    """``size`` daemon threads taking calls from a queue.
+
+    Not a ``ThreadPoolExecutor``: the interpreter joins that pool's threads at exit, so
+    one job ignoring its cancel flag would keep a stopped worker's process alive until
+    the job chose to end, long past the shutdown grace period. A daemon thread still
+    running an abandoned job ends with the process instead, as a process job is killed.
+    """
+
+    def __init__(self, size: int, prefix: str) -> None:
+        self._size = size
+        self._prefix = prefix
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def start(self) -> None:
+        for i in range(self._size - len(self._threads)):
+            thread = threading.Thread(target=self._serve, name=f"{self._prefix}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        if self._closed:
+            raise RuntimeError("the job threads are shut down")
+        self.start()
+        future: Future[Any] = Future()
+        self._work.put((future, fn))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def shutdown(self) -> None:
+        """Cancel the calls not yet started; running ones are left to end on their own."""
+        self._closed = True
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in self._threads:
+            self._work.put(None)
+
+
 class ThreadExecutor:
     def __init__(self, size: int) -> None:
         self.size = size
-        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="jobwire-job")
+        self._threads = _DaemonThreads(size, "jobwire-job")
 
     async def start(self) -> None:
-        return None
+        self._threads.start()
 
     async def run(self, call: Call) -> Any:
         loop = asyncio.get_running_loop()
-        future = self._pool.submit(self._invoke, call)
+        call.started()
+        future = self._threads.submit(functools.partial(self._invoke, call))
         return await asyncio.wrap_future(future, loop=loop)
 
     @staticmethod
@@ -92,8 +158,13 @@ class ThreadExecutor:
             raise JobRaised(describe(exc)) from exc
 
     async def close(self) -> None:
-        # Threads cannot be killed; an abandoned one finishes on its own.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Threads cannot be killed; an abandoned one ends on its own or with the process.
+        self._threads.shutdown()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _Child:
@@ -123,6 +194,9 @@ class _Child:
         self._loop = loop
         self._send_lock = threading.Lock()
         self.ready: asyncio.Future[None] = loop.create_future()
+        # A process killed before it was ready (a spawn cancelled at shutdown) fails
+        # `ready` with nobody awaiting it: that is expected, not "never retrieved".
+        self.ready.add_done_callback(_retrieve)
         self.current: tuple[Call, asyncio.Future[Any]] | None = None
         self.dead = False
         self._reader = threading.Thread(target=self._read, name="jobwire-child-pipe", daemon=True)
@@ -214,6 +288,11 @@ class _Child:
         self._reader.join(timeout)
 
 
+async def _kill_and_reap(child: _Child) -> None:
+    child.kill()
+    await asyncio.to_thread(child.join, 5.0)
+
+
 class ProcessExecutor:
     """A pool of job processes, each running one job at a time; killable per job."""
 
@@ -249,16 +328,33 @@ class ProcessExecutor:
 
     async def _spawn(self) -> _Child:
         loop = asyncio.get_running_loop()
-        child = await asyncio.to_thread(_Child, self._preload, loop)
-        await child.ready
+        starting = loop.create_task(asyncio.to_thread(_Child, self._preload, loop))
+        try:
+            child = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The thread starting the process cannot be stopped: let it finish, then
+            # kill what it started, so no job process outlives a cancelled spawn.
+            with contextlib.suppress(Exception):
+                await _kill_and_reap(await starting)
+            raise
+        try:
+            await child.ready
+        except BaseException:
+            await asyncio.shield(_kill_and_reap(child))
+            raise
         return child
 
     async def _take(self) -> _Child:
-        while self._idle:
-            child = self._idle.pop()
-            if not child.dead:
-                return child
-        return await self._spawn()
+        while True:
+            while self._idle:
+                child = self._idle.pop()
+                if not child.dead:
+                    return child
+            if not self._spawning:
+                return await self._spawn()
+            # A process for the pool is on its way: wait for it rather than start one
+            # more, which would leave the pool holding more processes than its size.
+            await asyncio.wait(set(self._spawning), return_when=asyncio.FIRST_COMPLETED)
 
     def pids(self) -> list[int]:
         return [c.pid for c in [*self._idle, *self._busy] if not c.dead]
@@ -267,7 +363,10 @@ class ProcessExecutor:
         child = await self._take()
         self._busy.add(child)
         future = child.start(call)
+        call.started()
         call.cancel_listeners.append(child.request_cancel)
+        if call.cancel.is_set():
+            child.request_cancel()  # asked before the job process had it
         healthy = False
         try:
             result = await future
@@ -288,8 +387,11 @@ class ProcessExecutor:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._spawning):
+        spawning = list(self._spawning)
+        for task in spawning:
             task.cancel()
+        # Each cancelled spawn kills and reaps the process it had started.
+        await asyncio.gather(*spawning, return_exceptions=True)
         children = [*self._idle, *self._busy]
         for child in children:
             child.kill()

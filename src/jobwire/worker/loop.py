@@ -162,10 +162,22 @@ class Worker:
                 for k in kinds
             )
         )
-        for claims in results:
-            for claim in claims:
-                self._launch(claim)
+        claimed = [claim for claims in results for claim in claims]
+        if self._stopping.is_set():
+            # A stop came while the claim was in flight: what it took goes straight back,
+            # so nothing is claimed by this worker after it was told to stop.
+            await asyncio.gather(*(self._hand_back(claim) for claim in claimed))
+            return False
+        for claim in claimed:
+            self._launch(claim)
         return all(self._free(k) <= 0 for k in self._executors)
+
+    async def _hand_back(self, claim: Claim) -> None:
+        try:
+            await self.store.release(claim.job.id, claim.token)
+        except JobwireError as exc:
+            log.warning("job %s: not handed back at stop (its lease will expire): %s",
+                        claim.job.id, exc)
 
     async def _idle_wait(self) -> float:
         names = list(self.registry)
