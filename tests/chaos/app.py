@@ -1,0 +1,129 @@
+"""The application the chaos tests crash: a FastAPI app with embedded workers, and the
+jobs that standalone workers (``python -m tests.chaos.worker_main``) run.
+
+The store comes from ``JOBWIRE_URL``. Every job leaves side effects in the file named by
+``CHAOS_SIDE_EFFECTS``: one line per start and per end of an attempt, ``start <job id>
+<attempt> <pid>`` / ``end …``, written with ``O_APPEND`` so lines from several processes
+never interleave. A job may *run* twice (two ``start`` lines); it must *complete* once
+(one ``succeeded`` event in the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from fastapi import FastAPI
+
+from jobwire import JobContext, Jobwire
+
+SIDE_EFFECTS_ENV = "CHAOS_SIDE_EFFECTS"
+
+jobs = Jobwire()
+
+
+def record(what: str, ctx: JobContext) -> None:
+    path = os.environ.get(SIDE_EFFECTS_ENV)
+    if not path:
+        return
+    line = f"{what} {ctx.job_id} {ctx.attempt} {os.getpid()}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def has_run_before(job_id: str) -> bool:
+    """True when an earlier attempt of this job left a ``start`` line."""
+    path = os.environ.get(SIDE_EFFECTS_ENV)
+    if not path or not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return any(line.split()[:2] == ["start", job_id] for line in f)
+
+
+@jobs.job(executor="process", retries=2)
+def crunch(ctx: JobContext, seconds: float) -> str:
+    """A job process working for ``seconds``; says it has started with an output event."""
+    record("start", ctx)
+    ctx.output({"started": os.getpid()})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ctx.wait_cancelled(0.05)
+    record("end", ctx)
+    return "crunched"
+
+
+@jobs.job(retries=2)
+async def sleeper(ctx: JobContext, seconds: float) -> str:
+    """An async job of a fixed length."""
+    record("start", ctx)
+    ctx.output({"started": os.getpid()})
+    await asyncio.sleep(seconds)
+    record("end", ctx)
+    return "slept"
+
+
+@jobs.job
+async def slow_once(ctx: JobContext, seconds: float) -> str:
+    """Long the first time; quick when an earlier attempt was handed back (it resumes)."""
+    resumed = has_run_before(ctx.job_id)
+    record("start", ctx)
+    ctx.output({"started": os.getpid(), "resumed": resumed})
+    await asyncio.sleep(0.1 if resumed else seconds)
+    record("end", ctx)
+    return "resumed" if resumed else "finished"
+
+
+@jobs.job(executor="process")
+def crunch_once(ctx: JobContext, seconds: float) -> str:
+    """``slow_once`` in a job process."""
+    resumed = has_run_before(ctx.job_id)
+    record("start", ctx)
+    ctx.output({"started": os.getpid(), "resumed": resumed})
+    deadline = time.monotonic() + (0.1 if resumed else seconds)
+    while time.monotonic() < deadline:
+        ctx.wait_cancelled(0.05)
+    record("end", ctx)
+    return "resumed" if resumed else "finished"
+
+
+@jobs.job(executor="thread")
+def blocking(ctx: JobContext, seconds: float) -> str:
+    """Blocking I/O that never looks at ``ctx.cancelled``: nothing can stop it early."""
+    resumed = has_run_before(ctx.job_id)
+    record("start", ctx)
+    ctx.output({"started": os.getpid(), "resumed": resumed})
+    time.sleep(0.1 if resumed else seconds)
+    record("end", ctx)
+    return "resumed" if resumed else "finished"
+
+
+@jobs.job(retries=2)
+async def poison(ctx: JobContext) -> None:
+    """Kills the worker that runs it, every time."""
+    record("start", ctx)
+    os._exit(1)
+
+
+@jobs.job(retries=3)
+async def noop(ctx: JobContext, n: int) -> int:
+    """A healthy job. Its retries cover being lost in a crash the poison job causes."""
+    record("start", ctx)
+    record("end", ctx)
+    return n
+
+
+@jobs.job(retries=20)
+async def work(ctx: JobContext, ms: int) -> int:
+    """A short job; its retries cover being lost in server crashes."""
+    record("start", ctx)
+    await asyncio.sleep(ms / 1000)
+    record("end", ctx)
+    return ms
+
+
+app = FastAPI(lifespan=jobs.lifespan)
+app.include_router(jobs.router, prefix="/jobs")
