@@ -39,6 +39,10 @@ class Executor(Protocol):
 
     async def start(self) -> None: ...
 
+    def available(self) -> int:
+        """Slots this executor could start a job in now, as far as it knows."""
+        ...
+
     async def run(self, call: Call) -> Any: ...
 
     async def close(self) -> None: ...
@@ -47,6 +51,9 @@ class Executor(Protocol):
 class AsyncExecutor:
     def __init__(self, size: int) -> None:
         self.size = size
+
+    def available(self) -> int:
+        return self.size
 
     async def start(self) -> None:
         return None
@@ -138,24 +145,35 @@ class ThreadExecutor:
     def __init__(self, size: int) -> None:
         self.size = size
         self._threads = _DaemonThreads(size, "jobwire-job")
+        self._live = 0  # threads running job code, abandoned ones included
+        self._live_lock = threading.Lock()
 
     async def start(self) -> None:
         self._threads.start()
 
+    def available(self) -> int:
+        """Free threads: one abandoned after a timeout keeps its slot until it returns,
+        so the worker does not claim a job that would queue behind it."""
+        return self.size - self._live
+
     async def run(self, call: Call) -> Any:
         loop = asyncio.get_running_loop()
+        with self._live_lock:
+            self._live += 1
         call.started()
         future = self._threads.submit(functools.partial(self._invoke, call))
         return await asyncio.wrap_future(future, loop=loop)
 
-    @staticmethod
-    def _invoke(call: Call) -> Any:
+    def _invoke(self, call: Call) -> Any:
         try:
             return invoke_sync(call)
         except JobRaised:
             raise
         except Exception as exc:
             raise JobRaised(describe(exc)) from exc
+        finally:
+            with self._live_lock:
+                self._live -= 1
 
     async def close(self) -> None:
         # Threads cannot be killed; an abandoned one ends on its own or with the process.
@@ -303,6 +321,9 @@ class ProcessExecutor:
         self._busy: set[_Child] = set()
         self._spawning: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    def available(self) -> int:
+        return self.size
 
     async def start(self) -> None:
         for _ in range(self.size):

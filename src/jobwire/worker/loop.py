@@ -126,7 +126,9 @@ class Worker:
 
     def _free(self, kind: Executor) -> int:
         executor = self._executors.get(kind)
-        return 0 if executor is None else executor.size - self._running_by_kind[kind]
+        if executor is None:
+            return 0
+        return min(executor.size - self._running_by_kind[kind], executor.available())
 
     def _names(self, kind: Executor) -> list[str]:
         return [n for n, s in self.registry.items() if s.options.executor == kind]
