@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from jobwire.errors import (
     JobDefinitionError,
     JobFailed,
     JobNotFound,
+    JobwireError,
     UnknownJobError,
 )
 from jobwire.feed.follow import RECHECK_SECONDS, follow
@@ -28,11 +30,14 @@ from jobwire.ids import new_job_id
 from jobwire.jobs import Executor, JobSpec, P, R, build_options
 from jobwire.model import Event, Job, State
 from jobwire.retry import Backoff
+from jobwire.services.base import Service
 from jobwire.services.pruner import Pruner
 from jobwire.services.reaper import Reaper
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
 from jobwire.store.base import NewJob, Store
+from jobwire.webhooks.options import check_webhook
+from jobwire.webhooks.outbox import Outbox
 from jobwire.worker.loop import Worker
 
 if TYPE_CHECKING:
@@ -116,7 +121,8 @@ class Jobwire:
         self._opened = 0
         self._open_lock: asyncio.Lock | None = None
         self.worker: Worker | None = None
-        self._services: list[Reaper | Pruner] = []
+        self._services: list[Service] = []
+        self.outbox: Outbox | None = None  # sends webhooks while services run
         self._router: APIRouter | None = None
 
     def __repr__(self) -> str:
@@ -252,6 +258,17 @@ class Jobwire:
             Reaper(self.store, self.settings.reap_every),
             Pruner(self.store, self.settings.retention_seconds),
         ]
+        if self.settings.webhook_secret:
+            # Every process that runs services sends webhooks; claims keep them apart.
+            self.outbox = Outbox(self.store, self.settings)
+            self._services.append(self.outbox)
+        else:
+            with contextlib.suppress(JobwireError):
+                if await self.store.next_delivery_at() is not None:
+                    log.warning(
+                        "webhook deliveries are pending but JOBWIRE_WEBHOOK_SECRET is not set "
+                        "here: this process will not send them"
+                    )
         for service in self._services:
             service.start()
 
@@ -259,6 +276,7 @@ class Jobwire:
         for service in self._services:
             await service.stop()
         self._services = []
+        self.outbox = None
 
     async def start_worker(self, queues: Sequence[str] | None = None) -> Worker:
         worker = Worker(self.registry, self.store, self.hub, self.settings, queues=queues)
@@ -328,7 +346,13 @@ class Jobwire:
         fingerprint: str | None = None,
         options: dict[str, Any] | None = None,
     ) -> JobHandle[R]:
-        """Validate the arguments and store the job; returns once it is durable."""
+        """Validate the arguments and store the job; returns once it is durable.
+
+        ``options={"webhook": {"url": ..., "events": [...]}}`` asks for signed webhooks
+        (terminal events when ``events`` is left out): raises ConfigError without
+        ``JOBWIRE_WEBHOOK_SECRET``, and WebhookRefused for a bad URL or event name or a
+        target the egress rules refuse.
+        """
         spec = self.spec(job) if isinstance(job, str) else job
         args = spec.dump_arguments(arguments or {})
         scheduled_at = schedule(delay, run_at)
@@ -353,6 +377,9 @@ class Jobwire:
             fingerprint=fingerprint,
             options=options or {},
         )
+        if new.options.get("webhook") is not None:
+            hook = await check_webhook(new.options["webhook"], self.settings)
+            new = dataclasses.replace(new, options={**new.options, "webhook": hook})
         await self._ensure_open()
         [stored] = await self.store.enqueue([new])
         return JobHandle(self, stored.job, created=stored.created)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from jobwire.errors import ConfigError
+from jobwire.webhooks.signing import decode_secret
 
 ENV_PREFIX = "JOBWIRE_"
 
@@ -22,6 +24,8 @@ class Settings:
 
     url: str = "sqlite:///./jobwire.db"
     sqlite_synchronous: str = "NORMAL"
+    postgres_pool_min: int = 1  # connections the PostgreSQL store keeps open
+    postgres_pool_max: int = 10  # …and opens at most (besides one for LISTEN)
     # Workers
     embedded_workers: bool = True
     queues: tuple[str, ...] = ("default",)
@@ -46,9 +50,25 @@ class Settings:
     max_wait_seconds: float = 60.0
     max_page_size: int = 200
     default_page_size: int = 50
+    # Webhooks (Standard Webhooks): no secret, no webhooks
+    webhook_secret: str = field(default="", repr=False)  # "whsec_" + base64 of the key
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 5.0  # before the first retry; then x3 each time
+    webhook_backoff_cap_seconds: float = 3600.0  # also caps a receiver's Retry-After
+    webhook_timeout_seconds: float = 10.0  # one attempt: resolving, connecting, answering
+    webhook_concurrency: int = 16  # deliveries sent at once by one process
+    webhook_poll_seconds: float = 5.0  # backstop when a wake-up is lost; not the hot path
+    webhook_allow_private: bool = False  # private, loopback, link-local… targets allowed
+    webhook_allowed_cidrs: tuple[str, ...] = ()  # or only these networks, e.g. "10.1.0.0/16"
 
     def __post_init__(self) -> None:
         _positive(self, "async_concurrency", "thread_concurrency", "process_concurrency")
+        _positive(self, "postgres_pool_min", "postgres_pool_max")
+        if self.postgres_pool_min > self.postgres_pool_max:
+            raise ConfigError(
+                f"JOBWIRE_POSTGRES_POOL_MIN: expected at most JOBWIRE_POSTGRES_POOL_MAX "
+                f"({self.postgres_pool_max}), got {self.postgres_pool_min}"
+            )
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
@@ -60,6 +80,25 @@ class Settings:
                 "JOBWIRE_SQLITE_SYNCHRONOUS: expected NORMAL, FULL or EXTRA, "
                 f"got {self.sqlite_synchronous!r}"
             )
+        _positive(self, "webhook_max_attempts", "webhook_timeout_seconds", "webhook_concurrency")
+        _positive(self, "webhook_poll_seconds", "webhook_backoff_cap_seconds")
+        _non_negative(self, "webhook_backoff_seconds")
+        if self.webhook_backoff_seconds > self.webhook_backoff_cap_seconds:
+            raise ConfigError(
+                "JOBWIRE_WEBHOOK_BACKOFF_SECONDS: expected at most "
+                f"JOBWIRE_WEBHOOK_BACKOFF_CAP_SECONDS ({self.webhook_backoff_cap_seconds}), "
+                f"got {self.webhook_backoff_seconds}"
+            )
+        if self.webhook_secret:
+            decode_secret(self.webhook_secret, env_name("webhook_secret"))
+        for cidr in self.webhook_allowed_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    "JOBWIRE_WEBHOOK_ALLOWED_CIDRS: expected comma-separated networks such "
+                    f"as 10.1.0.0/16 or fd00::/8, got {cidr!r}"
+                ) from None
         if not 1 <= self.default_page_size <= self.max_page_size:
             raise ConfigError(
                 f"JOBWIRE_DEFAULT_PAGE_SIZE: expected 1..{self.max_page_size}, "
@@ -73,6 +112,11 @@ class Settings:
     @property
     def reap_every(self) -> float:
         return self.reap_interval_seconds or self.lease_seconds / 3
+
+    @property
+    def webhook_lease_seconds(self) -> float:
+        """How long a sender holds a delivery: well past one attempt's timeout."""
+        return self.webhook_timeout_seconds * 2 + 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,16 @@ from jobwire.errors import (
 )
 from jobwire.ids import new_job_id, new_token
 from jobwire.model import EventDraft, EventType, Job, Progress, State
-from jobwire.store.base import Claim, ListQuery, NewJob, Notice, NoticeKind, Store
+from jobwire.store.base import (
+    Claim,
+    Delivery,
+    DeliveryStatus,
+    ListQuery,
+    NewJob,
+    Notice,
+    NoticeKind,
+    Store,
+)
 
 HOUR = 3600.0
 LONG_LEASE = HOUR
@@ -904,3 +914,274 @@ async def test_a_removed_listener_hears_nothing_more(store: Store) -> None:
     store.remove_listener(recorder)
     await enqueue_one(store)
     assert recorder.notices == []
+
+
+# -- webhook outbox --------------------------------------------------------------------------
+
+HOOK_URL = "https://hooks.example.com/jobwire"
+
+
+def hooked(events: list[str] | None = None, url: str = HOOK_URL, **fields: Any) -> NewJob:
+    """A job whose options ask for webhooks (as the submit check stores them)."""
+    return new(options={"webhook": {"url": url, "events": events}}, **fields)
+
+
+async def hooked_claim(store: Store, events: list[str] | None = None, **fields: Any) -> Claim:
+    [enqueued] = await store.enqueue([hooked(events, **fields)])
+    return await claim_one(store, enqueued.job)
+
+
+async def claim_delivery(store: Store, lease: float = LONG_LEASE) -> Delivery:
+    [delivery] = await store.claim_deliveries(10, lease)
+    return delivery
+
+
+async def test_a_terminal_event_of_a_job_with_a_webhook_creates_a_delivery_in_the_same_write(
+    store: Store,
+) -> None:
+    claim = await hooked_claim(store)
+    assert await store.deliveries_for(claim.job.id) == []
+    before = time.time()
+    done = await store.finish(claim.job.id, claim.token, {"answer": 42})
+    [delivery] = await store.deliveries_for(claim.job.id)
+    assert (delivery.job_id, delivery.seq, delivery.event) == (done.id, done.last_seq, "succeeded")
+    assert delivery.id == f"msg_{done.id}_{done.last_seq}"
+    assert (delivery.url, delivery.status, delivery.attempts) == (
+        HOOK_URL, DeliveryStatus.PENDING, 0
+    )
+    assert delivery.next_attempt_at is not None
+    assert before <= delivery.created_at <= delivery.next_attempt_at <= time.time()
+    body = json.loads(delivery.body)
+    assert body["type"] == "job.succeeded"
+    assert body["timestamp"].endswith("Z")
+    assert body["data"]["id"] == done.id and body["data"]["seq"] == done.last_seq
+    assert (body["data"]["state"], body["data"]["result"]) == ("succeeded", {"answer": 42})
+
+
+@pytest.mark.parametrize("ending", ["fail", "cancel"])
+async def test_failed_and_cancelled_are_terminal_events_sent_by_default(
+    store: Store, ending: str
+) -> None:
+    claim = await hooked_claim(store)
+    if ending == "fail":
+        await store.fail(claim.job.id, claim.token, {"type": "E", "message": "m"}, None)
+    else:
+        await store.cancel(claim.job.id)
+        await store.mark_cancelled(claim.job.id, claim.token)
+    [delivery] = await store.deliveries_for(claim.job.id)
+    assert delivery.event == {"fail": "failed", "cancel": "cancelled"}[ending]
+
+
+async def test_only_the_listed_event_types_create_deliveries(store: Store) -> None:
+    claim = await hooked_claim(store, events=["progress", "succeeded"])
+    await store.report(
+        claim.job.id,
+        claim.token,
+        [EventDraft(EventType.PROGRESS, {"current": 1}), EventDraft(EventType.OUTPUT, {"x": 1}),
+         EventDraft(EventType.PROGRESS, {"current": 2})],
+    )
+    await store.finish(claim.job.id, claim.token, 1)
+    deliveries = await store.deliveries_for(claim.job.id)
+    assert [(d.seq, d.event) for d in deliveries] == [
+        (3, "progress"), (5, "progress"), (6, "succeeded")
+    ]
+    assert len({d.id for d in deliveries}) == 3
+
+
+async def test_the_queued_event_at_enqueue_creates_a_delivery_when_listed(store: Store) -> None:
+    [enqueued] = await store.enqueue([hooked(["queued"])])
+    [delivery] = await store.deliveries_for(enqueued.job.id)
+    assert (delivery.seq, delivery.event) == (1, "queued")
+
+
+@pytest.mark.parametrize("options", [{}, {"webhook": "x"}, {"webhook": {"events": None}}])
+async def test_a_job_without_a_usable_webhook_creates_no_delivery(
+    store: Store, options: dict[str, Any]
+) -> None:
+    claim = await claim_one(store, options=options)
+    await store.finish(claim.job.id, claim.token, 1)
+    assert await store.deliveries_for(claim.job.id) == []
+    assert await store.claim_deliveries(10, LONG_LEASE) == []
+    assert await store.next_delivery_at() is None
+
+
+async def test_a_refused_write_creates_no_delivery(store: Store) -> None:
+    claim = await hooked_claim(store)
+    with pytest.raises(StaleClaim):
+        await store.finish(claim.job.id, new_token(), 1)
+    assert await store.deliveries_for(claim.job.id) == []
+
+
+async def test_a_write_that_creates_deliveries_sends_a_webhooks_notice(store: Store) -> None:
+    claim = await hooked_claim(store, events=["succeeded"])
+    recorder = Recorder()
+    store.add_listener(recorder)
+    await store.report(claim.job.id, claim.token, [EventDraft(EventType.OUTPUT, {})])
+    assert Notice(NoticeKind.WEBHOOKS, claim.job.id) not in recorder.notices
+    await store.finish(claim.job.id, claim.token, 1)
+    assert Notice(NoticeKind.WEBHOOKS, claim.job.id) in recorder.notices
+
+
+async def test_a_claimed_delivery_is_leased_and_not_claimed_again(store: Store) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store)
+    assert delivery.claim_token is not None and delivery.lease_expires_at is not None
+    assert delivery.attempts == 0
+    assert await store.claim_deliveries(10, LONG_LEASE) == []
+    assert (await store.deliveries_for(claim.job.id))[0].claim_token == delivery.claim_token
+
+
+async def test_a_delivery_whose_lease_ran_out_is_claimed_again_and_the_old_token_refused(
+    store: Store,
+) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    first = await claim_delivery(store, lease=0.0)
+    second = await claim_delivery(store)
+    assert second.id == first.id and second.claim_token != first.claim_token
+    assert first.claim_token is not None
+    with pytest.raises(StaleClaim):
+        await store.record_delivery_attempt(
+            first.id, first.claim_token, ok=True, status_code=200, error=None,
+            next_attempt_at=None,
+        )
+
+
+async def test_claims_take_the_earliest_due_deliveries_up_to_the_limit(store: Store) -> None:
+    ids = []
+    for _ in range(3):
+        claim = await hooked_claim(store)
+        await store.finish(claim.job.id, claim.token, 1)
+        ids.append((await store.deliveries_for(claim.job.id))[0].id)
+    first = await store.claim_deliveries(2, LONG_LEASE)
+    rest = await store.claim_deliveries(2, LONG_LEASE)
+    assert [d.id for d in first] == ids[:2] and [d.id for d in rest] == ids[2:]
+    assert await store.claim_deliveries(0, LONG_LEASE) == []
+
+
+async def test_a_successful_attempt_marks_the_delivery_delivered(store: Store) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store)
+    assert delivery.claim_token is not None
+    recorded = await store.record_delivery_attempt(
+        delivery.id, delivery.claim_token, ok=True, status_code=204, error=None,
+        next_attempt_at=None,
+    )
+    assert (recorded.status, recorded.attempts, recorded.last_status_code) == (
+        DeliveryStatus.DELIVERED, 1, 204
+    )
+    assert recorded.claim_token is None and recorded.next_attempt_at is None
+    assert recorded.last_attempt_at is not None
+    assert await store.deliveries_for(claim.job.id) == [recorded]
+    assert await store.claim_deliveries(10, LONG_LEASE) == []
+    assert await store.next_delivery_at() is None
+
+
+async def test_a_failed_attempt_with_a_next_time_stays_pending_until_then(store: Store) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store)
+    assert delivery.claim_token is not None
+    later = time.time() + HOUR
+    recorded = await store.record_delivery_attempt(
+        delivery.id, delivery.claim_token, ok=False, status_code=500, error="HTTP 500",
+        next_attempt_at=later,
+    )
+    assert (recorded.status, recorded.attempts) == (DeliveryStatus.PENDING, 1)
+    assert (recorded.last_status_code, recorded.last_error) == (500, "HTTP 500")
+    assert recorded.next_attempt_at == later and recorded.claim_token is None
+    assert await store.claim_deliveries(10, LONG_LEASE) == []
+    assert await store.next_delivery_at() == later
+
+
+async def test_a_failed_attempt_due_now_is_claimed_again_with_its_attempts_counted(
+    store: Store,
+) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store)
+    assert delivery.claim_token is not None
+    await store.record_delivery_attempt(
+        delivery.id, delivery.claim_token, ok=False, status_code=None,
+        error="connection refused", next_attempt_at=time.time() - 1,
+    )
+    again = await claim_delivery(store)
+    assert (again.id, again.attempts, again.last_error) == (delivery.id, 1, "connection refused")
+
+
+async def test_a_failed_attempt_without_a_next_time_fails_the_delivery(store: Store) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store)
+    assert delivery.claim_token is not None
+    recorded = await store.record_delivery_attempt(
+        delivery.id, delivery.claim_token, ok=False, status_code=302, error="redirect",
+        next_attempt_at=None,
+    )
+    assert (recorded.status, recorded.next_attempt_at) == (DeliveryStatus.FAILED, None)
+    assert await store.next_delivery_at() is None
+    with pytest.raises(StaleClaim):
+        await store.record_delivery_attempt(
+            delivery.id, delivery.claim_token, ok=True, status_code=200, error=None,
+            next_attempt_at=None,
+        )
+
+
+async def test_a_410_disables_the_url_for_the_job_and_no_more_deliveries_are_made(
+    store: Store,
+) -> None:
+    claim = await hooked_claim(store, events=["progress", "succeeded"])
+    other = await hooked_claim(store, events=["progress"])
+    progress = [EventDraft(EventType.PROGRESS, {"current": 1})]
+    await store.report(claim.job.id, claim.token, progress)
+    await store.report(other.job.id, other.token, progress)
+    await store.report(claim.job.id, claim.token, progress)
+    [first, other_delivery, second] = await store.claim_deliveries(1, LONG_LEASE) + (
+        await store.claim_deliveries(1, LONG_LEASE)
+    ) + await store.claim_deliveries(1, LONG_LEASE)
+    assert first.claim_token is not None
+    recorded = await store.record_delivery_attempt(
+        first.id, first.claim_token, ok=False, status_code=410, error="gone",
+        next_attempt_at=time.time(), disable_url=True,
+    )
+    assert (recorded.status, recorded.next_attempt_at) == (DeliveryStatus.DISABLED, None)
+    [_, still] = await store.deliveries_for(claim.job.id)
+    assert still.id == second.id and still.status is DeliveryStatus.DISABLED
+    assert second.claim_token is not None
+    with pytest.raises(StaleClaim):  # its sender is told it no longer holds it
+        await store.record_delivery_attempt(
+            second.id, second.claim_token, ok=True, status_code=200, error=None,
+            next_attempt_at=None,
+        )
+    await store.report(claim.job.id, claim.token, progress)
+    await store.finish(claim.job.id, claim.token, 1)
+    assert [d.id for d in await store.deliveries_for(claim.job.id)] == [first.id, second.id]
+    [untouched] = await store.deliveries_for(other.job.id)
+    assert untouched.id == other_delivery.id and untouched.status is DeliveryStatus.PENDING
+
+
+async def test_recording_an_unknown_delivery_raises_stale_claim(store: Store) -> None:
+    with pytest.raises(StaleClaim):
+        await store.record_delivery_attempt(
+            "msg_nope_1", new_token(), ok=True, status_code=200, error=None,
+            next_attempt_at=None,
+        )
+
+
+async def test_next_delivery_at_counts_a_leased_delivery_from_when_its_lease_runs_out(
+    store: Store,
+) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store, lease=HOUR)
+    assert await store.next_delivery_at() == delivery.lease_expires_at
+
+
+async def test_pruning_a_job_deletes_its_deliveries(store: Store) -> None:
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    assert await store.prune(time.time() + 1) == 1
+    assert await store.deliveries_for(claim.job.id) == []
+    assert await store.claim_deliveries(10, LONG_LEASE) == []

@@ -6,6 +6,8 @@ health. Every route resolves the caller's owner and answers 404 for jobs of othe
 import base64
 import binascii
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
@@ -21,6 +23,7 @@ from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
 from jobwire.ids import is_job_id
 from jobwire.model import State
 from jobwire.store.base import ListQuery
+from jobwire.webhooks.options import NO_SECRET, WebhookRefused
 
 if TYPE_CHECKING:
     from jobwire.app import Jobwire
@@ -68,6 +71,16 @@ def _decode_cursor(cursor: str) -> str:
     if not is_job_id(text):
         raise invalid(("query", "cursor"), "invalid cursor; pass next_cursor from a previous page", value=cursor)
     return text
+
+
+@contextmanager
+def _webhook_errors() -> Iterator[None]:
+    """A refused ``webhook`` option → 422 naming the field within it."""
+    try:
+        yield
+    except WebhookRefused as exc:
+        loc = ("body", "webhook", *exc.loc)
+        raise invalid(loc, str(exc), "webhook_refused", exc.value) from exc
 
 
 def build_router(jobwire: "Jobwire") -> APIRouter:
@@ -148,6 +161,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
             arguments = spec.dump_arguments(body.args)
         except ValidationError as exc:
             raise from_validation(exc, ("body", "args")) from exc
+        if body.webhook is not None and not settings.webhook_secret:
+            raise invalid(("body", "webhook"), NO_SECRET, "webhooks_off")
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise invalid(("header", "Idempotency-Key"),
                           f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", value=idempotency_key)
@@ -157,7 +172,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                 raise HTTPException(status.HTTP_409_CONFLICT, str(IdempotencyInProgress(idempotency_key or "")))
             in_flight.add(key)
         try:
-            with http_errors():
+            with http_errors(), _webhook_errors():
                 handle = await jobwire.enqueue(
                     spec,
                     arguments,
@@ -168,7 +183,9 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     idempotency_key=idempotency_key,
                     owner=owner,
                     fingerprint=fingerprint_of(payload) if idempotency_key is not None else None,
-                    options={"webhook": body.webhook.model_dump()} if body.webhook else None,
+                    options=(
+                        {"webhook": body.webhook.model_dump(mode="json")} if body.webhook else None
+                    ),
                 )
         finally:
             if key is not None:
@@ -243,7 +260,9 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     job = None
                 if job is None:
                     raise not_found(job_id)
-        return JSONResponse(job_view(job, _base(request, f"/{job_id}")))
+            hooked = bool(job.options.get("webhook"))
+            webhooks = await jobwire.store.deliveries_for(job_id) if hooked else []
+        return JSONResponse(job_view(job, _base(request, f"/{job_id}"), webhooks))
 
     @router.post(
         "/{job_id}/cancel",

@@ -4,12 +4,14 @@ schema of each registered job's arguments."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from jobwire.model import Job
+from jobwire.model import EventType, Job
+from jobwire.store.base import Delivery
 
 if TYPE_CHECKING:
     from jobwire.jobs import JobSpec
@@ -18,9 +20,20 @@ QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 class WebhookRequest(BaseModel):
+    """Signed Standard Webhooks POSTs to ``url`` for the job's events."""
+
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2048)
-    events: list[str] | None = None
+    url: str = Field(
+        max_length=2048,
+        description="http(s) URL; private, loopback and link-local targets are refused "
+        "unless the server allows them",
+    )
+    events: list[EventType] | None = Field(
+        default=None,
+        min_length=1,
+        description="Event types to send; left out: the terminal ones "
+        "(succeeded, failed, cancelled)",
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -56,6 +69,19 @@ class LinksView(BaseModel):
     cancel: str
 
 
+class WebhookDeliveryView(BaseModel):
+    id: str = Field(description="The webhook-id header: the same on every attempt")
+    url: str
+    event: str
+    seq: int
+    status: Literal["pending", "delivered", "failed", "disabled"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+
+
 class JobView(BaseModel):
     id: str
     job: str
@@ -74,6 +100,9 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     links: LinksView
+    webhooks: list[WebhookDeliveryView] | None = Field(
+        default=None, description="Webhook deliveries; only in GET P/{id}"
+    )
 
 
 class JobPage(BaseModel):
@@ -87,11 +116,15 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def job_view(job: Job, base: str) -> dict[str, Any]:
-    """The job as clients see it: no claim tokens, leases or owners."""
+def job_view(job: Job, base: str, webhooks: Sequence[Delivery] | None = None) -> dict[str, Any]:
+    """The job as clients see it: no claim tokens, leases or owners.
+
+    ``webhooks``, when given, adds the job's webhook deliveries: the single-job route
+    reads them (one indexed query); lists and stream frames leave them out.
+    """
     link = f"{base}/{job.id}"
     ws = link + "/ws"
-    return {
+    view = {
         "id": job.id,
         "job": job.job,
         "state": job.state.value,
@@ -109,6 +142,24 @@ def job_view(job: Job, base: str) -> dict[str, Any]:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "links": {"self": link, "events": link + "/events", "ws": ws, "cancel": link + "/cancel"},
+    }
+    if webhooks is not None:
+        view["webhooks"] = [delivery_view(d) for d in webhooks]
+    return view
+
+
+def delivery_view(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "url": delivery.url,
+        "event": delivery.event,
+        "seq": delivery.seq,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "last_attempt_at": iso(delivery.last_attempt_at),
+        "next_attempt_at": iso(delivery.next_attempt_at),
     }
 
 

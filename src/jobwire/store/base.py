@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import abc
 import builtins
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from jobwire.model import Event, EventDraft, Job, State
+from jobwire.model import TERMINAL_EVENTS, Change, Event, EventDraft, EventType, Job, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class NoticeKind(StrEnum):
     JOBS = "jobs"  # key = queue name: new or newly due work
     JOB = "job"  # key = job id: the job's record or log changed
     CANCEL = "cancel"  # key = job id: cancellation requested for a running job
+    WEBHOOKS = "webhooks"  # key = job id: the job has new webhook deliveries to send
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,40 @@ class Notice:
 
 
 Listener = Callable[[Sequence[Notice]], None]
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # to be sent at next_attempt_at (again, after a failed attempt)
+    DELIVERED = "delivered"  # a 2xx answered: done
+    FAILED = "failed"  # the attempts ran out: done
+    DISABLED = "disabled"  # the URL answered 410 Gone: nothing more goes to it for this job
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One webhook message to one URL, derived from one event of a job (the outbox).
+
+    Who moves a delivery out of ``pending``: the sender that claimed it, through
+    :meth:`Store.record_delivery_attempt` (→ delivered, failed, disabled, or pending
+    again later); a 410 recorded for another delivery of the same job and URL
+    (→ disabled). The other statuses are final.
+    """
+
+    id: str  # the webhook-id, the same on every attempt: "msg_<job id>_<seq>"
+    job_id: str
+    seq: int
+    event: str  # the event's type
+    url: str
+    body: str  # the JSON body, fixed when the event was appended
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    created_at: float = 0.0
+    next_attempt_at: float | None = None
+    last_attempt_at: float | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    claim_token: str | None = None
+    lease_expires_at: float | None = None
 
 
 class Store(abc.ABC):
@@ -213,6 +250,53 @@ class Store(abc.ABC):
     async def prune(self, finished_before: float) -> int:
         """Delete terminal jobs (and their events) finished before this time."""
 
+    # -- webhook outbox ----------------------------------------------------------------
+    #
+    # Deliveries are not created through this API: a store creates them in the same
+    # transaction that appends an event of a type the job's webhook asks for (see
+    # :func:`webhook_deliveries`), and sends a ``WEBHOOKS`` notice after that commit.
+
+    @abc.abstractmethod
+    async def claim_deliveries(self, limit: int, lease: float) -> builtins.list[Delivery]:
+        """Lease up to ``limit`` pending deliveries that are due and not leased.
+
+        Due: ``next_attempt_at`` has passed. Not leased: never claimed, or the lease of
+        the sender that claimed it ran out (it died mid-send). Earliest due first. Each
+        gets a fresh ``claim_token`` and a lease of ``lease`` seconds; attempts are
+        counted only by :meth:`record_delivery_attempt`.
+        """
+
+    @abc.abstractmethod
+    async def record_delivery_attempt(
+        self,
+        delivery_id: str,
+        token: str,
+        *,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+        next_attempt_at: float | None,
+        disable_url: bool = False,
+    ) -> Delivery:
+        """Count one attempt of a claimed delivery and release its lease; fenced by token.
+
+        ``ok``: delivered. ``disable_url``: disabled, together with every pending
+        delivery of the same job to the same URL, and no delivery to that URL is created
+        for the job again. Otherwise pending again at ``next_attempt_at``, or failed for
+        good when it is None. Raises :class:`~jobwire.errors.StaleClaim` when the token
+        is no longer the delivery's (its lease ran out and another sender claimed it,
+        a 410 disabled it) or the delivery is gone (pruned with its job).
+        """
+
+    @abc.abstractmethod
+    async def deliveries_for(self, job_id: str) -> builtins.list[Delivery]:
+        """The job's webhook deliveries, in event order."""
+
+    @abc.abstractmethod
+    async def next_delivery_at(self) -> float | None:
+        """When the earliest pending delivery can be claimed (due, lease run out); None
+        when no delivery is pending."""
+
     # -- wake-ups ----------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
@@ -241,3 +325,103 @@ def notices_for(jobs: Iterable[Job]) -> builtins.list[Notice]:
         elif job.state is State.RUNNING and job.cancel_requested:
             notices.append(Notice(NoticeKind.CANCEL, job.id))
     return notices
+
+
+def delivery_notices(job_ids: Iterable[str]) -> builtins.list[Notice]:
+    """The wake-ups for senders after a commit that created deliveries for these jobs."""
+    return [Notice(NoticeKind.WEBHOOKS, job_id) for job_id in dict.fromkeys(job_ids)]
+
+
+# -- the webhook outbox: which events become deliveries ------------------------------------
+
+DEFAULT_WEBHOOK_EVENTS = frozenset(TERMINAL_EVENTS)
+
+
+def webhook_target(options: Mapping[str, Any]) -> tuple[str, frozenset[EventType]] | None:
+    """The URL and event types a job's ``options["webhook"]`` asks for, or None.
+
+    ``{"url": ..., "events": [...] | None}``; no ``events`` means the terminal ones. The
+    option was validated when the job was submitted; anything malformed here (a job
+    stored by other means) asks for nothing rather than breaking the job's writes.
+    """
+    hook = options.get("webhook") if isinstance(options, Mapping) else None
+    if not isinstance(hook, Mapping):
+        return None
+    url = hook.get("url")
+    if not isinstance(url, str) or not url:
+        return None
+    names = hook.get("events")
+    if names is None:
+        return url, DEFAULT_WEBHOOK_EVENTS
+    if not isinstance(names, list | tuple):
+        return None
+    known = {event.value for event in EventType}
+    return url, frozenset(EventType(n) for n in names if isinstance(n, str) and n in known)
+
+
+def message_id(job_id: str, seq: int) -> str:
+    """A delivery's ``webhook-id``: one per event, the same on every attempt."""
+    return f"msg_{job_id}_{seq}"
+
+
+def webhook_body(job: Job, event: Event) -> str:
+    """The Standard Webhooks payload for ``event``: ``{"type", "timestamp", "data"}``."""
+    at = datetime.fromtimestamp(event.at, UTC).isoformat().replace("+00:00", "Z")
+    data = {
+        "id": job.id,
+        "job": job.job,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "seq": event.seq,
+        "result": job.result,
+        "error": job.error,
+        "progress": job.progress.as_dict() if job.progress is not None else None,
+        "event": event.data,
+    }
+    payload = {"type": f"job.{event.type.value}", "timestamp": at, "data": data}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def webhook_deliveries(
+    change: Change, now: float, disabled: Callable[[str, str], bool]
+) -> builtins.list[Delivery]:
+    """The deliveries a change creates: one per new event of a type the job's webhook
+    asks for, to its URL, unless ``disabled(job_id, url)`` (a 410 turned it off).
+
+    Stores call this inside the transaction that appends the change's events, so an
+    event and its delivery are committed together or not at all.
+    """
+    if not change.events:
+        return []
+    target = webhook_target(change.job.options)
+    if target is None:
+        return []
+    url, wanted = target
+    chosen = [event for event in change.events if event.type in wanted]
+    if not chosen or disabled(change.job.id, url):
+        return []
+    return [
+        Delivery(
+            id=message_id(change.job.id, event.seq),
+            job_id=change.job.id,
+            seq=event.seq,
+            event=event.type.value,
+            url=url,
+            body=webhook_body(change.job, event),
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for event in chosen
+    ]
+
+
+def status_after_attempt(
+    ok: bool, disable_url: bool, next_attempt_at: float | None
+) -> DeliveryStatus:
+    """Where one recorded attempt leaves its delivery: the same rule in every store."""
+    if ok:
+        return DeliveryStatus.DELIVERED
+    if disable_url:
+        return DeliveryStatus.DISABLED
+    return DeliveryStatus.PENDING if next_attempt_at is not None else DeliveryStatus.FAILED

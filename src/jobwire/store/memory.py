@@ -29,19 +29,25 @@ from jobwire.errors import (
     InvalidTransition,
     JobNotFound,
     JobwireError,
+    StaleClaim,
     StoreUnavailable,
 )
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, Job, Progress, State
 from jobwire.store.base import (
     Claim,
+    Delivery,
+    DeliveryStatus,
     Enqueued,
     HeartbeatReply,
     ListQuery,
     NewJob,
     Page,
     Store,
+    delivery_notices,
     notices_for,
+    status_after_attempt,
+    webhook_deliveries,
 )
 
 T = TypeVar("T")
@@ -78,6 +84,8 @@ class _Tx:
     events: list[Event] = field(default_factory=list)
     keys: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)
     changed: list[Job] = field(default_factory=list)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)  # new or changed
+    outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
 
     def find(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id) or self.store._jobs.get(job_id)
@@ -95,9 +103,25 @@ class _Tx:
 
     def apply(self, change: model.Change) -> Job:
         stored = self.put(change.job)
-        self.events.extend(dataclasses.replace(e, data=_json(e.data)) for e in change.events)
+        events = tuple(dataclasses.replace(e, data=_json(e.data)) for e in change.events)
+        self.events.extend(events)
         self.changed.append(stored)
+        # The outbox entries are staged with the events: committed together or not at all.
+        new = webhook_deliveries(model.Change(stored, events), self.now, self._disabled)
+        for delivery in new:
+            self.deliveries[delivery.id] = delivery
+        if new:
+            self.outbox.append(stored.id)
         return stored
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        return self.deliveries.get(delivery_id) or self.store._deliveries.get(delivery_id)
+
+    def _disabled(self, job_id: str, url: str) -> bool:
+        return any(
+            d.job_id == job_id and d.url == url and d.status is DeliveryStatus.DISABLED
+            for d in (*self.store._deliveries.values(), *self.deliveries.values())
+        )
 
 
 class MemoryStore(Store):
@@ -112,6 +136,7 @@ class MemoryStore(Store):
         self._keys: dict[tuple[str, str], tuple[str | None, str]] = {}
         self._cursor = 0  # store-wide, only grows
         self._all_events: list[Event] = []  # in cursor order, for feed()
+        self._deliveries: dict[str, Delivery] = {}  # the webhook outbox, in creation order
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -139,7 +164,7 @@ class MemoryStore(Store):
             tx = _Tx(self, self._clock())
             result = op(tx)  # raises before anything is committed
             self._commit(tx)
-        self._notify(notices_for(tx.changed))
+        self._notify(notices_for(tx.changed) + delivery_notices(tx.outbox))
         return result
 
     def _commit(self, tx: _Tx) -> None:
@@ -151,6 +176,7 @@ class MemoryStore(Store):
             log.append(numbered)
             self._all_events.append(numbered)
         self._keys.update(tx.keys)
+        self._deliveries.update(tx.deliveries)
 
     async def _read(self, fn: Callable[[], T]) -> T:
         self._check_open()
@@ -379,9 +405,113 @@ class MemoryStore(Store):
                 self._events.pop(job_id, None)
             if doomed:
                 self._all_events = [e for e in self._all_events if e.job_id not in doomed]
+                self._deliveries = {
+                    k: d for k, d in self._deliveries.items() if d.job_id not in doomed
+                }
             for key, (_, job_id) in list(self._keys.items()):
                 if job_id in doomed:
                     del self._keys[key]
             return len(doomed)
 
         return await self._write(op)
+
+    # -- webhook outbox ----------------------------------------------------------------
+
+    async def claim_deliveries(self, limit: int, lease: float) -> builtins.list[Delivery]:
+        if limit <= 0:
+            return []
+
+        def op(tx: _Tx) -> list[Delivery]:
+            due = [
+                d
+                for d in self._deliveries.values()
+                if d.status is DeliveryStatus.PENDING
+                and d.next_attempt_at is not None
+                and d.next_attempt_at <= tx.now
+                and (d.lease_expires_at is None or d.lease_expires_at <= tx.now)
+            ]
+            due.sort(key=lambda d: (d.next_attempt_at or 0.0, d.id))
+            claimed = []
+            for delivery in due[:limit]:
+                leased = dataclasses.replace(
+                    delivery, claim_token=new_token(), lease_expires_at=tx.now + lease
+                )
+                tx.deliveries[leased.id] = leased
+                claimed.append(leased)
+            return claimed
+
+        return await self._write(op)
+
+    async def record_delivery_attempt(
+        self,
+        delivery_id: str,
+        token: str,
+        *,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+        next_attempt_at: float | None,
+        disable_url: bool = False,
+    ) -> Delivery:
+        status = status_after_attempt(ok, disable_url, next_attempt_at)
+
+        def op(tx: _Tx) -> Delivery:
+            current = tx.delivery(delivery_id)
+            if (
+                current is None
+                or current.claim_token != token
+                or current.status is not DeliveryStatus.PENDING
+            ):
+                raise StaleClaim(delivery_id)
+            recorded = dataclasses.replace(
+                current,
+                status=status,
+                attempts=current.attempts + 1,
+                next_attempt_at=next_attempt_at if status is DeliveryStatus.PENDING else None,
+                last_attempt_at=tx.now,
+                last_status_code=status_code,
+                last_error=error,
+                claim_token=None,
+                lease_expires_at=None,
+            )
+            tx.deliveries[delivery_id] = recorded
+            if status is DeliveryStatus.DISABLED:
+                reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
+                for other in self._deliveries.values():
+                    if (
+                        other.job_id == current.job_id
+                        and other.url == current.url
+                        and other.status is DeliveryStatus.PENDING
+                        and other.id != delivery_id
+                    ):
+                        tx.deliveries[other.id] = dataclasses.replace(
+                            other,
+                            status=DeliveryStatus.DISABLED,
+                            next_attempt_at=None,
+                            claim_token=None,
+                            lease_expires_at=None,
+                            last_error=reason,
+                        )
+            return recorded
+
+        return await self._write(op)
+
+    async def deliveries_for(self, job_id: str) -> builtins.list[Delivery]:
+        def fetch() -> list[Delivery]:
+            found = [d for d in self._deliveries.values() if d.job_id == job_id]
+            return sorted(found, key=lambda d: (d.seq, d.url))
+
+        return await self._read(fetch)
+
+    async def next_delivery_at(self) -> float | None:
+        def fetch() -> float | None:
+            return min(
+                (
+                    max(d.next_attempt_at, d.lease_expires_at or 0.0)
+                    for d in self._deliveries.values()
+                    if d.status is DeliveryStatus.PENDING and d.next_attempt_at is not None
+                ),
+                default=None,
+            )
+
+        return await self._read(fetch)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
@@ -35,6 +36,7 @@ from jobwire.errors import (
     IdempotencyConflict,
     JobNotFound,
     JobwireError,
+    StaleClaim,
     StoreUnavailable,
 )
 from jobwire.ids import new_token
@@ -42,19 +44,24 @@ from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
 from jobwire.store import queries
 from jobwire.store.base import (
     Claim,
+    Delivery,
+    DeliveryStatus,
     Enqueued,
     HeartbeatReply,
     ListQuery,
     NewJob,
     Page,
     Store,
+    delivery_notices,
     notices_for,
+    status_after_attempt,
+    webhook_deliveries,
 )
 from jobwire.store.wakebus import WakeBus, bus_directory
 
 log = logging.getLogger("jobwire.store.sqlite")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: webhook_deliveries
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -191,6 +198,31 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
     )
 
 
+def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
+    """A ``webhook_deliveries`` row, its columns in the table's order."""
+    (
+        id_, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at,
+        last_attempt_at, last_status_code, last_error, claim_token, lease_expires_at,
+    ) = row[:15]
+    return Delivery(
+        id=id_,
+        job_id=job_id,
+        seq=seq,
+        event=event,
+        url=url,
+        body=body,
+        status=DeliveryStatus(status),
+        attempts=attempts,
+        created_at=created_at,
+        next_attempt_at=next_attempt_at,
+        last_attempt_at=last_attempt_at,
+        last_status_code=last_status_code,
+        last_error=last_error,
+        claim_token=claim_token,
+        lease_expires_at=lease_expires_at,
+    )
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -203,6 +235,7 @@ class _Tx:
     conn: sqlite3.Connection
     now: float
     changed: list[Job] = field(default_factory=list)
+    outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
 
     def load(self, job_id: str) -> Job:
         row = self.conn.execute(SQL["get_job"], (job_id,)).fetchone()
@@ -215,11 +248,23 @@ class _Tx:
         # write, so an operation that raises has written nothing.
         row = job_to_row(change.job) if new else state_row(change.job)
         events = [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events]
+        deliveries = [
+            (d.id, d.job_id, d.seq, d.event, d.url, d.body, d.created_at, d.next_attempt_at)
+            for d in webhook_deliveries(change, self.now, self._disabled)
+        ]
         self.conn.execute(SQL["insert_job"] if new else SQL["update_job"], row)
         if events:
             self.conn.executemany(SQL["insert_event"], events)
+        if deliveries:
+            # The outbox row is written with the event that triggers it: both or neither.
+            self.conn.executemany(SQL["insert_delivery"], deliveries)
+            self.outbox.append(change.job.id)
         self.changed.append(change.job)
         return change.job
+
+    def _disabled(self, job_id: str, url: str) -> bool:
+        rows = self.conn.execute(SQL["disabled_delivery_urls"], (job_id,)).fetchall()
+        return any(r[0] == url for r in rows)
 
 
 Op = Callable[[_Tx], Any]
@@ -245,7 +290,7 @@ class _Writer(threading.Thread):
         path: Path,
         synchronous: str,
         loop: asyncio.AbstractEventLoop,
-        on_commit: Callable[[list[Job]], None],
+        on_commit: Callable[[list[Job], list[str]], None],
     ) -> None:
         super().__init__(name="jobwire-sqlite-writer", daemon=True)
         self._path = path
@@ -312,6 +357,7 @@ class _Writer(threading.Thread):
                 for pending in batch:
                     pending.error = StoreUnavailable(f"sqlite write failed: {exc}")
                 tx.changed.clear()
+                tx.outbox.clear()
                 break
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -319,15 +365,17 @@ class _Writer(threading.Thread):
                 for pending in batch:
                     pending.error = StoreUnavailable(f"sqlite write failed: {exc!r}")
                 tx.changed.clear()
+                tx.outbox.clear()
                 break
         changed = tx.changed
-        self._loop.call_soon_threadsafe(self._settle, batch, changed)
+        self._loop.call_soon_threadsafe(self._settle, batch, changed, tx.outbox)
 
     @staticmethod
     def _run_one(tx: _Tx, pending: _Pending) -> None:
         pending.result = None
         pending.error = None
         mark = len(tx.changed)
+        outbox_mark = len(tx.outbox)
         if pending.atomic:
             tx.conn.execute("SAVEPOINT op")
         try:
@@ -340,13 +388,14 @@ class _Writer(threading.Thread):
             if pending.atomic:
                 tx.conn.execute("ROLLBACK TO op")
             del tx.changed[mark:]
+            del tx.outbox[outbox_mark:]
             if isinstance(exc, sqlite3.Error):
                 exc = StoreUnavailable(f"sqlite write failed: {exc}")
             pending.error = exc
         if pending.atomic:
             tx.conn.execute("RELEASE op")
 
-    def _settle(self, batch: list[_Pending], changed: list[Job]) -> None:
+    def _settle(self, batch: list[_Pending], changed: list[Job], outbox: list[str]) -> None:
         for pending in batch:
             if pending.future.done():
                 continue
@@ -355,7 +404,7 @@ class _Writer(threading.Thread):
             else:
                 pending.future.set_result(pending.result)
         if changed:
-            self._on_commit(changed)
+            self._on_commit(changed, outbox)
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -445,8 +494,8 @@ class SQLiteStore(Store):
 
         await self._read(check)
 
-    def _committed(self, changed: list[Job]) -> None:
-        notices = notices_for(changed)
+    def _committed(self, changed: list[Job], outbox: list[str]) -> None:
+        notices = notices_for(changed) + delivery_notices(outbox)
         self._notify(notices)
         if self._bus is not None:
             self._bus.publish(notices)
@@ -696,6 +745,7 @@ class SQLiteStore(Store):
             ids = [row[0] for row in tx.conn.execute(SQL["prunable"], (finished_before,))]
             for job_id in ids:
                 tx.conn.execute(SQL["delete_events"], (job_id,))
+                tx.conn.execute(SQL["delete_deliveries"], (job_id,))
                 tx.conn.execute(SQL["delete_idempotency"], (job_id,))
                 tx.conn.execute(SQL["delete_job"], (job_id,))
             return len(ids)
@@ -706,4 +756,75 @@ class SQLiteStore(Store):
             total += removed
             if removed < 1000:
                 return total
+
+
+    # -- webhook outbox ----------------------------------------------------------------
+
+    async def claim_deliveries(self, limit: int, lease: float) -> builtins.list[Delivery]:
+        if limit <= 0:
+            return []
+
+        def op(tx: _Tx) -> builtins.list[Delivery]:
+            rows = tx.conn.execute(SQL["due_deliveries"], {"now": tx.now, "limit": limit})
+            claimed = []
+            for row in rows.fetchall():
+                due = _row_to_delivery(row)
+                token, expires = new_token(), tx.now + lease
+                tx.conn.execute(SQL["lease_delivery"], (token, expires, due.id))
+                claimed.append(dataclasses.replace(due, claim_token=token, lease_expires_at=expires))
+            return claimed
+
+        return await self._write(op)
+
+    async def record_delivery_attempt(
+        self,
+        delivery_id: str,
+        token: str,
+        *,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+        next_attempt_at: float | None,
+        disable_url: bool = False,
+    ) -> Delivery:
+        status = status_after_attempt(ok, disable_url, next_attempt_at)
+
+        def op(tx: _Tx) -> Delivery:
+            row = tx.conn.execute(SQL["get_delivery"], (delivery_id,)).fetchone()
+            current = None if row is None else _row_to_delivery(row)
+            if (
+                current is None
+                or current.claim_token != token
+                or current.status is not DeliveryStatus.PENDING
+            ):
+                raise StaleClaim(delivery_id)
+            params = {
+                "id": delivery_id,
+                "status": status.value,
+                "next_attempt_at": next_attempt_at if status is DeliveryStatus.PENDING else None,
+                "now": tx.now,
+                "status_code": status_code,
+                "error": error,
+            }
+            tx.conn.execute(SQL["record_delivery"], params)
+            if status is DeliveryStatus.DISABLED:
+                reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
+                params = {"job_id": current.job_id, "url": current.url, "id": delivery_id}
+                tx.conn.execute(SQL["disable_deliveries"], {**params, "error": reason})
+            return _row_to_delivery(tx.conn.execute(SQL["get_delivery"], (delivery_id,)).fetchone())
+
+        return await self._write(op)
+
+    async def deliveries_for(self, job_id: str) -> builtins.list[Delivery]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[Delivery]:
+            return [_row_to_delivery(r) for r in conn.execute(SQL["deliveries_for"], (job_id,))]
+
+        return await self._read(fetch)
+
+    async def next_delivery_at(self) -> float | None:
+        def fetch(conn: sqlite3.Connection) -> float | None:
+            value = conn.execute(SQL["next_delivery_at"]).fetchone()[0]
+            return None if value is None else float(value)
+
+        return await self._read(fetch)
 

@@ -54,6 +54,29 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (owner, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
+-- The webhook outbox: one row per (job, event, URL), inserted in the transaction that
+-- appends the event. "id" is the webhook-id, the same on every attempt.
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id               TEXT PRIMARY KEY,
+    job_id           TEXT NOT NULL,
+    seq              INTEGER NOT NULL,
+    event            TEXT NOT NULL,
+    url              TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       REAL NOT NULL,
+    next_attempt_at  REAL,
+    last_attempt_at  REAL,
+    last_status_code INTEGER,
+    last_error       TEXT,
+    claim_token      TEXT,
+    lease_expires_at REAL,
+    UNIQUE (job_id, seq, url)
+);
+-- Senders read only pending rows, in due order.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE status = 'pending';
 
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
@@ -153,3 +176,55 @@ DELETE FROM idempotency WHERE job_id = ?;
 
 -- name: delete_job
 DELETE FROM jobs WHERE id = ?;
+
+-- name: insert_delivery
+INSERT INTO webhook_deliveries (
+    id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at
+) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?);
+
+-- name: disabled_delivery_urls
+SELECT DISTINCT url FROM webhook_deliveries WHERE job_id = ? AND status = 'disabled';
+
+-- name: get_delivery
+SELECT id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at,
+       last_attempt_at, last_status_code, last_error, claim_token, lease_expires_at
+FROM webhook_deliveries WHERE id = ?;
+
+-- name: due_deliveries
+SELECT id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at,
+       last_attempt_at, last_status_code, last_error, claim_token, lease_expires_at
+FROM webhook_deliveries
+WHERE status = 'pending'
+  AND next_attempt_at <= :now
+  AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
+ORDER BY next_attempt_at, id
+LIMIT :limit;
+
+-- name: lease_delivery
+UPDATE webhook_deliveries SET claim_token = ?, lease_expires_at = ? WHERE id = ?;
+
+-- name: record_delivery
+UPDATE webhook_deliveries SET
+    status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
+    last_attempt_at = :now, last_status_code = :status_code, last_error = :error,
+    claim_token = NULL, lease_expires_at = NULL
+WHERE id = :id;
+
+-- name: disable_deliveries
+-- A 410 turns off the URL for the job: its other pending deliveries end too.
+UPDATE webhook_deliveries SET
+    status = 'disabled', next_attempt_at = NULL, claim_token = NULL,
+    lease_expires_at = NULL, last_error = :error
+WHERE job_id = :job_id AND url = :url AND status = 'pending' AND id != :id;
+
+-- name: deliveries_for
+SELECT id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at,
+       last_attempt_at, last_status_code, last_error, claim_token, lease_expires_at
+FROM webhook_deliveries WHERE job_id = ? ORDER BY seq, url;
+
+-- name: next_delivery_at
+SELECT min(max(next_attempt_at, coalesce(lease_expires_at, 0))) FROM webhook_deliveries
+WHERE status = 'pending';
+
+-- name: delete_deliveries
+DELETE FROM webhook_deliveries WHERE job_id = ?;
