@@ -138,7 +138,7 @@ class Worker:
             self._wake = wake
             while not self._stopping.is_set():
                 try:
-                    filled = await self._claim_round()
+                    filled, more = await self._claim_round()
                 except StoreUnavailable as exc:
                     log.warning("worker %s: store unavailable: %s", self.id, exc)
                     await wake.wait(min(self.settings.poll_seconds, 1.0))
@@ -149,17 +149,26 @@ class Worker:
                     # Every slot is busy: a finishing job wakes us.
                     await wake.wait(self.settings.poll_seconds)
                     continue
+                if more:
+                    # The queue filled every slot we asked for: there may be more due
+                    # already; yield once to let finished jobs free their slots.
+                    await asyncio.sleep(0)
+                    continue
                 await wake.wait(await self._idle_wait())
 
-    async def _claim_round(self) -> bool:
-        """Claim for every executor with free slots; True when all slots are now busy."""
-        kinds = [k for k in self._executors if self._free(k) > 0]
+    async def _claim_round(self) -> tuple[bool, bool]:
+        """Claim for every executor with free slots.
+
+        Returns (all slots busy now, some claim got every job it asked for).
+        """
+        wanted = {k: self._free(k) for k in self._executors}
+        kinds = [k for k, free in wanted.items() if free > 0]
         if not kinds:
-            return True
+            return True, False
         results = await asyncio.gather(
             *(
                 self.store.claim(
-                    self.id, self.queues, self._names(k), self._free(k), self.settings.lease_seconds
+                    self.id, self.queues, self._names(k), wanted[k], self.settings.lease_seconds
                 )
                 for k in kinds
             )
@@ -169,10 +178,11 @@ class Worker:
             # A stop came while the claim was in flight: what it took goes straight back,
             # so nothing is claimed by this worker after it was told to stop.
             await asyncio.gather(*(self._hand_back(claim) for claim in claimed))
-            return False
+            return False, False
         for claim in claimed:
             self._launch(claim)
-        return all(self._free(k) <= 0 for k in self._executors)
+        more = any(len(claims) == wanted[k] for k, claims in zip(kinds, results, strict=True))
+        return all(self._free(k) <= 0 for k in self._executors), more
 
     async def _hand_back(self, claim: Claim) -> None:
         try:
