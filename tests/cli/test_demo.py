@@ -1,0 +1,32 @@
+"""``jobwire demo``: serves on loopback, answers health checks, stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.conftest import Proc, jobwire_cmd
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_demo_serves_on_loopback_and_exits_0_on_a_signal(tmp_path: Path, stop: int) -> None:
+    db = tmp_path / "demo.db"
+    proc = Proc(jobwire_cmd("demo", "--port", "0", "--db", str(db)), cwd=tmp_path)
+    try:
+        base = proc.wait_for(r"running at (http://127\.0\.0\.1:\d+)", stream="stdout").group(1)
+        proc.wait_for(r"too_slow:\s+http://127\.0\.0\.1:\d+/jobs/[0-9a-f-]{36}", stream="stdout")
+        with httpx.Client(base_url=base, timeout=10) as client:
+            live = client.get("/jobs/health/live")
+            assert (live.status_code, live.json()) == (200, {"status": "ok"})
+            listed = client.get("/jobs").json()["items"]
+            names = sorted(item["job"] for item in listed)
+            assert names == ["crawl", "crunch", "flaky", "too_slow"]
+            assert client.get("/docs").status_code == 200
+        assert db.exists()
+        proc.signal(stop)
+        assert proc.wait() == 0, proc.report()
+    finally:
+        proc.kill()

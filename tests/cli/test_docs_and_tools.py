@@ -1,0 +1,92 @@
+"""The README, the example, dev.py and .ci/run keep to the code they describe."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import dev
+import pytest
+
+from jobwire.settings import Settings, env_name
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(Settings)])
+def test_the_readme_lists_every_setting_with_its_variable(name: str) -> None:
+    row = re.search(rf"^\| `{name}` \| `{env_name(name)}` \| (?P<default>[^|]+) \|", README, re.M)
+    assert row, f"README.md: no settings row for {name} ({env_name(name)})"
+
+
+def test_the_readme_opens_with_the_demo_and_test_commands() -> None:
+    first_block = README.split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["python3 dev.py demo", "python3 dev.py test"]
+
+
+def test_ci_runs_the_readme_test_command_lint_and_types() -> None:
+    script = ROOT / ".ci" / "run"
+    assert os.access(script, os.X_OK)
+    text = script.read_text()
+    assert re.search(r"^python3 dev.py test\b", text, re.M)
+    assert re.search(r"^\.venv/bin/ruff check\b", text, re.M)
+    assert re.search(r"^\.venv/bin/mypy src\b", text, re.M)
+    assert "JOBWIRE_REQUIRE_SERVICES=1" in text
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_the_quick_start_example_registers_its_jobs() -> None:
+    from examples import app as example
+
+    assert sorted(example.jobs.registry) == ["crawl", "crunch"]
+    assert example.jobs.registry["crunch"].options.executor == "process"
+    assert example.jobs.registry["crunch"].options.max_attempts == 3
+    assert {"/jobs", "/jobs/{job_id}"} <= set(example.app.openapi()["paths"])
+
+
+def test_the_demo_jobs_are_quick_and_importable_by_job_processes() -> None:
+    from jobwire import demo
+
+    specs = demo.jobs.registry
+    assert sorted(specs) == ["crawl", "crunch", "flaky", "too_slow"]
+    assert specs["crunch"].options.executor == "process"
+    assert specs["too_slow"].options.executor == "process"
+    assert specs["too_slow"].options.timeout == 2
+    assert specs["flaky"].options.retries == 2
+    assert specs["crawl"].options.executor == "async"
+    assert all(spec.module == "jobwire.demo" for spec in specs.values())
+
+
+# -- dev.py -------------------------------------------------------------------------------
+
+
+def test_install_is_needed_until_recorded_and_again_when_pyproject_changes(
+    tmp_path: Path,
+) -> None:
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[project]\nname = 'x'\n")
+    assert dev.install_needed(venv, pyproject)
+    dev.record_install(venv, pyproject)
+    assert not dev.install_needed(venv, pyproject)
+    pyproject.write_text("[project]\nname = 'x'\nversion = '2'\n")
+    assert dev.install_needed(venv, pyproject)
+
+
+def test_no_tests_collected_is_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert dev.exit_code_for(0) == 0
+    assert dev.exit_code_for(1) == 1
+    assert dev.exit_code_for(5) == 5
+    assert "no tests" in capsys.readouterr().err
+
+
+def test_dev_without_a_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert dev.main([]) == 2
+    assert dev.main(["lint"]) == 2
+    assert "python3 dev.py test" in capsys.readouterr().err
