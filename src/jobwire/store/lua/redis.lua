@@ -1,0 +1,757 @@
+-- The Redis store's scripts, one per job operation, loaded once by jobwire.store.redis.
+--
+-- Each "-- name: NAME" section is one script; the "lib" section is prepended to every
+-- other one. The rules are jobwire.model's: each transition below mirrors the model
+-- function it names, checks the same preconditions (state, claim token = fencing) and
+-- makes the same field changes and events. Every check runs before the first write,
+-- because Redis does not undo the writes of a script that stops with an error.
+--
+-- Python does the encoding, Lua the deciding: times arrive as exact decimal strings
+-- (Python's repr of a float) and JSON values as text, and are stored and spliced into
+-- events verbatim. Lua never formats a float (it would keep only 14 digits) and never
+-- re-encodes a JSON value; it only does integer arithmetic (attempts, seq, cursor) and
+-- encodes plain strings with cjson.
+--
+-- KEYS are not declared: every key is derived from the prefix in ARGV[1] (claims find
+-- their jobs inside the script), so these scripts need a standalone Redis (or one
+-- behind Sentinel), not Redis Cluster.
+
+-- name: lib
+-- Every script gets the key prefix as ARGV[1]; every script that writes also gets the
+-- id of the calling store instance (ORIGIN, for its wake-ups) and the store's clock
+-- (NOW) as ARGV[2] and ARGV[3].
+local P, ORIGIN, NOW = ARGV[1], ARGV[2], ARGV[3]
+
+local function enc(s)
+  return (string.gsub(s, '[%%:]', { ['%'] = '%25', [':'] = '%3A' }))
+end
+
+local function job_key(id) return P .. 'job:' .. enc(id) end
+local function events_key(id) return P .. 'events:' .. enc(id) end
+local function levels_key(queue, name) return P .. 'levels:' .. enc(queue) .. ':' .. enc(name) end
+local function due_key(queue, name, priority)
+  return P .. 'due:' .. enc(queue) .. ':' .. enc(name) .. ':' .. priority
+end
+local function owner_ids_key(owner) return P .. 'ids:' .. enc(owner) end
+local function owner_feed_key(owner) return P .. 'feed:' .. enc(owner) end
+local function idem_key(owner, key) return P .. 'idem:' .. enc(owner) .. ':' .. enc(key) end
+local IDS = P .. 'ids'
+local FEED = P .. 'feed'
+local CURSOR = P .. 'cursor'
+local LEASES = P .. 'leases'
+local FINISHED = P .. 'finished'
+local WAKE = P .. 'wake'
+local function delivery_key(id) return P .. 'delivery:' .. enc(id) end
+local function deliveries_key(job_id) return P .. 'deliveries:' .. enc(job_id) end
+local OUTBOX = P .. 'outbox'
+local OUTBOX_LEASED = P .. 'outbox-leased'
+
+local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+
+-- A refusal: raised before any write, turned into a jobwire exception in Python.
+local function refuse(kind, a, b, c)
+  error({ err = 'JOBWIRE ' .. cjson.encode({ kind, a or '', b or '', c or '' }) })
+end
+
+-- A hash as one JSON object of strings: one reply element per record instead of two
+-- per field (its values are all strings, so cjson changes none of them).
+local function record(key)
+  local flat = redis.call('HGETALL', key)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return cjson.encode(t)
+end
+
+-- The fields a transition reads, or nil when the job does not exist.
+local function load(id)
+  local key = job_key(id)
+  local v = redis.call('HMGET', key, 'state', 'claim_token', 'attempts', 'max_attempts',
+    'cancel_requested', 'last_seq', 'queue', 'job', 'priority', 'worker_id', 'owner',
+    'lease_expires_at', 'webhook_url', 'webhook_events', 'webhook_off')
+  if not v[1] then return nil end
+  return {
+    id = id, key = key, state = v[1], claim_token = v[2], attempts = tonumber(v[3]),
+    max_attempts = tonumber(v[4]), cancel_requested = v[5] == '1', last_seq = tonumber(v[6]),
+    queue = v[7], job = v[8], priority = v[9], worker_id = v[10], owner = v[11],
+    lease_expires_at = v[12], webhook_url = v[13], webhook_events = v[14],
+    webhook_off = v[15] == '1', new = {},
+  }
+end
+
+local function load_or_refuse(id)
+  local job = load(id)
+  if not job then refuse('notfound', id) end
+  return job
+end
+
+-- model._require_claim
+local function require_claim(job, token, action)
+  if job.state ~= 'running' or job.claim_token ~= token then
+    if job.claim_token ~= token then refuse('stale', job.id) end
+    refuse('invalid', job.id, job.state, action)
+  end
+end
+
+-- The wake-ups of base.notices_for and base.delivery_notices: published once at the
+-- end of the script, and handed back to the caller for its own listeners.
+local notices, webhook_notices = {}, {}
+local function notice(job)
+  notices[#notices + 1] = 'job ' .. job.id
+  if job.state == 'queued' then
+    notices[#notices + 1] = 'jobs ' .. job.queue
+  elseif job.state == 'running' and job.cancel_requested then
+    notices[#notices + 1] = 'cancel ' .. job.id
+  end
+end
+local function reply(result)
+  for _, line in ipairs(webhook_notices) do notices[#notices + 1] = line end
+  if #notices > 0 then
+    redis.call('PUBLISH', WAKE, 'from ' .. ORIGIN .. '\n' .. table.concat(notices, '\n'))
+  end
+  return { result, notices }
+end
+
+-- base.webhook_deliveries: one delivery per new event of a type the job's webhook asks
+-- for (its URL and types were read from the options at enqueue), unless a 410 turned
+-- the URL off. Written in the same script as the event: both or neither. The delivery
+-- keeps a snapshot of the job after the change, from which Python renders the body
+-- (base.webhook_body) exactly as the other stores write it.
+local function outbox(job)
+  local new = job.new
+  job.new = {}
+  if #new == 0 or not job.webhook_url or job.webhook_off then return end
+  local snapshot = nil
+  for _, event in ipairs(new) do
+    if string.find(job.webhook_events, ' ' .. event.type .. ' ', 1, true) then
+      if not snapshot then
+        local v = redis.call('HMGET', job.key, 'job', 'state', 'attempts', 'max_attempts',
+          'result', 'error', 'progress')
+        snapshot = '{"job":' .. cjson.encode(v[1]) .. ',"state":"' .. v[2] .. '","attempts":' ..
+          v[3] .. ',"max_attempts":' .. v[4] .. ',"result":' .. (v[5] or 'null') ..
+          ',"error":' .. (v[6] or 'null') .. ',"progress":' .. (v[7] or 'null')
+      end
+      local id = 'msg_' .. job.id .. '_' .. event.seq  -- base.message_id
+      redis.call('HSET', delivery_key(id), 'id', id, 'job_id', job.id, 'seq', event.seq,
+        'event', event.type, 'url', job.webhook_url, 'status', 'pending', 'attempts', '0',
+        'created_at', NOW, 'next_attempt_at', NOW,
+        'snapshot', snapshot .. ',"data":' .. event.data .. ',"at":' .. event.at .. '}')
+      redis.call('ZADD', deliveries_key(job.id), event.seq, id)
+      redis.call('ZADD', OUTBOX, NOW, id)
+    end
+  end
+  if snapshot then webhook_notices[#webhook_notices + 1] = 'webhooks ' .. job.id end
+end
+
+-- What every transition ends with: its wake-ups and its webhook deliveries.
+local function changed(job)
+  notice(job)
+  outbox(job)
+end
+
+-- model._change: number an event after the job's last_seq, give it the next store-wide
+-- cursor, and append it to the job's log and to the feeds (everyone's and the owner's).
+local function append(job, now, etype, data)
+  job.last_seq = job.last_seq + 1
+  local cursor = redis.call('INCR', CURSOR)
+  redis.call('RPUSH', events_key(job.id), '{"c":' .. cursor .. ',"s":' .. job.last_seq ..
+    ',"t":"' .. etype .. '","a":' .. now .. ',"d":' .. data .. '}')
+  local ref = job.last_seq .. ' ' .. job.id
+  redis.call('ZADD', FEED, cursor, ref)
+  redis.call('ZADD', owner_feed_key(job.owner), cursor, ref)
+  redis.call('HSET', job.key, 'last_seq', job.last_seq)
+  job.new[#job.new + 1] = { seq = job.last_seq, type = etype, data = data, at = now }
+end
+
+-- Index upkeep on entering and leaving states.
+local function enter_queue(job, scheduled_at)
+  redis.call('ZADD', due_key(job.queue, job.job, job.priority), scheduled_at, job.id)
+  redis.call('ZADD', levels_key(job.queue, job.job), -tonumber(job.priority), job.priority)
+end
+local function leave_queue(job)
+  local due = due_key(job.queue, job.job, job.priority)
+  redis.call('ZREM', due, job.id)
+  if redis.call('EXISTS', due) == 0 then
+    redis.call('ZREM', levels_key(job.queue, job.job), job.priority)
+  end
+end
+-- model._RELEASED: no lease, no claim token, no worker.
+local function release_claim(job)
+  redis.call('HDEL', job.key, 'lease_expires_at', 'claim_token', 'worker_id')
+  redis.call('ZREM', LEASES, job.id)
+  job.claim_token = false
+  job.worker_id = false
+end
+local function set_state(job, state)
+  job.state = state
+  redis.call('HSET', job.key, 'state', state)
+end
+local function finish_at(job, now)
+  redis.call('HSET', job.key, 'finished_at', now)
+  redis.call('ZADD', FINISHED, now, job.id)
+end
+
+-- model.enqueue; the caller has refused an id that is already stored (last_seq != 0).
+local function enqueue(spec, now)
+  local job = {
+    id = spec.id, key = job_key(spec.id), queue = spec.queue, job = spec.job,
+    priority = spec.priority, owner = spec.owner, last_seq = 0, cancel_requested = false,
+    webhook_url = spec.webhook_url ~= cjson.null and spec.webhook_url,
+    webhook_events = spec.webhook_events, webhook_off = false, new = {},
+  }
+  local fields = {
+    'id', spec.id, 'job', spec.job, 'queue', spec.queue, 'owner', spec.owner,
+    'priority', spec.priority, 'args', spec.args, 'attempts', '0',
+    'max_attempts', spec.max_attempts, 'created_at', now, 'scheduled_at', spec.scheduled_at,
+    'cancel_requested', '0', 'options', spec.options,
+  }
+  if spec.timeout ~= cjson.null then
+    fields[#fields + 1] = 'timeout'
+    fields[#fields + 1] = spec.timeout
+  end
+  if spec.key ~= cjson.null then
+    fields[#fields + 1] = 'idempotency_key'
+    fields[#fields + 1] = spec.key
+  end
+  if job.webhook_url then
+    fields[#fields + 1] = 'webhook_url'
+    fields[#fields + 1] = job.webhook_url
+    fields[#fields + 1] = 'webhook_events'
+    fields[#fields + 1] = job.webhook_events
+  end
+  redis.call('HSET', job.key, unpack(fields))
+  set_state(job, 'queued')
+  append(job, now, 'queued',
+    '{"queue":' .. cjson.encode(spec.queue) .. ',"scheduled_at":' .. spec.scheduled_at .. '}')
+  enter_queue(job, spec.scheduled_at)
+  redis.call('ZADD', IDS, 0, job.id)
+  redis.call('ZADD', owner_ids_key(job.owner), 0, job.id)
+  changed(job)
+end
+
+-- model.claim; the caller passes only jobs it found queued.
+local function claim(job, worker, token, now, lease_until)
+  local attempt = job.attempts + 1
+  leave_queue(job)
+  append(job, now, 'started',
+    '{"attempt":' .. attempt .. ',"worker":' .. cjson.encode(worker) .. '}')
+  set_state(job, 'running')
+  job.attempts = attempt
+  job.claim_token = token
+  job.worker_id = worker
+  redis.call('HSET', job.key, 'attempts', attempt, 'started_at', now,
+    'lease_expires_at', lease_until, 'claim_token', token, 'worker_id', worker)
+  redis.call('ZADD', LEASES, lease_until, job.id)
+  changed(job)
+end
+
+-- model.report
+local function report(job, token, drafts, now)
+  require_claim(job, token, 'report progress')
+  for _, draft in ipairs(drafts) do
+    if draft.type ~= 'progress' and draft.type ~= 'output' then
+      refuse('invalid', job.id, job.state, 'report a ' .. draft.type .. ' event')
+    end
+  end
+  local progress = nil
+  for _, draft in ipairs(drafts) do
+    append(job, now, draft.type, draft.data)
+    if draft.type == 'progress' then progress = draft.progress end
+  end
+  if progress then redis.call('HSET', job.key, 'progress', progress) end
+  changed(job)
+end
+
+-- model.succeed
+local function succeed(job, token, result, now)
+  require_claim(job, token, 'move to succeeded')
+  append(job, now, 'succeeded', '{"result":' .. result .. ',"attempt":' .. job.attempts .. '}')
+  set_state(job, 'succeeded')
+  if result == 'null' then
+    redis.call('HDEL', job.key, 'result', 'error')
+  else
+    redis.call('HSET', job.key, 'result', result)
+    redis.call('HDEL', job.key, 'error')
+  end
+  finish_at(job, now)
+  release_claim(job)
+  changed(job)
+end
+
+-- model._failed_attempt: retried at retry_at while attempts remain, else failed.
+local function failed_attempt(job, err, now, retry_at)
+  release_claim(job)
+  redis.call('HSET', job.key, 'error', err)
+  if retry_at and job.attempts < job.max_attempts then
+    if job.cancel_requested then
+      append(job, now, 'cancelled',
+        '{"reason":"cancel requested; not retried","attempt":' .. job.attempts .. '}')
+      set_state(job, 'cancelled')
+      finish_at(job, now)
+    else
+      append(job, now, 'retrying', '{"attempt":' .. job.attempts .. ',"error":' .. err ..
+        ',"next_run_at":' .. retry_at .. '}')
+      set_state(job, 'queued')
+      redis.call('HSET', job.key, 'scheduled_at', retry_at)
+      enter_queue(job, retry_at)
+    end
+  else
+    append(job, now, 'failed', '{"error":' .. err .. ',"attempt":' .. job.attempts .. '}')
+    set_state(job, 'failed')
+    finish_at(job, now)
+  end
+  changed(job)
+end
+
+-- model.fail
+local function fail(job, token, err, now, retry_at)
+  require_claim(job, token, 'record a failure')
+  failed_attempt(job, err, now, retry_at)
+end
+
+-- model.cancelled
+local function cancelled(job, token, now, reason)
+  require_claim(job, token, 'move to cancelled')
+  append(job, now, 'cancelled',
+    '{"reason":' .. cjson.encode(reason) .. ',"attempt":' .. job.attempts .. '}')
+  set_state(job, 'cancelled')
+  finish_at(job, now)
+  release_claim(job)
+  changed(job)
+end
+
+-- model.release
+local function release(job, token, now)
+  require_claim(job, token, 'release it')
+  if job.cancel_requested then
+    return cancelled(job, token, now, 'cancel requested; released at shutdown')
+  end
+  append(job, now, 'queued', '{"released":true,"worker":' .. cjson.encode(job.worker_id) .. '}')
+  set_state(job, 'queued')
+  job.attempts = math.max(0, job.attempts - 1)
+  redis.call('HSET', job.key, 'attempts', job.attempts, 'scheduled_at', now)
+  release_claim(job)
+  enter_queue(job, now)
+  changed(job)
+end
+
+-- model.expire. Its refusals (not running, a live lease) answer false here instead of
+-- raising: the reaper found the job in the lease index, so a refusal means a stale
+-- index entry, which is dropped rather than stopping the other expiries half-written.
+local function expire(job, now)
+  if job.state ~= 'running' then return false end
+  if job.lease_expires_at and tonumber(job.lease_expires_at) > tonumber(now) then
+    return false
+  end
+  if job.cancel_requested then
+    append(job, now, 'cancelled', '{"reason":"lease expired after cancel request"}')
+    set_state(job, 'cancelled')
+    finish_at(job, now)
+    release_claim(job)
+    changed(job)
+    return true
+  end
+  local err = cjson.encode({
+    type = 'LeaseExpired',
+    message = 'worker ' .. tostring(job.worker_id) .. ' stopped heartbeating during attempt '
+      .. job.attempts,
+  })
+  local retry_at = nil
+  if job.attempts < job.max_attempts then retry_at = now end
+  failed_attempt(job, err, now, retry_at)
+  return true
+end
+
+-- model.request_cancel
+local function request_cancel(job, now)
+  if TERMINAL[job.state] then refuse('terminal', job.id, job.state, 'cancel it') end
+  job.cancel_requested = true
+  redis.call('HSET', job.key, 'cancel_requested', '1')
+  if job.state == 'queued' then
+    leave_queue(job)
+    append(job, now, 'cancelled', '{"reason":"cancelled while queued"}')
+    set_state(job, 'cancelled')
+    finish_at(job, now)
+    release_claim(job)
+  end
+  changed(job)
+end
+
+-- Byte order, as Redis, SQLite and Python order ids (Lua's < follows the locale).
+local function bytes_less(a, b)
+  if a == b then return false end
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+
+-- name: enqueue
+-- ARGV: prefix, origin, now, then one JSON spec per job (strings; null where absent).
+-- Returns {created (1 or 0), job fields} per job. All or none: every refusal (a key
+-- reused with another fingerprint, an id already stored) comes before the first write.
+local specs, reuse, keys, ids = {}, {}, {}, {}
+for i = 4, #ARGV do
+  local spec = cjson.decode(ARGV[i])
+  specs[#specs + 1] = spec
+  local existing = false
+  if spec.key ~= cjson.null then
+    local key = idem_key(spec.owner, spec.key)
+    local seen = keys[key]
+    if not seen then
+      local stored = redis.call('HMGET', key, 'fingerprint', 'job')
+      if stored[2] and redis.call('EXISTS', job_key(stored[2])) == 1 then
+        seen = { stored[1], stored[2] }
+      end
+    end
+    if seen then
+      if seen[1] ~= spec.fp then refuse('conflict', spec.key) end
+      existing = seen[2]
+    else
+      keys[key] = { spec.fp, spec.id }
+    end
+  end
+  if not existing then
+    if ids[spec.id] then refuse('invalid', spec.id, 'queued', 'enqueue it twice') end
+    local taken = redis.call('HGET', job_key(spec.id), 'state')
+    if taken then refuse('invalid', spec.id, taken, 'enqueue it twice') end
+    ids[spec.id] = true
+  end
+  reuse[#specs] = existing
+end
+for i, spec in ipairs(specs) do
+  if not reuse[i] then
+    enqueue(spec, NOW)
+    if spec.key ~= cjson.null then
+      redis.call('HSET', idem_key(spec.owner, spec.key), 'fingerprint', spec.fp,
+        'job', spec.id, 'created_at', NOW)
+    end
+  end
+end
+local out = {}
+for i, spec in ipairs(specs) do
+  local id = reuse[i] or spec.id
+  out[i] = { reuse[i] and 0 or 1, record(job_key(id)) }
+end
+return reply(out)
+
+-- name: claim
+-- ARGV: prefix, origin, now, lease_until, worker, limit, #queues, queues…, #names,
+-- names…, then `limit` fresh tokens. Takes up to `limit` due jobs: the highest priority
+-- first, then the earliest scheduled, then the lowest id; returns their fields.
+local lease_until, worker = ARGV[4], ARGV[5]
+local limit = tonumber(ARGV[6])
+local nq = tonumber(ARGV[7])
+local queues = { unpack(ARGV, 8, 7 + nq) }
+local nn = tonumber(ARGV[8 + nq])
+local names = { unpack(ARGV, 9 + nq, 8 + nq + nn) }
+local token_at = 9 + nq + nn
+-- The priority levels present in each (queue, name), merged: level → due-set keys.
+local levels, order = {}, {}
+for _, queue in ipairs(queues) do
+  for _, name in ipairs(names) do
+    for _, priority in ipairs(redis.call('ZRANGE', levels_key(queue, name), 0, -1)) do
+      if not levels[priority] then
+        levels[priority] = {}
+        order[#order + 1] = priority
+      end
+      local sets = levels[priority]
+      sets[#sets + 1] = due_key(queue, name, priority)
+    end
+  end
+end
+table.sort(order, function(a, b) return tonumber(a) > tonumber(b) end)
+local claimed = {}
+for _, priority in ipairs(order) do
+  local need = limit - #claimed
+  if need <= 0 then break end
+  -- Within one level: the earliest due of every matching set, merged.
+  local candidates = {}
+  for _, key in ipairs(levels[priority]) do
+    local due = redis.call('ZRANGEBYSCORE', key, '-inf', NOW, 'WITHSCORES', 'LIMIT', 0, need)
+    for i = 1, #due, 2 do
+      candidates[#candidates + 1] = { id = due[i], at = tonumber(due[i + 1]), key = key }
+    end
+  end
+  table.sort(candidates, function(a, b)
+    if a.at ~= b.at then return a.at < b.at end
+    return bytes_less(a.id, b.id)
+  end)
+  for i = 1, math.min(need, #candidates) do
+    local job = load(candidates[i].id)
+    if job and job.state == 'queued' then
+      claim(job, worker, ARGV[token_at + #claimed], NOW, lease_until)
+      claimed[#claimed + 1] = job.id
+    else
+      -- model.claim refuses a job that is not queued: a stale index entry, dropped.
+      redis.call('ZREM', candidates[i].key, candidates[i].id)
+    end
+  end
+end
+local out = {}
+for i, id in ipairs(claimed) do out[i] = record(job_key(id)) end
+return reply(out)
+
+-- name: heartbeat
+-- ARGV: prefix, origin, now, lease_until, then job id and token pairs.
+-- model.heartbeat: only the holder extends its lease. Not news: no wake-up.
+-- Returns {{lost ids}, {ids whose cancellation was requested}}.
+local lease_until = ARGV[4]
+local lost, cancel = {}, {}
+for i = 5, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local job = load(id)
+  if not job or job.state ~= 'running' or job.claim_token ~= token then
+    lost[#lost + 1] = id
+  else
+    redis.call('HSET', job.key, 'lease_expires_at', lease_until)
+    redis.call('ZADD', LEASES, lease_until, id)
+    if job.cancel_requested then cancel[#cancel + 1] = id end
+  end
+end
+return reply({ lost, cancel })
+
+-- name: report
+-- ARGV: prefix, origin, now, id, token, then type, data JSON, progress JSON per event.
+local id, token = ARGV[4], ARGV[5]
+local drafts = {}
+for i = 6, #ARGV, 3 do
+  drafts[#drafts + 1] = { type = ARGV[i], data = ARGV[i + 1], progress = ARGV[i + 2] }
+end
+report(load_or_refuse(id), token, drafts, NOW)
+return reply(record(job_key(id)))
+
+-- name: succeed
+-- ARGV: prefix, origin, now, id, token, result JSON.
+local id = ARGV[4]
+succeed(load_or_refuse(id), ARGV[5], ARGV[6], NOW)
+return reply(record(job_key(id)))
+
+-- name: fail
+-- ARGV: prefix, origin, now, id, token, error JSON, retry_at ('' for none).
+local id, retry_at = ARGV[4], ARGV[7]
+if retry_at == '' then retry_at = nil end
+fail(load_or_refuse(id), ARGV[5], ARGV[6], NOW, retry_at)
+return reply(record(job_key(id)))
+
+-- name: release
+-- ARGV: prefix, origin, now, id, token.
+local id = ARGV[4]
+release(load_or_refuse(id), ARGV[5], NOW)
+return reply(record(job_key(id)))
+
+-- name: cancelled
+-- ARGV: prefix, origin, now, id, token.
+local id = ARGV[4]
+cancelled(load_or_refuse(id), ARGV[5], NOW, 'cancelled while running')
+return reply(record(job_key(id)))
+
+-- name: cancel
+-- ARGV: prefix, origin, now, id, owner JSON (null: anyone).
+local id = ARGV[4]
+local owner = cjson.decode(ARGV[5])
+local job = load_or_refuse(id)
+if owner ~= cjson.null and job.owner ~= owner then refuse('notfound', id) end
+request_cancel(job, NOW)
+return reply(record(job_key(id)))
+
+-- name: reap
+-- ARGV: prefix, origin, now, at, batch. Expires up to `batch` leases run out by `at`.
+local at, batch = ARGV[4], tonumber(ARGV[5])
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', at, 'LIMIT', 0, batch)) do
+  local job = load(id)
+  if job and expire(job, at) then
+    out[#out + 1] = record(job.key)
+  else
+    redis.call('ZREM', LEASES, id)
+  end
+end
+return reply(out)
+
+-- name: prune
+-- ARGV: prefix, origin, now, finished_before, batch. Deletes up to `batch` terminal
+-- jobs finished before the cutoff, with their events, feed entries, webhook
+-- deliveries and idempotency key. Returns how many.
+local cutoff, batch = ARGV[4], tonumber(ARGV[5])
+local ids = redis.call('ZRANGEBYSCORE', FINISHED, '-inf', '(' .. cutoff, 'LIMIT', 0, batch)
+for _, id in ipairs(ids) do
+  local key = job_key(id)
+  local v = redis.call('HMGET', key, 'owner', 'last_seq', 'idempotency_key')
+  if v[1] then
+    local feeds = { FEED, owner_feed_key(v[1]) }
+    local last = tonumber(v[2]) or 0
+    for first = 1, last, 500 do
+      local refs = {}
+      for seq = first, math.min(last, first + 499) do refs[#refs + 1] = seq .. ' ' .. id end
+      for _, feed in ipairs(feeds) do redis.call('ZREM', feed, unpack(refs)) end
+    end
+    for _, delivery in ipairs(redis.call('ZRANGE', deliveries_key(id), 0, -1)) do
+      redis.call('ZREM', OUTBOX, delivery)
+      redis.call('ZREM', OUTBOX_LEASED, delivery)
+      redis.call('UNLINK', delivery_key(delivery))
+    end
+    if v[3] then
+      local ik = idem_key(v[1], v[3])
+      if redis.call('HGET', ik, 'job') == id then redis.call('DEL', ik) end
+    end
+    redis.call('ZREM', IDS, id)
+    redis.call('ZREM', owner_ids_key(v[1]), id)
+    redis.call('UNLINK', key, events_key(id), deliveries_key(id))
+  end
+  redis.call('ZREM', FINISHED, id)
+end
+return reply(#ids)
+
+-- name: claim_deliveries
+-- ARGV: prefix, origin, now, lease_until, limit, then `limit` fresh tokens. Leases up
+-- to `limit` pending deliveries that are due and not leased, the earliest due first
+-- (ties by id). A lease that ran out puts its delivery back among the pending ones
+-- first (its token stays until another sender claims it, as in the other stores).
+local lease_until, limit = ARGV[4], tonumber(ARGV[5])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', OUTBOX_LEASED, '-inf', NOW)) do
+  redis.call('ZADD', OUTBOX, redis.call('HGET', delivery_key(id), 'next_attempt_at'), id)
+  redis.call('ZREM', OUTBOX_LEASED, id)
+end
+local out = {}
+for i, id in ipairs(redis.call('ZRANGEBYSCORE', OUTBOX, '-inf', NOW, 'LIMIT', 0, limit)) do
+  local key = delivery_key(id)
+  redis.call('HSET', key, 'claim_token', ARGV[5 + i], 'lease_expires_at', lease_until)
+  redis.call('ZREM', OUTBOX, id)
+  redis.call('ZADD', OUTBOX_LEASED, lease_until, id)
+  out[i] = record(key)
+end
+return reply(out)
+
+-- name: record_delivery
+-- ARGV: prefix, origin, now, id, token, status (base.status_after_attempt),
+-- next_attempt_at ('' unless pending), status code ('' for none), error JSON.
+-- Fenced like a job write: only the sender holding the current token of a pending
+-- delivery records its attempt.
+local id, token, status, next_at, code = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local err = cjson.decode(ARGV[9])
+local key = delivery_key(id)
+local v = redis.call('HMGET', key, 'claim_token', 'status', 'job_id', 'url')
+if not v[2] or v[1] ~= token or v[2] ~= 'pending' then refuse('stale', id) end
+redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'status', status, 'last_attempt_at', NOW)
+redis.call('HDEL', key, 'claim_token', 'lease_expires_at')
+redis.call('ZREM', OUTBOX_LEASED, id)
+if status == 'pending' then
+  redis.call('HSET', key, 'next_attempt_at', next_at)
+  redis.call('ZADD', OUTBOX, next_at, id)
+else
+  redis.call('HDEL', key, 'next_attempt_at')
+  redis.call('ZREM', OUTBOX, id)
+end
+if code == '' then redis.call('HDEL', key, 'last_status_code')
+else redis.call('HSET', key, 'last_status_code', code) end
+if err == cjson.null then redis.call('HDEL', key, 'last_error')
+else redis.call('HSET', key, 'last_error', err) end
+if status == 'disabled' then
+  -- A 410 turns the URL off for the job: its other pending deliveries end too, and
+  -- no more are made (the job's webhook_off flag).
+  local job_id, url = v[3], v[4]
+  local reason = 'disabled: delivery ' .. id .. ' to this URL was answered 410 Gone'
+  for _, other in ipairs(redis.call('ZRANGE', deliveries_key(job_id), 0, -1)) do
+    local okey = delivery_key(other)
+    local o = redis.call('HMGET', okey, 'status', 'url')
+    if other ~= id and o[1] == 'pending' and o[2] == url then
+      redis.call('HSET', okey, 'status', 'disabled', 'last_error', reason)
+      redis.call('HDEL', okey, 'next_attempt_at', 'claim_token', 'lease_expires_at')
+      redis.call('ZREM', OUTBOX, other)
+      redis.call('ZREM', OUTBOX_LEASED, other)
+    end
+  end
+  if redis.call('HGET', job_key(job_id), 'webhook_url') == url then
+    redis.call('HSET', job_key(job_id), 'webhook_off', '1')
+  end
+end
+return reply(record(key))
+
+-- name: deliveries_for
+-- ARGV: prefix, job id. The job's deliveries in event order.
+local out = {}
+for i, id in ipairs(redis.call('ZRANGE', deliveries_key(ARGV[2]), 0, -1)) do
+  out[i] = record(delivery_key(id))
+end
+return out
+
+-- name: next_delivery_at
+-- ARGV: prefix. The earliest time a pending delivery can be claimed: when it is due,
+-- or when its lease runs out (a leased delivery was due before it was claimed).
+local best = nil
+for _, index in ipairs({ OUTBOX, OUTBOX_LEASED }) do
+  local first = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
+  if first[2] and (not best or tonumber(first[2]) < tonumber(best)) then best = first[2] end
+end
+return best
+
+-- name: list_page
+-- ARGV: prefix, filters JSON {owner, before, job, queue, states}, want, budget.
+-- Walks ids newest first (strictly before `before`), keeping the jobs that pass the
+-- filters, until it has `want` or has looked at `budget` ids. Returns {jobs, last id
+-- looked at, 1 when the index is exhausted}; the caller goes on from the last id.
+local f = cjson.decode(ARGV[2])
+local want, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local index = IDS
+if f.owner ~= cjson.null then index = owner_ids_key(f.owner) end
+local max = '+'
+if f.before ~= cjson.null then max = '(' .. f.before end
+local states = {}
+for _, s in ipairs(f.states) do states[s] = true end
+local any_state = #f.states == 0
+local found, scanned, last = {}, 0, ''
+while #found < want and scanned < budget do
+  local chunk = math.min(100, budget - scanned)
+  local ids = redis.call('ZREVRANGEBYLEX', index, max, '-', 'LIMIT', 0, chunk)
+  for _, id in ipairs(ids) do
+    scanned = scanned + 1
+    last = id
+    local v = redis.call('HMGET', job_key(id), 'state', 'job', 'queue')
+    if v[1] and (any_state or states[v[1]])
+      and (f.job == cjson.null or v[2] == f.job)
+      and (f.queue == cjson.null or v[3] == f.queue) then
+      found[#found + 1] = record(job_key(id))
+      if #found >= want then break end
+    end
+  end
+  if #ids < chunk then return { found, last, 1 } end
+  max = '(' .. last
+end
+return { found, last, 0 }
+
+-- name: feed
+-- ARGV: prefix, after, owner JSON (null: everyone), limit. Returns id, event pairs.
+local after, limit = ARGV[2], tonumber(ARGV[4])
+local owner = cjson.decode(ARGV[3])
+local index = FEED
+if owner ~= cjson.null then index = owner_feed_key(owner) end
+local out = {}
+for _, ref in ipairs(redis.call('ZRANGEBYSCORE', index, '(' .. after, '+inf', 'LIMIT', 0, limit)) do
+  local space = string.find(ref, ' ', 1, true)
+  local id = string.sub(ref, space + 1)
+  local entry = redis.call('LINDEX', events_key(id), tonumber(string.sub(ref, 1, space - 1)) - 1)
+  if entry then
+    out[#out + 1] = id
+    out[#out + 1] = entry
+  end
+end
+return out
+
+-- name: next_due
+-- ARGV: prefix, #queues, queues…, names…. The earliest scheduled_at among queued jobs.
+local nq = tonumber(ARGV[2])
+local best = nil
+for q = 3, 2 + nq do
+  for n = 3 + nq, #ARGV do
+    local queue, name = ARGV[q], ARGV[n]
+    for _, priority in ipairs(redis.call('ZRANGE', levels_key(queue, name), 0, -1)) do
+      local first = redis.call('ZRANGE', due_key(queue, name, priority), 0, 0, 'WITHSCORES')
+      if first[2] and (not best or tonumber(first[2]) < tonumber(best)) then best = first[2] end
+    end
+  end
+end
+return best

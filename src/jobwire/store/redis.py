@@ -1,0 +1,834 @@
+"""The Redis store: many machines, lowest latency, atomic claims in Lua.
+
+Every operation that changes a job is one Lua script (``store/lua/redis.lua``), so it
+runs atomically in Redis: it reads the job, checks exactly the preconditions of the
+:mod:`jobwire.model` function it mirrors (the state, and the claim token: fencing),
+applies the same field changes, appends the same events, keeps the indexes below in
+step and publishes the wake-ups, or refuses before writing anything. Python encodes
+the inputs (times as exact decimal strings, JSON as text, fresh claim tokens from the
+OS CSPRNG); Lua decides. The contract suite and its Hypothesis state machine check
+that the scripts and the model agree.
+
+Data layout (every key starts with the prefix, ``jobwire:`` by default; ``<x>``
+stands for a name with ``%`` and ``:`` percent-encoded):
+
+=================================== =========================================================
+``meta``                            hash: ``schema_version``
+``job:<id>``                        hash: one field per :class:`~jobwire.model.Job` field;
+                                    args, options, result, error and progress as JSON text,
+                                    times as Python's exact float text, absent when None;
+                                    and ``webhook_url``, ``webhook_events`` (read from the
+                                    options at enqueue) and ``webhook_off`` (after a 410)
+``events:<id>``                     list: the job's log; entry *n - 1* is event *n*, as JSON
+                                    ``{"c": cursor, "s": seq, "t": type, "a": at, "d": data}``
+``cursor``                          counter (INCR): the store-wide event cursor; it only grows
+``feed``, ``feed:<owner>``          sorted sets, score = cursor, member = ``"<seq> <id>"``:
+                                    every event in cursor order, for ``feed()``
+``levels:<queue>:<name>``           sorted set of the priorities that have queued jobs of this
+                                    queue and job name (score = -priority)
+``due:<queue>:<name>:<priority>``   sorted set of queued jobs, score = scheduled_at, ties by
+                                    id: a claim walks the levels from the highest priority and
+                                    takes the earliest due of every matching set
+``leases``                          sorted set of running jobs, score = lease_expires_at (reap)
+``finished``                        sorted set of terminal jobs, score = finished_at (prune)
+``ids``, ``ids:<owner>``            sorted sets of job ids, all score 0, so ordered by id
+                                    (UUIDv7: by time); ``list()`` walks them newest first and
+                                    applies the state, job and queue filters while paging
+``idem:<owner>:<key>``              hash: ``fingerprint``, ``job``, ``created_at``
+``delivery:<id>``                   hash: a webhook delivery (the fields of
+                                    :class:`~jobwire.store.base.Delivery`), with a snapshot
+                                    of the job taken with its event, from which the body is
+                                    rendered by :func:`~jobwire.store.base.webhook_body`
+``deliveries:<job id>``             sorted set of the job's deliveries, score = seq
+``outbox``                          sorted set of pending deliveries not leased, score =
+                                    next_attempt_at (ties by id)
+``outbox-leased``                   sorted set of leased deliveries, score = lease expiry
+``wake``                            pub/sub channel (below)
+=================================== =========================================================
+
+Wake-ups: each script that changes jobs PUBLISHes, in the same script, one message on
+``wake``: a line ``from <store instance>`` then lines ``jobs <queue>``, ``job <id>``,
+``cancel <id>`` and ``webhooks <id>``. Each store holds one subscriber connection,
+checked with a PING when it has been silent for ``health_check_interval`` seconds and
+reconnected with exponential backoff when it drops or the PING goes unanswered; it
+hands other instances' notices to :meth:`Store._notify`. A store's own notices (the
+script returns them) are delivered as soon as the script returns. Notices are hints:
+one lost while the subscriber reconnects costs a follower latency (it re-reads the
+log), never an event.
+
+Durability is whatever the Redis server is configured to keep; a script's writes are
+acknowledged once they are in Redis's memory (and its AOF buffer, when AOF is on):
+
+* no persistence (``save ""``, ``appendonly no``): a Redis restart loses everything —
+  every job, its log and its idempotency keys. **The default server on the development
+  machines of this project runs like this: it keeps nothing on disk.**
+* RDB snapshots only (``save <seconds> <changes>``): a restart brings back the last
+  snapshot; everything acknowledged after it is lost.
+* AOF with ``appendfsync everysec`` (the usual production setting): a crash of the Redis
+  process loses nothing already written to the operating system, which is normally
+  every acknowledged write (Redis writes the AOF before it answers; a disk too slow to
+  keep up can postpone that write by up to 2 s); a crash or power loss of the host
+  loses up to about one second of acknowledged jobs and events.
+* AOF with ``appendfsync always``: nothing acknowledged is lost, at the cost of an fsync
+  per write.
+* Replication is asynchronous: a failover to a replica can lose the writes the old
+  primary acknowledged but had not yet sent.
+
+So "accepted" (the 202) means "in Redis's memory", and survives exactly what that
+server's persistence settings survive.
+
+Driver errors become :class:`~jobwire.errors.StoreUnavailable` where they enter (each
+call below); no redis exception leaves this module. Redis Cluster is not supported:
+the scripts derive their keys from the prefix instead of declaring them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError, ResponseError
+
+from jobwire.errors import (
+    AlreadyTerminal,
+    ConfigError,
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    JobwireError,
+    StaleClaim,
+    StoreUnavailable,
+)
+from jobwire.ids import new_token
+from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
+from jobwire.store.base import (
+    Claim,
+    Delivery,
+    DeliveryStatus,
+    Enqueued,
+    HeartbeatReply,
+    ListQuery,
+    NewJob,
+    Notice,
+    NoticeKind,
+    Page,
+    Store,
+    status_after_attempt,
+    webhook_body,
+    webhook_target,
+)
+
+log = logging.getLogger("jobwire.store.redis")
+
+SCHEMA_VERSION = "1"
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PREFIX = "jobwire:"
+
+_REAP_BATCH = 500  # expired leases per reap, as in the SQLite store
+_PRUNE_BATCH = 1000  # jobs deleted per script; prune() loops until fewer are left
+_LIST_BUDGET = 1000  # ids one list script looks at before handing back to Python
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 5.0
+
+_checked: set[str] = set()  # servers whose persistence was looked at, once per process
+_HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def scripts() -> dict[str, str]:
+    """The named scripts of ``lua/redis.lua``, each with the ``lib`` section in front."""
+    text = resources.files("jobwire.store").joinpath("lua", "redis.lua").read_text("utf-8")
+    parts = _HEADER.split(text)
+    named = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    lib = named.pop("lib")
+    return {name: f"{lib}\n\n{body}\n" for name, body in named.items()}
+
+
+# -- encoding ---------------------------------------------------------------------------
+
+# ASCII-only JSON: every string survives Redis and Lua byte for byte.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_decode = json.JSONDecoder().decode
+_STATES = {state.value: state for state in State}
+_EVENT_TYPES = {kind.value: kind for kind in EventType}
+
+
+def _time(value: float) -> str:
+    """A time as text that parses back to the same float (Lua would keep 14 digits)."""
+    return repr(float(value))
+
+
+def _float_or_none(text: str | None) -> float | None:
+    return None if text is None else float(text)
+
+
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None else _decode(text)
+
+
+def _job(record: str) -> Job:
+    """A job from the JSON object of its hash fields that the scripts answer with."""
+    return _job_from(_decode(record))
+
+
+def _job_from(h: Mapping[str, str]) -> Job:
+    progress = _json_or_none(h.get("progress"))
+    return Job(
+        id=h["id"],
+        job=h["job"],
+        args=_decode(h["args"]),
+        queue=h["queue"],
+        state=_STATES[h["state"]],
+        owner=h["owner"],
+        priority=int(h["priority"]),
+        attempts=int(h["attempts"]),
+        max_attempts=int(h["max_attempts"]),
+        timeout=_float_or_none(h.get("timeout")),
+        created_at=float(h["created_at"]),
+        scheduled_at=float(h["scheduled_at"]),
+        started_at=_float_or_none(h.get("started_at")),
+        finished_at=_float_or_none(h.get("finished_at")),
+        progress=None if progress is None else Progress(**progress),
+        result=_json_or_none(h.get("result")),
+        error=_json_or_none(h.get("error")),
+        lease_expires_at=_float_or_none(h.get("lease_expires_at")),
+        claim_token=h.get("claim_token"),
+        worker_id=h.get("worker_id"),
+        cancel_requested=h.get("cancel_requested") == "1",
+        last_seq=int(h["last_seq"]),
+        idempotency_key=h.get("idempotency_key"),
+        options=_decode(h["options"]),
+    )
+
+
+def _event(job_id: str, entry: str) -> Event:
+    e = _decode(entry)
+    return Event(job_id, e["s"], _EVENT_TYPES[e["t"]], e["d"], float(e["a"]), e["c"])
+
+
+def _delivery(record: str) -> Delivery:
+    """A delivery from its fields; the body is rendered from the snapshot of the job
+    taken in the script that appended the event, so it is the one the event fixed."""
+    h: dict[str, str] = _decode(record)
+    snap = _decode(h["snapshot"])
+    seq = int(h["seq"])
+    progress = snap["progress"]
+    job = Job(
+        id=h["job_id"],
+        job=snap["job"],
+        args={},
+        state=_STATES[snap["state"]],
+        attempts=snap["attempts"],
+        max_attempts=snap["max_attempts"],
+        result=snap["result"],
+        error=snap["error"],
+        progress=None if progress is None else Progress(**progress),
+        last_seq=seq,
+    )
+    event = Event(h["job_id"], seq, _EVENT_TYPES[h["event"]], snap["data"], float(snap["at"]))
+    code = h.get("last_status_code")
+    return Delivery(
+        id=h["id"],
+        job_id=h["job_id"],
+        seq=seq,
+        event=h["event"],
+        url=h["url"],
+        body=webhook_body(job, event),
+        status=DeliveryStatus(h["status"]),
+        attempts=int(h["attempts"]),
+        created_at=float(h["created_at"]),
+        next_attempt_at=_float_or_none(h.get("next_attempt_at")),
+        last_attempt_at=_float_or_none(h.get("last_attempt_at")),
+        last_status_code=None if code is None else int(code),
+        last_error=h.get("last_error"),
+        claim_token=h.get("claim_token"),
+        lease_expires_at=_float_or_none(h.get("lease_expires_at")),
+    )
+
+
+_NOTICE_KINDS = {kind.value: kind for kind in NoticeKind}
+
+
+def _notices(lines: Sequence[str]) -> builtins.list[Notice]:
+    """Notices from ``"<kind> <key>"`` lines, as the scripts publish them."""
+    notices = []
+    for line in lines:
+        kind, _, key = line.partition(" ")
+        if kind in _NOTICE_KINDS:
+            notices.append(Notice(_NOTICE_KINDS[kind], key))
+    return notices
+
+
+def _refusal(exc: ResponseError) -> JobwireError | None:
+    """The jobwire exception a script raised with ``refuse()``, if it was one."""
+    text = str(exc)
+    if not text.startswith("JOBWIRE "):
+        return None
+    # Redis appends " script: <sha>, on @user_script:<line>." after the JSON.
+    (kind, a, b, c), _ = json.JSONDecoder().raw_decode(text, len("JOBWIRE "))
+    if kind == "notfound":
+        return JobNotFound(a)
+    if kind == "stale":
+        return StaleClaim(a)
+    if kind == "invalid":
+        return InvalidTransition(a, b, c)
+    if kind == "terminal":
+        return AlreadyTerminal(a, b, c)
+    if kind == "conflict":
+        return IdempotencyConflict(a)
+    return None
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _unavailable(what: str, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}")
+
+
+class RedisStore(Store):
+    """Jobs in Redis; see the module docstring for the layout and what survives what.
+
+    ``url`` is a redis-py URL (``redis://[[user]:password@]host[:port][/db]``,
+    ``rediss://`` for TLS, ``unix://path?db=N``); ``prefix`` starts every key, so that
+    several applications (or tests) can share one database.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        health_check_interval: float = 10.0,
+        socket_timeout: float = 30.0,
+    ) -> None:
+        super().__init__()
+        if not prefix:
+            raise ConfigError("the Redis store needs a non-empty key prefix, e.g. 'jobwire:'")
+        if not health_check_interval > 0:
+            raise ConfigError(
+                f"health_check_interval: expected a positive number, got {health_check_interval!r}"
+            )
+        self.url = url
+        self.prefix = prefix
+        self.health_check_interval = health_check_interval
+        self.socket_timeout = socket_timeout
+        self._origin = uuid.uuid4().hex  # tells this instance's own wake-ups from others'
+        self._channel = prefix + "wake"
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._subscriber_client: aioredis.Redis | None = None
+        self._subscriber: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Condition()
+        self.subscriptions = 0  # how many times the wake-up channel was (re)subscribed
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """``redis://host:port/db?prefix=myapp:``: the ``prefix`` parameter is jobwire's;
+        every other one goes to redis-py."""
+        parts = urlsplit(url)
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        prefix = DEFAULT_PREFIX
+        rest = []
+        for key, value in params:
+            if key == "prefix":
+                if not value:
+                    raise ConfigError(f"JOBWIRE_URL: the prefix in {_redacted(url)!r} is empty")
+                prefix = value
+            else:
+                rest.append((key, value))
+        bare = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+        return cls(bare, prefix=prefix)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({_redacted(self.url)!r}, prefix={self.prefix!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        self._subscribed = asyncio.Condition()  # on this event loop
+        client = self._connect(
+            socket_timeout=self.socket_timeout, health_check_interval=30, name="jobwire"
+        )
+        subscriber_client = self._connect(
+            socket_timeout=None, health_check_interval=0, name=self.subscriber_name
+        )
+        try:
+            meta = self.prefix + "meta"
+            await client.hsetnx(meta, "schema_version", SCHEMA_VERSION)  # type: ignore[misc]
+            found = cast("str | None", await client.hget(meta, "schema_version"))  # type: ignore[misc]
+            if found != SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"the data under prefix {self.prefix!r} has schema version {found}; "
+                    f"this jobwire expects {SCHEMA_VERSION}"
+                )
+            await self._warn_about_persistence(client)
+            self._scripts = {name: client.register_script(text) for name, text in scripts().items()}
+            pubsub = await self._subscribe(subscriber_client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await client.aclose()
+            await subscriber_client.aclose()
+            reason = f"{type(exc).__name__}: {exc}"
+            raise StoreUnavailable(f"cannot open redis at {_redacted(self.url)}: {reason}") from exc
+        except BaseException:
+            await client.aclose()
+            await subscriber_client.aclose()
+            raise
+        self._client = client
+        self._subscriber_client = subscriber_client
+        self._subscriber = asyncio.create_task(
+            self._listen(pubsub), name=f"jobwire-redis-wakeups-{self.prefix}"
+        )
+
+    @property
+    def subscriber_name(self) -> str:
+        """The CLIENT SETNAME of this store's wake-up subscriber connection."""
+        return f"jobwire-wakeups-{self._origin}"
+
+    def _connect(
+        self, *, socket_timeout: float | None, health_check_interval: int, name: str
+    ) -> aioredis.Redis:
+        # No automatic retries: a script whose reply was lost may have run, and running
+        # it again would answer "stale claim" or "enqueued twice" about one's own write.
+        return aioredis.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=5.0,
+            socket_timeout=socket_timeout,
+            socket_keepalive=True,
+            health_check_interval=health_check_interval,
+            client_name=name,
+            protocol=2,  # no HELLO round trip per connection; every reply here is RESP2-shaped
+        )
+
+    async def _warn_about_persistence(self, client: aioredis.Redis) -> None:
+        if self.url in _checked:
+            return
+        _checked.add(self.url)
+        try:
+            info = await client.info("persistence")
+        except ResponseError:  # INFO may be disabled on managed servers
+            return
+        if not info.get("aof_enabled"):
+            log.warning(
+                "redis at %s has AOF off: a Redis restart keeps only what its last RDB "
+                "snapshot holds, if it takes any (see jobwire.store.redis for what each "
+                "persistence setting survives)",
+                _redacted(self.url),
+            )
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        task, self._subscriber = self._subscriber, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        subscriber_client, self._subscriber_client = self._subscriber_client, None
+        if subscriber_client is not None:
+            await subscriber_client.aclose()
+        if client is not None:
+            await client.aclose()
+
+    async def ping(self) -> None:
+        found: str | None = await self._call(
+            "ping", lambda c: c.hget(self.prefix + "meta", "schema_version")
+        )
+        if found != SCHEMA_VERSION:
+            raise StoreUnavailable(f"schema version is {found}, expected {SCHEMA_VERSION}")
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _open_client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StoreUnavailable("the store is not open")
+        return self._client
+
+    async def _call(self, what: str, command: Callable[[aioredis.Redis], Any]) -> Any:
+        """Run one plain command (redis-py types its results loosely: callers say what
+        they get)."""
+        client = self._open_client()
+        try:
+            return await command(client)
+        except (RedisError, OSError) as exc:
+            raise _unavailable(what, exc) from exc
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        self._open_client()
+        try:
+            return await self._scripts[name](args=[self.prefix, *args])
+        except ResponseError as exc:
+            refusal = _refusal(exc)
+            if refusal is not None:
+                raise refusal from None
+            raise _unavailable(f"script {name}", exc) from exc
+        except (RedisError, OSError) as exc:
+            raise _unavailable(f"script {name}", exc) from exc
+
+    async def _write(self, name: str, *args: Any, now: float | None = None) -> Any:
+        """Run a script that writes; deliver the wake-ups it published to our listeners."""
+        at = time.time() if now is None else now
+        result, lines = await self._run(name, self._origin, _time(at), *args)
+        self._notify(_notices(lines))
+        return result
+
+    async def _change(self, name: str, *args: Any) -> Job:
+        """Run a script that changes one job and answers with its fields."""
+        return _job(await self._write(name, *args))
+
+    # -- producing ---------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        if not jobs:
+            return []
+        now = time.time()
+        specs = [_encode(self._spec(new, now)) for new in jobs]
+        rows = await self._write("enqueue", *specs, now=now)
+        return [Enqueued(_job(fields), created=bool(created)) for created, fields in rows]
+
+    @staticmethod
+    def _spec(new: NewJob, now: float) -> dict[str, Any]:
+        # The options never change, so the webhook they ask for is read once, here.
+        target = webhook_target(new.options)
+        url, wanted = target if target is not None else (None, frozenset())
+        return {
+            "id": new.id,
+            "job": new.job,
+            "queue": new.queue,
+            "owner": new.owner,
+            "priority": str(int(new.priority)),
+            "max_attempts": str(int(new.max_attempts)),
+            "timeout": None if new.timeout is None else _time(new.timeout),
+            "scheduled_at": _time(now if new.scheduled_at is None else new.scheduled_at),
+            "args": _encode(new.args),
+            "options": _encode(new.options),
+            "key": new.idempotency_key,
+            "fp": _encode(new.fingerprint),
+            "webhook_url": url,
+            "webhook_events": " " + "".join(f"{kind.value} " for kind in sorted(wanted)),
+        }
+
+    # -- working -----------------------------------------------------------------------
+
+    async def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        names: Sequence[str],
+        limit: int,
+        lease: float,
+    ) -> list[Claim]:
+        if limit <= 0 or not queues or not names:
+            return []
+        queue_list = list(dict.fromkeys(queues))
+        name_list = list(dict.fromkeys(names))
+        now = time.time()
+        rows = await self._write(
+            "claim",
+            _time(now + lease),
+            worker_id,
+            limit,
+            len(queue_list),
+            *queue_list,
+            len(name_list),
+            *name_list,
+            *(new_token() for _ in range(limit)),
+            now=now,
+        )
+        jobs = [_job(fields) for fields in rows]
+        return [Claim(job, job.claim_token or "") for job in jobs]
+
+    async def heartbeat(
+        self, worker_id: str, tokens: Mapping[str, str], lease: float
+    ) -> HeartbeatReply:
+        if not tokens:
+            return HeartbeatReply(frozenset(), frozenset())
+        pairs = [part for item in tokens.items() for part in item]
+        now = time.time()
+        lost, cancel = await self._write("heartbeat", _time(now + lease), *pairs, now=now)
+        return HeartbeatReply(frozenset(lost), frozenset(cancel))
+
+    async def report(self, job_id: str, token: str, events: Sequence[EventDraft]) -> None:
+        if not events:
+            return
+        args: list[str] = []
+        for draft in events:
+            progress = ""
+            if draft.type is EventType.PROGRESS:
+                data = draft.data
+                current = Progress(data.get("current", 0), data.get("total"), data.get("message"))
+                progress = _encode(current.as_dict())
+            args += [draft.type.value, _encode(draft.data), progress]
+        await self._change("report", job_id, token, *args)
+
+    async def finish(self, job_id: str, token: str, result: Any) -> Job:
+        return await self._change("succeed", job_id, token, _encode(result))
+
+    async def fail(
+        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+    ) -> Job:
+        retry = "" if retry_at is None else _time(retry_at)
+        return await self._change("fail", job_id, token, _encode(error), retry)
+
+    async def release(self, job_id: str, token: str) -> Job:
+        return await self._change("release", job_id, token)
+
+    async def mark_cancelled(self, job_id: str, token: str) -> Job:
+        return await self._change("cancelled", job_id, token)
+
+    # -- controlling -------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, owner: str | None = None) -> Job:
+        return await self._change("cancel", job_id, _encode(owner))
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        key = self._job_key(job_id)
+        fields: dict[str, str] = await self._call("get", lambda c: c.hgetall(key))
+        if not fields:
+            return None
+        job = _job_from(fields)
+        if owner is not None and job.owner != owner:
+            return None
+        return job
+
+    async def list(self, query: ListQuery) -> Page:
+        limit = max(1, query.limit)
+        states = [state.value for state in query.states]
+        items: builtins.list[Job] = []
+        before = query.before_id
+        while True:
+            filters = {
+                "owner": query.owner,
+                "before": before,
+                "job": query.job,
+                "queue": query.queue,
+                "states": states,
+            }
+            found, last, exhausted = await self._run(
+                "list_page", _encode(filters), limit + 1 - len(items), _LIST_BUDGET
+            )
+            items.extend(_job(fields) for fields in found)
+            if len(items) > limit or exhausted or not last:
+                break
+            before = last
+        page = items[:limit]
+        return Page(page, page[-1].id if len(items) > limit else None)
+
+    async def events(self, job_id: str, after: int = 0, limit: int = 1000) -> builtins.list[Event]:
+        if limit <= 0:
+            return []
+        start = max(0, after)
+        key = self._events_key(job_id)
+        entries: builtins.list[str] = await self._call(
+            "events", lambda c: c.lrange(key, start, start + limit - 1)
+        )
+        return [_event(job_id, entry) for entry in entries]
+
+    async def feed(
+        self, after: int, owner: str | None = None, limit: int = 1000
+    ) -> builtins.list[Event]:
+        if limit <= 0:
+            return []
+        flat = await self._run("feed", int(after), _encode(owner), limit)
+        return [_event(job_id, entry) for job_id, entry in zip(flat[::2], flat[1::2], strict=True)]
+
+    async def last_cursor(self) -> int:
+        value: str | None = await self._call("last_cursor", lambda c: c.get(self.prefix + "cursor"))
+        return int(value or 0)
+
+    async def next_due(self, queues: Sequence[str], names: Sequence[str]) -> float | None:
+        if not queues or not names:
+            return None
+        queue_list = list(dict.fromkeys(queues))
+        due = await self._run(
+            "next_due", len(queue_list), *queue_list, *dict.fromkeys(names)
+        )
+        return None if due is None else float(due)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    async def reap(self, now: float | None = None) -> builtins.list[Job]:
+        at = time.time() if now is None else now
+        rows = await self._write("reap", _time(at), _REAP_BATCH)
+        return [_job(fields) for fields in rows]
+
+    async def prune(self, finished_before: float) -> int:
+        total = 0
+        while True:
+            removed = int(await self._write("prune", _time(finished_before), _PRUNE_BATCH))
+            total += removed
+            if removed < _PRUNE_BATCH:
+                return total
+
+    # -- webhook outbox ----------------------------------------------------------------
+
+    async def claim_deliveries(self, limit: int, lease: float) -> builtins.list[Delivery]:
+        if limit <= 0:
+            return []
+        now = time.time()
+        tokens = [new_token() for _ in range(limit)]
+        rows = await self._write(
+            "claim_deliveries", _time(now + lease), limit, *tokens, now=now
+        )
+        return [_delivery(fields) for fields in rows]
+
+    async def record_delivery_attempt(
+        self,
+        delivery_id: str,
+        token: str,
+        *,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+        next_attempt_at: float | None,
+        disable_url: bool = False,
+    ) -> Delivery:
+        status = status_after_attempt(ok, disable_url, next_attempt_at)
+        pending = status is DeliveryStatus.PENDING and next_attempt_at is not None
+        fields = await self._write(
+            "record_delivery",
+            delivery_id,
+            token,
+            status.value,
+            _time(next_attempt_at) if pending and next_attempt_at is not None else "",
+            "" if status_code is None else str(int(status_code)),
+            _encode(error),
+        )
+        return _delivery(fields)
+
+    async def deliveries_for(self, job_id: str) -> builtins.list[Delivery]:
+        rows = await self._run("deliveries_for", job_id)
+        return [_delivery(fields) for fields in rows]
+
+    async def next_delivery_at(self) -> float | None:
+        at = await self._run("next_delivery_at")
+        return None if at is None else float(at)
+
+    # -- keys (as the scripts build them) ------------------------------------------------
+
+    def _job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{_key_part(job_id)}"
+
+    def _events_key(self, job_id: str) -> str:
+        return f"{self.prefix}events:{_key_part(job_id)}"
+
+    # -- wake-ups ----------------------------------------------------------------------
+
+    async def _subscribe(self, client: aioredis.Redis) -> PubSub:
+        """Subscribe and wait for Redis to confirm, so no PUBLISH after this is missed."""
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            async with asyncio.timeout(self.health_check_interval):
+                while True:
+                    message = await pubsub.get_message(timeout=self.health_check_interval)
+                    if message is not None and message["type"] == "subscribe":
+                        break
+        except BaseException:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise
+        async with self._subscribed:
+            self.subscriptions += 1
+            self._subscribed.notify_all()
+        return pubsub
+
+    async def wait_subscribed(self, after: int = 0) -> int:
+        """Wait until the wake-up channel has been subscribed more than ``after`` times.
+
+        A test signal: after the subscriber connection is killed, ``await
+        store.wait_subscribed(n)`` returns once it is back; it returns the new count.
+        """
+        async with self._subscribed:
+            await self._subscribed.wait_for(lambda: self.subscriptions > after)
+            return self.subscriptions
+
+    async def _listen(self, pubsub: PubSub | None) -> None:
+        """Deliver wake-ups until cancelled, reconnecting with backoff when dropped."""
+        delay = _BACKOFF_FIRST
+        try:
+            while True:
+                try:
+                    if pubsub is None:
+                        client = self._subscriber_client
+                        assert client is not None
+                        pubsub = await self._subscribe(client)
+                        log.info("redis wake-up subscription restored")
+                        delay = _BACKOFF_FIRST
+                    await self._pump(pubsub)
+                except Exception as exc:  # lost, or broken: either way, start afresh
+                    log.warning(
+                        "redis wake-up subscription lost (%s: %s); reconnecting in %.2f s",
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        pubsub = None
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(delay * 2, _BACKOFF_MAX)
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _pump(self, pubsub: PubSub) -> None:
+        """Read messages; a silence answers a PING, and a PING unanswered is a dead link."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=self.health_check_interval)
+            if message is None:
+                if pinged:
+                    raise TimeoutError(
+                        f"no answer to a PING within {self.health_check_interval:g} s"
+                    )
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "message":
+                self._deliver(message["data"])
+
+    def _deliver(self, payload: str) -> None:
+        origin, _, body = payload.partition("\n")
+        if origin == f"from {self._origin}":
+            return  # already delivered when the script returned
+        try:
+            self._notify(_notices(body.split("\n")))
+        except Exception:
+            log.exception("a wake-up listener failed")
+
+
+def _key_part(name: str) -> str:
+    """As the scripts' ``enc``: percent-encode ``%`` and ``:`` in a key component."""
+    return name.replace("%", "%25").replace(":", "%3A")
+
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "SCHEMA_VERSION", "RedisStore"]
