@@ -11,7 +11,9 @@ from jobwire.store.base import Store
 
 
 def store_from_url(url: str, settings: Settings | None = None) -> Store:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``memory://``."""
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``memory://``,
+    ``postgresql://user:password@host:5432/database[?schema=name]``, or
+    ``redis://host:port/db?prefix=jobwire:`` (``rediss://`` for TLS)."""
     settings = settings or Settings()
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -25,13 +27,29 @@ def store_from_url(url: str, settings: Settings | None = None) -> Store:
         from jobwire.store.sqlite import SQLiteStore
 
         return SQLiteStore(Path(path), synchronous=settings.sqlite_synchronous)
+    if scheme in ("postgresql", "postgres"):
+        from jobwire.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(
+            url, min_size=settings.postgres_pool_min, max_size=settings.postgres_pool_max
+        )
     if scheme == "memory":
         from jobwire.store.memory import MemoryStore
 
         return MemoryStore()
+    if scheme in ("redis", "rediss"):
+        try:
+            from jobwire.store.redis import RedisStore
+        except ModuleNotFoundError as exc:  # the optional dependency
+            if (exc.name or "").split(".")[0] != "redis":
+                raise
+            raise ConfigError(
+                f"JOBWIRE_URL: {scheme}:// needs the redis client: pip install 'jobwire[redis]'"
+            ) from exc
+        return RedisStore.from_url(url)
     raise ConfigError(
-        f"JOBWIRE_URL: unsupported store {scheme!r} in {url!r}; expected sqlite:///file.db "
-        "or memory://"
+        f"JOBWIRE_URL: unsupported store {scheme!r} in {url!r}; expected sqlite:///file.db, "
+        "postgresql://host/database, redis://host:port/db or memory://"
     )
 
 

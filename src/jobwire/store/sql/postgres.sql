@@ -1,0 +1,475 @@
+-- Statements of the PostgreSQL store. "{schema}" is replaced, once, by the quoted name of
+-- the schema the store was given, so every table is named in full: the same statements
+-- run on the store's own connections and on an application's connection (transactional
+-- enqueue), whatever that connection's search_path.
+--
+-- Times are epoch seconds (double precision), read from the database's clock so that
+-- every machine sharing the database agrees on what is due and which leases ran out.
+-- JSON columns are "json", written from text and read as text: exactly what was stored.
+
+-- name: lock_schema
+-- Opening is serialised per schema, so several processes may open at once.
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- name: schema_exists
+SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1);
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- name: meta_exists
+SELECT to_regclass($1) IS NOT NULL;
+
+-- name: get_meta
+SELECT value FROM {schema}.jobwire_meta WHERE key = $1;
+
+-- name: set_meta
+INSERT INTO {schema}.jobwire_meta (key, value) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: migrate_1
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_jobs (
+    id               text COLLATE "C" PRIMARY KEY,
+    job              text NOT NULL,
+    queue            text NOT NULL,
+    state            text NOT NULL
+        CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    owner            text NOT NULL,
+    priority         integer NOT NULL,
+    args             json NOT NULL,
+    attempts         integer NOT NULL,
+    max_attempts     integer NOT NULL,
+    timeout          double precision,
+    created_at       double precision NOT NULL,
+    scheduled_at     double precision NOT NULL,
+    started_at       double precision,
+    finished_at      double precision,
+    progress         json,
+    result           json,
+    error            json,
+    lease_expires_at double precision,
+    claim_token      text,
+    worker_id        text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    last_seq         integer NOT NULL,
+    idempotency_key  text,
+    options          json NOT NULL DEFAULT '{}'
+);
+-- Claims read only queued rows, in priority then due-time order.
+CREATE INDEX IF NOT EXISTS jobwire_jobs_due
+    ON {schema}.jobwire_jobs (queue, priority DESC, scheduled_at, id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS jobwire_jobs_lease
+    ON {schema}.jobwire_jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobwire_jobs_finished
+    ON {schema}.jobwire_jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobwire_jobs_owner ON {schema}.jobwire_jobs (owner, id);
+-- "cursor" is store-wide: (the writing transaction's id − cursor_epoch) · 2^20 + n, so
+-- that feed() can tell which cursors may still appear (see postgres.py).
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_events (
+    cursor bigint PRIMARY KEY,
+    job_id text COLLATE "C" NOT NULL,
+    seq    integer NOT NULL,
+    type   text NOT NULL,
+    data   json NOT NULL,
+    at     double precision NOT NULL,
+    UNIQUE (job_id, seq)
+);
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_idempotency (
+    owner       text NOT NULL,
+    key         text NOT NULL,
+    fingerprint text,
+    job_id      text COLLATE "C" NOT NULL,
+    created_at  double precision NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE INDEX IF NOT EXISTS jobwire_idempotency_job ON {schema}.jobwire_idempotency (job_id);
+-- The webhook outbox: one row per (job, event, URL), inserted in the transaction that
+-- appends the event. "id" is the webhook-id, the same on every attempt.
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_deliveries (
+    id               text COLLATE "C" PRIMARY KEY,
+    job_id           text COLLATE "C" NOT NULL,
+    seq              integer NOT NULL,
+    event            text NOT NULL,
+    url              text NOT NULL,
+    body             text NOT NULL,
+    status           text NOT NULL
+        CHECK (status IN ('pending', 'delivered', 'failed', 'disabled')),
+    attempts         integer NOT NULL DEFAULT 0,
+    created_at       double precision NOT NULL,
+    next_attempt_at  double precision,
+    last_attempt_at  double precision,
+    last_status_code integer,
+    last_error       text,
+    claim_token      text,
+    lease_expires_at double precision,
+    UNIQUE (job_id, seq, url)
+);
+CREATE INDEX IF NOT EXISTS jobwire_deliveries_due
+    ON {schema}.jobwire_deliveries (next_attempt_at) WHERE status = 'pending';
+-- The horizon of feed(): the lowest span a running writer may still fill. Writers announce
+-- themselves with a shared advisory lock (space, lowest span they may use) before they get
+-- a transaction id; with none running, the next transaction id. These functions are
+-- VOLATILE so that each statement in them reads in a snapshot of its own, taken in order:
+-- the events are read after the locks, never before.
+CREATE OR REPLACE FUNCTION {schema}.jobwire_horizon(epoch bigint, space integer)
+RETURNS bigint LANGUAGE sql VOLATILE AS $fn$
+    SELECT least(
+        pg_snapshot_xmax(pg_current_snapshot())::text::bigint - epoch,
+        (SELECT min(objid::text::bigint) FROM pg_locks
+         WHERE locktype = 'advisory' AND classid = space::oid AND objsubid = 2 AND granted)
+    )
+$fn$;
+CREATE OR REPLACE FUNCTION {schema}.jobwire_feed(
+    after bigint, only_owner text, most integer, epoch bigint, space integer
+) RETURNS TABLE (cursor bigint, job_id text, seq integer, type text, data text, at float8)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    horizon bigint := {schema}.jobwire_horizon(epoch, space);
+BEGIN
+    RETURN QUERY
+    SELECT e.cursor, e.job_id::text, e.seq, e.type, e.data::text, e.at
+    FROM {schema}.jobwire_events AS e
+    WHERE e.cursor > after
+      AND e.cursor < horizon << 20
+      AND (only_owner IS NULL OR e.job_id IN (
+          SELECT j.id FROM {schema}.jobwire_jobs AS j WHERE j.owner = only_owner))
+    ORDER BY e.cursor
+    LIMIT most;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION {schema}.jobwire_last_cursor(epoch bigint, space integer)
+RETURNS bigint LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    horizon bigint := {schema}.jobwire_horizon(epoch, space);
+BEGIN
+    RETURN (SELECT coalesce(max(e.cursor), 0) FROM {schema}.jobwire_events AS e
+            WHERE e.cursor < horizon << 20);
+END
+$fn$;
+-- No transaction that can still write has an id below the oldest one running now.
+INSERT INTO {schema}.jobwire_meta (key, value)
+VALUES ('cursor_epoch', pg_snapshot_xmin(pg_current_snapshot())::text)
+ON CONFLICT (key) DO NOTHING;
+
+-- name: cursor_epoch
+SELECT value::bigint FROM {schema}.jobwire_meta WHERE key = 'cursor_epoch';
+
+-- name: cursor_room
+-- Whether new cursors will be above every stored one. Not so only when the database was
+-- restored into a cluster whose transaction ids restarted lower (a logical dump).
+SELECT coalesce(max(cursor), 0) < (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $1) << 20,
+       coalesce(max(cursor), 0) >> 20,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+FROM {schema}.jobwire_events;
+
+-- name: clock
+SELECT extract(epoch FROM clock_timestamp())::float8;
+
+-- name: get_job
+SELECT * FROM {schema}.jobwire_jobs WHERE id = $1;
+
+-- name: lock_job
+-- The row, locked until the transaction ends, with the time the lock was granted and
+-- the URLs a 410 turned off for the job (so its new events make no delivery to them).
+SELECT j.*, extract(epoch FROM clock_timestamp())::float8 AS now,
+       ARRAY(SELECT DISTINCT d.url FROM {schema}.jobwire_deliveries AS d
+             WHERE d.job_id = j.id AND d.status = 'disabled') AS disabled_urls
+FROM {schema}.jobwire_jobs AS j WHERE j.id = $1
+FOR UPDATE OF j;
+
+-- name: lock_jobs
+-- In id order, so two heartbeats over the same jobs never wait on each other in a circle.
+SELECT j.*, extract(epoch FROM clock_timestamp())::float8 AS now
+FROM {schema}.jobwire_jobs AS j WHERE j.id = ANY($1::text[])
+ORDER BY j.id
+FOR UPDATE OF j;
+
+-- name: due_jobs
+-- Rows another claimer holds are skipped, not waited for: concurrent claims take
+-- different jobs. The model decides each claim; update_jobs writes them.
+WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS now)
+SELECT j.*, clock.now,
+       ARRAY(SELECT DISTINCT d.url FROM {schema}.jobwire_deliveries AS d
+             WHERE d.job_id = j.id AND d.status = 'disabled') AS disabled_urls
+FROM {schema}.jobwire_jobs AS j, clock
+WHERE j.state = 'queued'
+  AND j.queue = ANY($1::text[])
+  AND j.job = ANY($2::text[])
+  AND j.scheduled_at <= clock.now
+ORDER BY j.priority DESC, j.scheduled_at, j.id
+LIMIT $3
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: expired_leases
+WITH clock AS (
+    SELECT coalesce($1::float8, extract(epoch FROM statement_timestamp())::float8) AS now
+)
+SELECT j.*, clock.now,
+       ARRAY(SELECT DISTINCT d.url FROM {schema}.jobwire_deliveries AS d
+             WHERE d.job_id = j.id AND d.status = 'disabled') AS disabled_urls
+FROM {schema}.jobwire_jobs AS j, clock
+WHERE j.state = 'running' AND j.lease_expires_at <= clock.now
+ORDER BY j.lease_expires_at, j.id
+LIMIT 500
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: extend_leases
+UPDATE {schema}.jobwire_jobs AS j SET lease_expires_at = l.lease_expires_at
+FROM unnest($1::text[], $2::text[], $3::float8[]) AS l(id, claim_token, lease_expires_at)
+WHERE j.id = l.id AND j.claim_token = l.claim_token;
+
+-- name: insert_jobs
+-- New jobs, their events, their webhook deliveries and the wake-ups, in one statement.
+-- An event's cursor: in its span (the writing transaction's id, or $41 when the write
+-- runs on an application's connection), after the cursors already used in the span.
+WITH inserted AS (
+    INSERT INTO {schema}.jobwire_jobs (
+        id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
+        created_at, scheduled_at, started_at, finished_at, progress, result, error,
+        lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
+        idempotency_key, options
+    )
+    SELECT n.id, n.job, n.queue, n.state, n.owner, n.priority, n.args::json, n.attempts,
+           n.max_attempts, n.timeout, n.created_at, n.scheduled_at, n.started_at,
+           n.finished_at, n.progress::json, n.result::json, n.error::json,
+           n.lease_expires_at, n.claim_token, n.worker_id, n.cancel_requested, n.last_seq,
+           n.idempotency_key, n.options::json
+    FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+        $8::int[], $9::int[], $10::float8[], $11::float8[], $12::float8[], $13::float8[],
+        $14::float8[], $15::text[], $16::text[], $17::text[], $18::float8[], $19::text[],
+        $20::text[], $21::bool[], $22::int[], $23::text[], $24::text[]
+    ) AS n(
+        id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
+        created_at, scheduled_at, started_at, finished_at, progress, result, error,
+        lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
+        idempotency_key, options
+    )
+    RETURNING 1
+), span AS (
+    SELECT (coalesce($41::bigint, pg_current_xact_id()::text::bigint) - $25) << 20 AS low
+), numbering AS (
+    SELECT span.low, greatest(span.low, (
+        SELECT max(e.cursor) FROM {schema}.jobwire_events AS e
+        WHERE e.cursor > span.low AND e.cursor < span.low + 1048576
+    )) AS high
+    FROM span
+), appended AS (
+    INSERT INTO {schema}.jobwire_events (cursor, job_id, seq, type, data, at)
+    SELECT CASE WHEN numbering.high + e.n < numbering.low + 1048576
+                THEN numbering.high + e.n END,
+           e.job_id, e.seq, e.type, e.data::json, e.at
+    FROM numbering,
+         unnest($26::text[], $27::int[], $28::text[], $29::text[], $30::float8[])
+             WITH ORDINALITY AS e(job_id, seq, type, data, at, n)
+    RETURNING 1
+), outbox AS (
+    INSERT INTO {schema}.jobwire_deliveries (
+        id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at
+    )
+    SELECT d.id, d.job_id, d.seq, d.event, d.url, d.body, 'pending', 0, d.created_at,
+           d.next_attempt_at
+    FROM unnest($31::text[], $32::text[], $33::int[], $34::text[], $35::text[], $36::text[],
+                $37::float8[], $38::float8[])
+        AS d(id, job_id, seq, event, url, body, created_at, next_attempt_at)
+    RETURNING 1
+), notified AS (
+    -- Delivered to every LISTEN connection when, and only if, the transaction commits.
+    SELECT pg_notify($39, payload) FROM unnest($40::text[]) AS payload
+)
+SELECT (SELECT count(*) FROM inserted) AS written,
+       (SELECT count(*) FROM appended) AS appended,
+       (SELECT count(*) FROM outbox) AS outbox,
+       (SELECT count(*) FROM notified) AS notified;
+
+-- name: update_jobs
+-- Changed jobs, fenced: a row is written only while its claim token is still the one it
+-- was read with. The rows were read FOR UPDATE, so the fence is a last line of defence.
+WITH changes AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::text[], $4::int[], $5::float8[], $6::float8[],
+        $7::float8[], $8::text[], $9::text[], $10::text[], $11::float8[], $12::text[],
+        $13::text[], $14::bool[], $15::int[]
+    ) AS c(
+        id, fence, state, attempts, scheduled_at, started_at, finished_at, progress, result,
+        error, lease_expires_at, claim_token, worker_id, cancel_requested, last_seq
+    )
+), updated AS (
+    UPDATE {schema}.jobwire_jobs AS j SET
+        state = c.state, attempts = c.attempts, scheduled_at = c.scheduled_at,
+        started_at = c.started_at, finished_at = c.finished_at,
+        progress = c.progress::json, result = c.result::json, error = c.error::json,
+        lease_expires_at = c.lease_expires_at, claim_token = c.claim_token,
+        worker_id = c.worker_id, cancel_requested = c.cancel_requested,
+        last_seq = c.last_seq
+    FROM changes AS c
+    WHERE j.id = c.id AND j.claim_token IS NOT DISTINCT FROM c.fence
+    RETURNING 1
+), span AS (
+    SELECT (pg_current_xact_id()::text::bigint - $16) << 20 AS low
+), numbering AS (
+    SELECT span.low, greatest(span.low, (
+        SELECT max(e.cursor) FROM {schema}.jobwire_events AS e
+        WHERE e.cursor > span.low AND e.cursor < span.low + 1048576
+    )) AS high
+    FROM span
+), appended AS (
+    INSERT INTO {schema}.jobwire_events (cursor, job_id, seq, type, data, at)
+    SELECT CASE WHEN numbering.high + e.n < numbering.low + 1048576
+                THEN numbering.high + e.n END,
+           e.job_id, e.seq, e.type, e.data::json, e.at
+    FROM numbering,
+         unnest($17::text[], $18::int[], $19::text[], $20::text[], $21::float8[])
+             WITH ORDINALITY AS e(job_id, seq, type, data, at, n)
+    RETURNING 1
+), outbox AS (
+    INSERT INTO {schema}.jobwire_deliveries (
+        id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at
+    )
+    SELECT d.id, d.job_id, d.seq, d.event, d.url, d.body, 'pending', 0, d.created_at,
+           d.next_attempt_at
+    FROM unnest($22::text[], $23::text[], $24::int[], $25::text[], $26::text[], $27::text[],
+                $28::float8[], $29::float8[])
+        AS d(id, job_id, seq, event, url, body, created_at, next_attempt_at)
+    RETURNING 1
+), notified AS (
+    SELECT pg_notify($30, payload) FROM unnest($31::text[]) AS payload
+)
+SELECT (SELECT count(*) FROM updated) AS written,
+       (SELECT count(*) FROM appended) AS appended,
+       (SELECT count(*) FROM outbox) AS outbox,
+       (SELECT count(*) FROM notified) AS notified;
+
+-- name: take_keys
+-- Idempotency keys this transaction is first to use. A key another transaction has just
+-- taken makes this wait for it to end, then counts as taken by it.
+INSERT INTO {schema}.jobwire_idempotency (owner, key, fingerprint, job_id, created_at)
+SELECT k.owner, k.key, k.fingerprint, k.job_id, $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(owner, key, fingerprint, job_id)
+ON CONFLICT (owner, key) DO NOTHING
+RETURNING owner, key;
+
+-- name: held_keys
+-- Keys used before, with the job each returned (NULL columns if it no longer exists).
+SELECT k.owner AS key_owner, k.key AS key_name, k.fingerprint AS key_fingerprint, j.*
+FROM {schema}.jobwire_idempotency AS k
+LEFT JOIN {schema}.jobwire_jobs AS j ON j.id = k.job_id
+WHERE (k.owner, k.key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+FOR UPDATE OF k;
+
+-- name: retake_key
+UPDATE {schema}.jobwire_idempotency SET fingerprint = $3, job_id = $4, created_at = $5
+WHERE owner = $1 AND key = $2;
+
+-- name: next_due
+SELECT min(scheduled_at) FROM {schema}.jobwire_jobs
+WHERE state = 'queued' AND queue = ANY($1::text[]) AND job = ANY($2::text[]);
+
+-- name: events_after
+SELECT cursor, job_id, seq, type, data, at FROM {schema}.jobwire_events
+WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: begin_appending
+-- Opens a transaction that will append events (one round trip: simple protocol). The
+-- shared lock says "a writer whose cursors are all in spans >= this one is running"
+-- until it ends; it is taken before the transaction has an id of its own, whose span
+-- will be at least the next id to be assigned now.
+BEGIN;
+SELECT pg_advisory_xact_lock_shared(
+    {lock_space},
+    (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - {epoch})::int4
+);
+
+-- name: announce_appending
+-- The same lock, taken on an application's connection (transactional enqueue).
+SELECT pg_advisory_xact_lock_shared(
+    $1::int4, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $2)::int4
+);
+
+-- name: fresh_span
+-- A transaction id nobody else will use as a span: for a write on an application's
+-- connection, whose own id may be older than its lock.
+SELECT pg_current_xact_id()::text::bigint;
+
+-- name: feed
+SELECT cursor, job_id, seq, type, data, at
+FROM {schema}.jobwire_feed($1, $2, $3, $4, $5);
+
+-- name: last_cursor
+SELECT {schema}.jobwire_last_cursor($1, $2);
+
+-- name: list_jobs
+SELECT * FROM {schema}.jobwire_jobs
+WHERE ($1::text IS NULL OR owner = $1)
+  AND ($2::text IS NULL OR job = $2)
+  AND ($3::text IS NULL OR queue = $3)
+  AND ($4::text[] IS NULL OR state = ANY($4::text[]))
+  AND ($5::text IS NULL OR id < $5)
+ORDER BY id DESC
+LIMIT $6;
+
+-- name: prune
+-- One batch of terminal jobs finished before $1, with their events, deliveries and keys.
+WITH doomed AS (
+    SELECT id FROM {schema}.jobwire_jobs
+    WHERE finished_at IS NOT NULL AND finished_at < $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), events_gone AS (
+    DELETE FROM {schema}.jobwire_events WHERE job_id IN (SELECT id FROM doomed)
+), deliveries_gone AS (
+    DELETE FROM {schema}.jobwire_deliveries WHERE job_id IN (SELECT id FROM doomed)
+), keys_gone AS (
+    DELETE FROM {schema}.jobwire_idempotency WHERE job_id IN (SELECT id FROM doomed)
+), jobs_gone AS (
+    DELETE FROM {schema}.jobwire_jobs WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT count(*) FROM jobs_gone;
+
+-- name: due_deliveries
+WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS now)
+SELECT d.*, clock.now
+FROM {schema}.jobwire_deliveries AS d, clock
+WHERE d.status = 'pending'
+  AND d.next_attempt_at <= clock.now
+  AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= clock.now)
+ORDER BY d.next_attempt_at, d.id
+LIMIT $1
+FOR UPDATE OF d SKIP LOCKED;
+
+-- name: lease_deliveries
+UPDATE {schema}.jobwire_deliveries AS d
+SET claim_token = l.claim_token, lease_expires_at = l.lease_expires_at
+FROM unnest($1::text[], $2::text[], $3::float8[]) AS l(id, claim_token, lease_expires_at)
+WHERE d.id = l.id;
+
+-- name: lock_delivery
+SELECT d.*, extract(epoch FROM clock_timestamp())::float8 AS now
+FROM {schema}.jobwire_deliveries AS d WHERE d.id = $1
+FOR UPDATE;
+
+-- name: record_delivery
+UPDATE {schema}.jobwire_deliveries SET
+    status = $2, attempts = attempts + 1, next_attempt_at = $3, last_attempt_at = $4,
+    last_status_code = $5, last_error = $6, claim_token = NULL, lease_expires_at = NULL
+WHERE id = $1 AND claim_token = $7
+RETURNING *;
+
+-- name: disable_deliveries
+-- A 410 turns off the URL for the job: its other pending deliveries end too.
+UPDATE {schema}.jobwire_deliveries SET
+    status = 'disabled', next_attempt_at = NULL, claim_token = NULL,
+    lease_expires_at = NULL, last_error = $4
+WHERE job_id = $1 AND url = $2 AND status = 'pending' AND id <> $3;
+
+-- name: deliveries_for
+SELECT * FROM {schema}.jobwire_deliveries WHERE job_id = $1 ORDER BY seq, url COLLATE "C";
+
+-- name: next_delivery_at
+SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, 0)))
+FROM {schema}.jobwire_deliveries
+WHERE status = 'pending';
