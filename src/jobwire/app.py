@@ -392,6 +392,28 @@ class Jobwire:
         await self._ensure_open()
         return await self.store.cancel(job_id, owner)
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, connection: Any) -> AsyncIterator[None]:
+        """Enqueue inside the application's own database transaction (PostgreSQL).
+
+        Every enqueue in the block is written on ``connection``, so the jobs exist if
+        and only if that transaction commits::
+
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO orders …")
+                async with jobs.transaction(conn):
+                    await send_receipt.enqueue(order_id=7)
+        """
+        await self._ensure_open()
+        join = getattr(self.store, "transaction", None)
+        if join is None:
+            raise ConfigError(
+                f"{type(self.store).__name__} cannot join an application transaction; "
+                "transactional enqueue needs the PostgreSQL store (JOBWIRE_URL=postgresql://…)"
+            )
+        async with join(connection):
+            yield
+
     def handle(self, job_id: str) -> JobHandle[Any]:
         return JobHandle(self, Job(id=job_id, job="", args={}), created=False)
 

@@ -97,13 +97,13 @@ async def test_jobs_enqueued_through_the_python_api_inside_store_transaction_com
         assert {c.job.id for c in claims} == {handle.id, again.id, later.id}
 
 
-async def test_jobs_enqueued_through_the_python_api_inside_store_transaction_roll_back_with_it(
+async def test_jobs_enqueued_inside_jobs_transaction_roll_back_with_the_applications_transaction(
     first: PostgresStore, app_conn: Conn, schema: str
 ) -> None:
     jobs = greeter(first)
     async with jobs:
         with pytest.raises(Rollback):
-            async with app_conn.transaction(), first.transaction(app_conn):
+            async with app_conn.transaction(), jobs.transaction(app_conn):
                 await app_conn.execute(f'INSERT INTO "{schema}".orders VALUES (7)')
                 handle = await jobs.enqueue("greet", {"name": "ada"})
                 raise Rollback
