@@ -96,8 +96,10 @@ def exit_code_for(pytest_code: int) -> int:
 
 def main(argv: Sequence[str]) -> int:
     if sys.version_info < MIN_PYTHON:
-        say(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed; "
-            f"this is {sys.version.split()[0]}")
+        say(
+            f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed; "
+            f"this is {sys.version.split()[0]}"
+        )
         return 2
     if not argv or argv[0] not in ("demo", "test"):
         print(USAGE, file=sys.stderr)

@@ -360,8 +360,14 @@ class Jobwire:
             raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {priority}")
         if idempotency_key is not None and fingerprint is None:
             fingerprint = fingerprint_of(
-                {"job": spec.name, "args": args, "delay": delay, "run_at": str(run_at),
-                 "priority": priority, "queue": queue}
+                {
+                    "job": spec.name,
+                    "args": args,
+                    "delay": delay,
+                    "run_at": str(run_at),
+                    "priority": priority,
+                    "queue": queue,
+                }
             )
         new = NewJob(
             id=new_job_id(),
@@ -417,7 +423,9 @@ class Jobwire:
     def handle(self, job_id: str) -> JobHandle[Any]:
         return JobHandle(self, Job(id=job_id, job="", args={}), created=False)
 
-    async def wait(self, job_id: str, timeout: float | None = None, owner: str | None = None) -> Job:
+    async def wait(
+        self, job_id: str, timeout: float | None = None, owner: str | None = None
+    ) -> Job:
         """The job once terminal, or as it is when ``timeout`` runs out (raises TimeoutError)."""
         await self._ensure_open()
         deadline = None if timeout is None else time.monotonic() + timeout

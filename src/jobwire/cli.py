@@ -413,8 +413,14 @@ async def _enqueue_unchecked(jobs: Jobwire, opts: SubmitOptions) -> tuple[Job, b
     fingerprint = None
     if opts.idempotency_key is not None:
         fingerprint = fingerprint_of(
-            {"job": opts.job, "args": opts.args, "delay": opts.delay, "run_at": str(None),
-             "priority": opts.priority, "queue": opts.queue}
+            {
+                "job": opts.job,
+                "args": opts.args,
+                "delay": opts.delay,
+                "run_at": str(None),
+                "priority": opts.priority,
+                "queue": opts.queue,
+            }
         )
     new = NewJob(
         id=new_job_id(),
@@ -852,29 +858,48 @@ def worker(
     queues: Annotated[
         str | None,
         typer.Option(
-            "--queues", "-q", envvar=env_name("queues"), show_envvar=True,
-            help="Comma-separated queues to take jobs from.", show_default="default",
+            "--queues",
+            "-q",
+            envvar=env_name("queues"),
+            show_envvar=True,
+            help="Comma-separated queues to take jobs from.",
+            show_default="default",
         ),
     ] = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", "-c", min=1, envvar=env_name("async_concurrency"), show_envvar=True,
-            help="async jobs running at once.", show_default="100",
+            "--concurrency",
+            "-c",
+            min=1,
+            envvar=env_name("async_concurrency"),
+            show_envvar=True,
+            help="async jobs running at once.",
+            show_default="100",
         ),
     ] = None,
     processes: Annotated[
         int | None,
         typer.Option(
-            "--processes", "-p", min=1, envvar=env_name("process_concurrency"), show_envvar=True,
-            help="Job processes for process jobs.", show_default="CPU count",
+            "--processes",
+            "-p",
+            min=1,
+            envvar=env_name("process_concurrency"),
+            show_envvar=True,
+            help="Job processes for process jobs.",
+            show_default="CPU count",
         ),
     ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
-            "--threads", "-t", min=1, envvar=env_name("thread_concurrency"), show_envvar=True,
-            help="thread jobs running at once.", show_default="8",
+            "--threads",
+            "-t",
+            min=1,
+            envvar=env_name("thread_concurrency"),
+            show_envvar=True,
+            help="thread jobs running at once.",
+            show_default="8",
         ),
     ] = None,
     url: UrlOption = None,
@@ -955,9 +980,7 @@ def status(
     json_: JsonOption = False,
 ) -> None:
     """Show a job; exit 1 if there is no such job."""
-    _execute(
-        run_status(StatusOptions(job_id, url, app, json_), _console(), _console(stderr=True))
-    )
+    _execute(run_status(StatusOptions(job_id, url, app, json_), _console(), _console(stderr=True)))
 
 
 @cli.command("ls")
@@ -1012,9 +1035,9 @@ def demo(
     host: Annotated[
         str, typer.Option("--host", help="Interface to bind; keep it local.")
     ] = "127.0.0.1",
-    db: Annotated[
-        Path, typer.Option("--db", help="The demo's SQLite file.")
-    ] = Path("jobwire-demo.db"),
+    db: Annotated[Path, typer.Option("--db", help="The demo's SQLite file.")] = Path(
+        "jobwire-demo.db"
+    ),
 ) -> None:
     """Serve a demo app with example jobs and embedded workers on SQLite."""
     _setup_logging()

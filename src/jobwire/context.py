@@ -48,7 +48,9 @@ class JobContext:
             self._logger = _JobLogger(base, self)
         return self._logger
 
-    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+    def progress(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
         """Report how far the job is; the latest value is also kept on the job record."""
         data: dict[str, Any] = {"current": current, "total": total, "message": message}
         self._sink(EventDraft(EventType.PROGRESS, data))

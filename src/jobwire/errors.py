@@ -101,7 +101,8 @@ class JobFailed(JobFailure):
         self.job_id = job_id
         self.error = error or {}
         super().__init__(
-            f"job {job_id} failed: {self.error.get('type', 'Error')}: {self.error.get('message', '')}"
+            f"job {job_id} failed: "
+            f"{self.error.get('type', 'Error')}: {self.error.get('message', '')}"
         )
 
 

@@ -1,4 +1,5 @@
-"""``@jobs.job`` → :class:`JobSpec`: name, executor, retries, timeout, argument and result models."""
+"""``@jobs.job`` → :class:`JobSpec`: name, executor, retries, timeout, and the
+argument and result models."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from jobwire.errors import JobDefinitionError
 from jobwire.retry import Backoff
 
 if TYPE_CHECKING:
-    from jobwire.app import Jobwire, JobHandle
+    from jobwire.app import JobHandle, Jobwire
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,7 +98,9 @@ class JobSpec(Generic[P, R]):
             return dict(kwargs)
         names = [p.name for p in self.parameters]
         if len(args) > len(names):
-            raise TypeError(f"{self.name}() takes {len(names)} arguments but {len(args)} were given")
+            raise TypeError(
+                f"{self.name}() takes {len(names)} arguments but {len(args)} were given"
+            )
         bound = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
             if key in bound:
@@ -225,7 +228,8 @@ def _require_json(fn: Callable[..., Any], what: str, annotation: Any) -> None:
         type_name = getattr(annotation, "__name__", repr(annotation))
         raise JobDefinitionError(
             f"job {fn.__qualname__}: {what} has type {type_name}, which cannot be expressed "
-            f"in JSON (arguments and results travel as JSON, never pickle): {exc.__class__.__name__}"
+            "in JSON (arguments and results travel as JSON, never pickle): "
+            f"{exc.__class__.__name__}"
         ) from exc
 
 

@@ -24,6 +24,7 @@ cancelled   nobody: terminal
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -154,11 +155,12 @@ class Change:
 
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 _JOB_INDEX = {name: i for i, name in enumerate(_JOB_FIELDS)}
+_job_values = operator.attrgetter(*_JOB_FIELDS)
 
 
 def evolve(job: Job, **changes: Any) -> Job:
     """``dataclasses.replace`` for Job, several times faster: it is on every hot path."""
-    values = [getattr(job, name) for name in _JOB_FIELDS]
+    values = list(_job_values(job))
     for name, value in changes.items():
         values[_JOB_INDEX[name]] = value
     return Job(*values)
@@ -251,9 +253,7 @@ def fail(
     return _failed_attempt(job, error, now, retry_at)
 
 
-def _failed_attempt(
-    job: Job, error: dict[str, JSON], now: float, retry_at: float | None
-) -> Change:
+def _failed_attempt(job: Job, error: dict[str, JSON], now: float, retry_at: float | None) -> Change:
     if retry_at is not None and job.attempts < job.max_attempts:
         if job.cancel_requested:
             return _change(

@@ -15,7 +15,10 @@ ENV_PREFIX = "JOBWIRE_"
 
 
 def _cpu_count() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return max(
+        1,
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,9 @@ class Settings:
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
         if not self.queues or any(not q for q in self.queues):
-            raise ConfigError(f"JOBWIRE_QUEUES: expected comma-separated names, got {self.queues!r}")
+            raise ConfigError(
+                f"JOBWIRE_QUEUES: expected comma-separated names, got {self.queues!r}"
+            )
         if self.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ConfigError(
                 "JOBWIRE_SQLITE_SYNCHRONOUS: expected NORMAL, FULL or EXTRA, "
@@ -125,7 +130,9 @@ class Settings:
         for f in fields(cls):
             name = ENV_PREFIX + f.name.upper()
             if name in env:
-                values[f.name] = _parse(name, env[name], f.default if f.default is not None else None, f.name)
+                values[f.name] = _parse(
+                    name, env[name], f.default if f.default is not None else None, f.name
+                )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -137,7 +144,16 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_BOOLS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _parse(env: str, raw: str, default: Any, name: str) -> Any:
@@ -155,7 +171,9 @@ def _parse(env: str, raw: str, default: Any, name: str) -> Any:
         if kind is tuple:
             return tuple(part.strip() for part in text.split(",") if part.strip())
     except (KeyError, ValueError):
-        expected = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, kind.__name__)
+        expected = {bool: "true or false", int: "an integer", float: "a number"}.get(
+            kind, kind.__name__
+        )
         raise ConfigError(f"{env}: expected {expected}, got {raw!r}") from None
     return text
 

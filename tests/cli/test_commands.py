@@ -41,8 +41,14 @@ async def test_submit_without_app_stores_the_arguments_as_given(
     db_url: str, out: Captured, err: Captured
 ) -> None:
     code, job_id = await submit(
-        db_url, out, err, job="anything", args={"n": 10, "name": "bob"},
-        queue="cpu", priority=5, delay=3600,
+        db_url,
+        out,
+        err,
+        job="anything",
+        args={"n": 10, "name": "bob"},
+        queue="cpu",
+        priority=5,
+        delay=3600,
     )
     assert code == 0
     view = await stored(db_url, job_id)
@@ -58,9 +64,7 @@ async def test_submit_without_app_stores_the_arguments_as_given(
 async def test_submit_with_app_validates_and_uses_the_jobs_options(
     db_url: str, out: Captured, err: Captured
 ) -> None:
-    code, job_id = await submit(
-        db_url, out, err, job="flaky", app="tests.cli.app:jobs", delay=3600
-    )
+    code, job_id = await submit(db_url, out, err, job="flaky", app="tests.cli.app:jobs", delay=3600)
     assert code == 0, err.text
     view = await stored(db_url, job_id)
     assert view["max_attempts"] == 2  # retries=1 on the job

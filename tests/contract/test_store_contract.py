@@ -947,7 +947,9 @@ async def test_a_terminal_event_of_a_job_with_a_webhook_creates_a_delivery_in_th
     assert (delivery.job_id, delivery.seq, delivery.event) == (done.id, done.last_seq, "succeeded")
     assert delivery.id == f"msg_{done.id}_{done.last_seq}"
     assert (delivery.url, delivery.status, delivery.attempts) == (
-        HOOK_URL, DeliveryStatus.PENDING, 0
+        HOOK_URL,
+        DeliveryStatus.PENDING,
+        0,
     )
     assert delivery.next_attempt_at is not None
     assert before <= delivery.created_at <= delivery.next_attempt_at <= time.time()
@@ -977,13 +979,18 @@ async def test_only_the_listed_event_types_create_deliveries(store: Store) -> No
     await store.report(
         claim.job.id,
         claim.token,
-        [EventDraft(EventType.PROGRESS, {"current": 1}), EventDraft(EventType.OUTPUT, {"x": 1}),
-         EventDraft(EventType.PROGRESS, {"current": 2})],
+        [
+            EventDraft(EventType.PROGRESS, {"current": 1}),
+            EventDraft(EventType.OUTPUT, {"x": 1}),
+            EventDraft(EventType.PROGRESS, {"current": 2}),
+        ],
     )
     await store.finish(claim.job.id, claim.token, 1)
     deliveries = await store.deliveries_for(claim.job.id)
     assert [(d.seq, d.event) for d in deliveries] == [
-        (3, "progress"), (5, "progress"), (6, "succeeded")
+        (3, "progress"),
+        (5, "progress"),
+        (6, "succeeded"),
     ]
     assert len({d.id for d in deliveries}) == 3
 
@@ -1043,7 +1050,11 @@ async def test_a_delivery_whose_lease_ran_out_is_claimed_again_and_the_old_token
     assert first.claim_token is not None
     with pytest.raises(StaleClaim):
         await store.record_delivery_attempt(
-            first.id, first.claim_token, ok=True, status_code=200, error=None,
+            first.id,
+            first.claim_token,
+            ok=True,
+            status_code=200,
+            error=None,
             next_attempt_at=None,
         )
 
@@ -1066,11 +1077,17 @@ async def test_a_successful_attempt_marks_the_delivery_delivered(store: Store) -
     delivery = await claim_delivery(store)
     assert delivery.claim_token is not None
     recorded = await store.record_delivery_attempt(
-        delivery.id, delivery.claim_token, ok=True, status_code=204, error=None,
+        delivery.id,
+        delivery.claim_token,
+        ok=True,
+        status_code=204,
+        error=None,
         next_attempt_at=None,
     )
     assert (recorded.status, recorded.attempts, recorded.last_status_code) == (
-        DeliveryStatus.DELIVERED, 1, 204
+        DeliveryStatus.DELIVERED,
+        1,
+        204,
     )
     assert recorded.claim_token is None and recorded.next_attempt_at is None
     assert recorded.last_attempt_at is not None
@@ -1086,7 +1103,11 @@ async def test_a_failed_attempt_with_a_next_time_stays_pending_until_then(store:
     assert delivery.claim_token is not None
     later = time.time() + HOUR
     recorded = await store.record_delivery_attempt(
-        delivery.id, delivery.claim_token, ok=False, status_code=500, error="HTTP 500",
+        delivery.id,
+        delivery.claim_token,
+        ok=False,
+        status_code=500,
+        error="HTTP 500",
         next_attempt_at=later,
     )
     assert (recorded.status, recorded.attempts) == (DeliveryStatus.PENDING, 1)
@@ -1104,8 +1125,12 @@ async def test_a_failed_attempt_due_now_is_claimed_again_with_its_attempts_count
     delivery = await claim_delivery(store)
     assert delivery.claim_token is not None
     await store.record_delivery_attempt(
-        delivery.id, delivery.claim_token, ok=False, status_code=None,
-        error="connection refused", next_attempt_at=time.time() - 1,
+        delivery.id,
+        delivery.claim_token,
+        ok=False,
+        status_code=None,
+        error="connection refused",
+        next_attempt_at=time.time() - 1,
     )
     again = await claim_delivery(store)
     assert (again.id, again.attempts, again.last_error) == (delivery.id, 1, "connection refused")
@@ -1117,14 +1142,22 @@ async def test_a_failed_attempt_without_a_next_time_fails_the_delivery(store: St
     delivery = await claim_delivery(store)
     assert delivery.claim_token is not None
     recorded = await store.record_delivery_attempt(
-        delivery.id, delivery.claim_token, ok=False, status_code=302, error="redirect",
+        delivery.id,
+        delivery.claim_token,
+        ok=False,
+        status_code=302,
+        error="redirect",
         next_attempt_at=None,
     )
     assert (recorded.status, recorded.next_attempt_at) == (DeliveryStatus.FAILED, None)
     assert await store.next_delivery_at() is None
     with pytest.raises(StaleClaim):
         await store.record_delivery_attempt(
-            delivery.id, delivery.claim_token, ok=True, status_code=200, error=None,
+            delivery.id,
+            delivery.claim_token,
+            ok=True,
+            status_code=200,
+            error=None,
             next_attempt_at=None,
         )
 
@@ -1138,13 +1171,20 @@ async def test_a_410_disables_the_url_for_the_job_and_no_more_deliveries_are_mad
     await store.report(claim.job.id, claim.token, progress)
     await store.report(other.job.id, other.token, progress)
     await store.report(claim.job.id, claim.token, progress)
-    [first, other_delivery, second] = await store.claim_deliveries(1, LONG_LEASE) + (
+    [first, other_delivery, second] = (
         await store.claim_deliveries(1, LONG_LEASE)
-    ) + await store.claim_deliveries(1, LONG_LEASE)
+        + (await store.claim_deliveries(1, LONG_LEASE))
+        + await store.claim_deliveries(1, LONG_LEASE)
+    )
     assert first.claim_token is not None
     recorded = await store.record_delivery_attempt(
-        first.id, first.claim_token, ok=False, status_code=410, error="gone",
-        next_attempt_at=time.time(), disable_url=True,
+        first.id,
+        first.claim_token,
+        ok=False,
+        status_code=410,
+        error="gone",
+        next_attempt_at=time.time(),
+        disable_url=True,
     )
     assert (recorded.status, recorded.next_attempt_at) == (DeliveryStatus.DISABLED, None)
     [_, still] = await store.deliveries_for(claim.job.id)
@@ -1152,7 +1192,11 @@ async def test_a_410_disables_the_url_for_the_job_and_no_more_deliveries_are_mad
     assert second.claim_token is not None
     with pytest.raises(StaleClaim):  # its sender is told it no longer holds it
         await store.record_delivery_attempt(
-            second.id, second.claim_token, ok=True, status_code=200, error=None,
+            second.id,
+            second.claim_token,
+            ok=True,
+            status_code=200,
+            error=None,
             next_attempt_at=None,
         )
     await store.report(claim.job.id, claim.token, progress)
@@ -1165,7 +1209,11 @@ async def test_a_410_disables_the_url_for_the_job_and_no_more_deliveries_are_mad
 async def test_recording_an_unknown_delivery_raises_stale_claim(store: Store) -> None:
     with pytest.raises(StaleClaim):
         await store.record_delivery_attempt(
-            "msg_nope_1", new_token(), ok=True, status_code=200, error=None,
+            "msg_nope_1",
+            new_token(),
+            ok=True,
+            status_code=200,
+            error=None,
             next_attempt_at=None,
         )
 

@@ -144,9 +144,7 @@ async def test_concurrent_claimers_on_two_instances_claim_every_job_exactly_once
             claimed.extend(c.job.id for c in claims)
             await asyncio.sleep(0)  # let the other claimers in between round trips
 
-    await asyncio.gather(
-        *(claimer(store, f"w{i}") for i, store in enumerate([first, second] * 4))
-    )
+    await asyncio.gather(*(claimer(store, f"w{i}") for i, store in enumerate([first, second] * 4)))
     assert len(claimed) == total
     assert len(set(claimed)) == total
     assert await first.next_due(["default"], ["crunch"]) is None
@@ -237,7 +235,8 @@ async def test_the_subscriber_reconnects_after_its_connection_is_killed(
     before = follower.subscriptions
     async with aioredis.Redis.from_url(server.URL, decode_responses=True) as admin:
         [connection] = [
-            c for c in await admin.client_list(_type="pubsub")
+            c
+            for c in await admin.client_list(_type="pubsub")
             if c["name"] == follower.subscriber_name
         ]
         # CLIENT KILL TYPE pubsub, narrowed to this store's connection so that

@@ -56,12 +56,18 @@ async def test_every_delivery_is_signed_and_verifies_with_the_standardwebhooks_p
         assert received.method == "POST" and received.path == "/hook"
         bodies[seq] = body
     assert {s: b["type"] for s, b in bodies.items()} == {
-        1: "job.queued", 2: "job.started", 3: "job.progress", 4: "job.progress",
+        1: "job.queued",
+        2: "job.started",
+        3: "job.progress",
+        4: "job.progress",
         5: "job.succeeded",
     }
     done = bodies[5]["data"]
     assert (done["id"], done["job"], done["state"], done["result"]) == (
-        job_id, "steps", "succeeded", 2
+        job_id,
+        "steps",
+        "succeeded",
+        2,
     )
     assert (done["attempts"], done["error"]) == (1, None)
     assert bodies[4]["data"]["progress"] == {"current": 2, "total": 2, "message": None}
@@ -78,7 +84,11 @@ async def test_every_delivery_is_signed_and_verifies_with_the_standardwebhooks_p
     [("steps", {"n": 3}, "job.succeeded"), ("fails", {"message": "no"}, "job.failed")],
 )
 async def test_only_the_terminal_event_is_sent_when_no_events_are_listed(
-    running: Jobwire, receiver: Receiver, secret: str, job: str, args: dict[str, Any],
+    running: Jobwire,
+    receiver: Receiver,
+    secret: str,
+    job: str,
+    args: dict[str, Any],
     event: str,
 ) -> None:
     job_id = await submit(running, job, args, url=receiver.url())

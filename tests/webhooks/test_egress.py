@@ -109,8 +109,7 @@ async def test_a_name_that_does_not_resolve_is_reported_as_such() -> None:
         await checked_addresses("hooks.example.test", 443, DEFAULT, BrokenDNS())
 
 
-async def test_allowing_private_targets_lifts_the_refusal_but_not_for_unspecified_or_multicast(
-) -> None:
+async def test_allowing_private_targets_still_refuses_unspecified_and_multicast() -> None:
     allow = EgressPolicy(allow_private=True)
     for address in ("127.0.0.1", "10.0.0.1", "169.254.169.254", "::ffff:127.0.0.1"):
         assert await checked_addresses(address, 80, allow) == [ipaddress.ip_address(address)]
@@ -239,11 +238,28 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("the openssl command is not installed")
     directory = tmp_path_factory.mktemp("tls")
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "1", "-subj", "/CN=hooks.example.test",
-         "-addext", "subjectAltName=DNS:hooks.example.test",
-         "-keyout", str(directory / "key.pem"), "-out", str(directory / "cert.pem")],
-        check=True, capture_output=True,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hooks.example.test",
+            "-addext",
+            "subjectAltName=DNS:hooks.example.test",
+            "-keyout",
+            str(directory / "key.pem"),
+            "-out",
+            str(directory / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     return directory
 
@@ -274,8 +290,9 @@ async def test_an_https_attempt_to_the_pinned_address_sends_the_name_as_sni_and_
 ) -> None:
     receiver, names = tls_receiver
     job_id = await finished_job_with_webhook(store, receiver.url(host="hooks.example.test"))
-    outbox = Outbox(store, settings(), resolver=FakeDNS(["127.0.0.1"]),
-                    transport=trusting(certificate))
+    outbox = Outbox(
+        store, settings(), resolver=FakeDNS(["127.0.0.1"]), transport=trusting(certificate)
+    )
     async with outbox:
         assert await outbox.run_once() == 1
     [delivery] = await store.deliveries_for(job_id)
@@ -289,8 +306,12 @@ async def test_an_https_attempt_is_refused_when_the_certificate_does_not_name_th
 ) -> None:
     receiver, names = tls_receiver
     job_id = await finished_job_with_webhook(store, receiver.url(host="other.example.test"))
-    outbox = Outbox(store, settings(webhook_max_attempts=1), resolver=FakeDNS(["127.0.0.1"]),
-                    transport=trusting(certificate))
+    outbox = Outbox(
+        store,
+        settings(webhook_max_attempts=1),
+        resolver=FakeDNS(["127.0.0.1"]),
+        transport=trusting(certificate),
+    )
     async with outbox:
         assert await outbox.run_once() == 1
     [delivery] = await store.deliveries_for(job_id)

@@ -58,8 +58,9 @@ async def test_private_loopback_and_link_local_targets_are_refused_at_submit_by_
 ) -> None:
     for host, reason in REFUSED_TARGETS:
         webhook = {"url": f"http://{host}:8080/hook"}
-        error = detail(await strict.post("/jobs", json={"job": "add", "args": {"a": 1},
-                                                        "webhook": webhook}))
+        error = detail(
+            await strict.post("/jobs", json={"job": "add", "args": {"a": 1}, "webhook": webhook})
+        )
         assert error["loc"] == ["body", "webhook", "url"], host
         assert reason in error["msg"], (host, error["msg"])
     assert (await strict.get("/jobs")).json()["items"] == []
@@ -68,8 +69,11 @@ async def test_private_loopback_and_link_local_targets_are_refused_at_submit_by_
 @pytest.mark.parametrize(
     ("webhook", "loc", "message"),
     [
-        ({"url": "http://h.example/x", "events": ["succeeded", "finished"]},
-         ["body", "webhook", "events", 1], "succeeded"),
+        (
+            {"url": "http://h.example/x", "events": ["succeeded", "finished"]},
+            ["body", "webhook", "events", 1],
+            "succeeded",
+        ),
         ({"url": "http://h.example/x", "events": []}, ["body", "webhook", "events"], "at least 1"),
         ({"url": "ftp://h.example/x"}, ["body", "webhook", "url"], "expected http or https"),
         ({"url": "http://user:pw@h.example/x"}, ["body", "webhook", "url"], "credentials"),
@@ -113,8 +117,11 @@ async def test_enqueue_from_python_refuses_a_webhook_without_a_secret_or_to_a_re
             await app.enqueue("add", {"a": 1}, options=hook)
         assert refused.value.loc == ("url",)
         with pytest.raises(WebhookRefused, match="unknown event 'done'"):
-            await app.enqueue("add", {"a": 1}, options={"webhook": {
-                "url": "https://93.184.216.34/", "events": ["done"]}})
+            await app.enqueue(
+                "add",
+                {"a": 1},
+                options={"webhook": {"url": "https://93.184.216.34/", "events": ["done"]}},
+            )
 
 
 async def test_the_job_view_shows_each_delivery_with_its_status_and_attempts(

@@ -32,7 +32,9 @@ def not_found(job_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
 
 
-def invalid(loc: Sequence[str | int], msg: str, kind: str = "value_error", value: Any = None) -> RequestValidationError:
+def invalid(
+    loc: Sequence[str | int], msg: str, kind: str = "value_error", value: Any = None
+) -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": tuple(loc), "msg": msg, "input": value}])
 
 

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
 from jobwire.api.problems import from_validation, http_errors, invalid, not_found
-from jobwire.api.stream import add_stream_routes
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
+from jobwire.api.stream import add_stream_routes
 from jobwire.app import fingerprint_of
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
 from jobwire.ids import is_job_id
@@ -41,9 +41,7 @@ def _base(request: Request, tail: str = "") -> str:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = HTTPException(
-        413, f"request body exceeds {limit} bytes"
-    )
+    too_large = HTTPException(413, f"request body exceeds {limit} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -69,7 +67,11 @@ def _decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not is_job_id(text):
-        raise invalid(("query", "cursor"), "invalid cursor; pass next_cursor from a previous page", value=cursor)
+        raise invalid(
+            ("query", "cursor"),
+            "invalid cursor; pass next_cursor from a previous page",
+            value=cursor,
+        )
     return text
 
 
@@ -99,7 +101,9 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         return {
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": submit_schema(list(jobwire.registry.values()))}},
+                "content": {
+                    "application/json": {"schema": submit_schema(list(jobwire.registry.values()))}
+                },
             }
         }
 
@@ -155,8 +159,12 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         spec = jobwire.registry.get(body.job)
         if spec is None:
             known = ", ".join(sorted(jobwire.registry)) or "(none)"
-            raise invalid(("body", "job"), f"unknown job {body.job!r}; registered jobs: {known}",
-                          "unknown_job", body.job)
+            raise invalid(
+                ("body", "job"),
+                f"unknown job {body.job!r}; registered jobs: {known}",
+                "unknown_job",
+                body.job,
+            )
         try:
             arguments = spec.dump_arguments(body.args)
         except ValidationError as exc:
@@ -164,12 +172,17 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         if body.webhook is not None and not settings.webhook_secret:
             raise invalid(("body", "webhook"), NO_SECRET, "webhooks_off")
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-            raise invalid(("header", "Idempotency-Key"),
-                          f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", value=idempotency_key)
+            raise invalid(
+                ("header", "Idempotency-Key"),
+                f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+                value=idempotency_key,
+            )
         key = (owner, idempotency_key) if idempotency_key is not None else None
         if key is not None:
             if key in in_flight:
-                raise HTTPException(status.HTTP_409_CONFLICT, str(IdempotencyInProgress(idempotency_key or "")))
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT, str(IdempotencyInProgress(idempotency_key or ""))
+                )
             in_flight.add(key)
         try:
             with http_errors(), _webhook_errors():
@@ -200,7 +213,9 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     async def list_jobs(
         request: Request,
         owner: str = owner_param,
-        state: Annotated[list[str] | None, Query(description="Filter by state; repeat or comma-separate")] = None,
+        state: Annotated[
+            list[str] | None, Query(description="Filter by state; repeat or comma-separate")
+        ] = None,
         job: Annotated[str | None, Query(max_length=200)] = None,
         queue: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.default_page_size,
@@ -216,8 +231,12 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     states.append(State(name))
                 except ValueError:
                     allowed = ", ".join(s.value for s in State)
-                    raise invalid(("query", "state"), f"unknown state {name!r}; expected one of {allowed}",
-                                  "enum", name) from None
+                    raise invalid(
+                        ("query", "state"),
+                        f"unknown state {name!r}; expected one of {allowed}",
+                        "enum",
+                        name,
+                    ) from None
         query = ListQuery(
             owner=owner,
             states=tuple(states),
@@ -230,7 +249,10 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
             page = await jobwire.store.list(query)
         base = _base(request)
         return JSONResponse(
-            {"items": [job_view(j, base) for j in page.items], "next_cursor": _encode_cursor(page.next_cursor)}
+            {
+                "items": [job_view(j, base) for j in page.items],
+                "next_cursor": _encode_cursor(page.next_cursor),
+            }
         )
 
     @router.get(

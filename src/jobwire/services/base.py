@@ -37,7 +37,9 @@ class Service(abc.ABC):
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"jobwire-{self.name}")
+            self._task = asyncio.get_running_loop().create_task(
+                self.run(), name=f"jobwire-{self.name}"
+            )
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -26,6 +26,11 @@ class Reaper(Service):
     async def run_once(self) -> int:
         changed = await self.store.reap()
         for job in changed:
-            log.warning("job %s: lease expired; now %s (attempt %d of %d)",
-                        job.id, job.state.value, job.attempts, job.max_attempts)
+            log.warning(
+                "job %s: lease expired; now %s (attempt %d of %d)",
+                job.id,
+                job.state.value,
+                job.attempts,
+                job.max_attempts,
+            )
         return len(changed)

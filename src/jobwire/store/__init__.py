@@ -18,7 +18,7 @@ def store_from_url(url: str, settings: Settings | None = None) -> Store:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
-        raw = url[len("sqlite://"):]
+        raw = url[len("sqlite://") :]
         if raw.startswith("/"):
             raw = raw[1:]  # sqlite:///x.db → x.db ; sqlite:////tmp/x.db → /tmp/x.db
         path = unquote(raw.split("?", 1)[0])

@@ -229,7 +229,9 @@ class Store(abc.ABC):
         """The job's events with sequence numbers greater than ``after``, in order."""
 
     @abc.abstractmethod
-    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> builtins.list[Event]:
+    async def feed(
+        self, after: int, owner: str | None = None, limit: int = 1000
+    ) -> builtins.list[Event]:
         """Events of all jobs (of ``owner``, when given) after the store-wide ``cursor``."""
 
     @abc.abstractmethod

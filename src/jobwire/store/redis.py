@@ -666,9 +666,7 @@ class RedisStore(Store):
         if not queues or not names:
             return None
         queue_list = list(dict.fromkeys(queues))
-        due = await self._run(
-            "next_due", len(queue_list), *queue_list, *dict.fromkeys(names)
-        )
+        due = await self._run("next_due", len(queue_list), *queue_list, *dict.fromkeys(names))
         return None if due is None else float(due)
 
     # -- maintenance -------------------------------------------------------------------
@@ -693,9 +691,7 @@ class RedisStore(Store):
             return []
         now = time.time()
         tokens = [new_token() for _ in range(limit)]
-        rows = await self._write(
-            "claim_deliveries", _time(now + lease), limit, *tokens, now=now
-        )
+        rows = await self._write("claim_deliveries", _time(now + lease), limit, *tokens, now=now)
         return [_delivery(fields) for fields in rows]
 
     async def record_delivery_attempt(

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import operator
 import queue
 import sqlite3
 import threading
@@ -84,10 +85,30 @@ def _loads_or_none(text: str | None) -> Any:
 # Column positions of ``SELECT * FROM jobs`` (the table's definition order). Rows are
 # plain tuples: on the claim and finish paths, name lookups cost more than the SQL.
 _JOB_COLUMNS = (
-    "id", "job", "queue", "state", "owner", "priority", "args", "attempts", "max_attempts",
-    "timeout", "created_at", "scheduled_at", "started_at", "finished_at", "progress", "result",
-    "error", "lease_expires_at", "claim_token", "worker_id", "cancel_requested", "last_seq",
-    "idempotency_key", "options",
+    "id",
+    "job",
+    "queue",
+    "state",
+    "owner",
+    "priority",
+    "args",
+    "attempts",
+    "max_attempts",
+    "timeout",
+    "created_at",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+    "progress",
+    "result",
+    "error",
+    "lease_expires_at",
+    "claim_token",
+    "worker_id",
+    "cancel_requested",
+    "last_seq",
+    "idempotency_key",
+    "options",
 )
 _STATES = {state.value: state for state in State}
 _EVENT_TYPES = {kind.value: kind for kind in EventType}
@@ -104,10 +125,30 @@ def _json_field(text: str | None) -> Any:
 
 def row_to_job(row: tuple[Any, ...]) -> Job:
     (
-        id_, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
-        created_at, scheduled_at, started_at, finished_at, progress, result, error,
-        lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
-        idempotency_key, options,
+        id_,
+        job,
+        queue,
+        state,
+        owner,
+        priority,
+        args,
+        attempts,
+        max_attempts,
+        timeout,
+        created_at,
+        scheduled_at,
+        started_at,
+        finished_at,
+        progress,
+        result,
+        error,
+        lease_expires_at,
+        claim_token,
+        worker_id,
+        cancel_requested,
+        last_seq,
+        idempotency_key,
+        options,
     ) = row[:24]
     progress_value = _json_field(progress)
     return Job(
@@ -201,8 +242,21 @@ def _row_to_event(row: tuple[Any, ...]) -> Event:
 def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
     """A ``webhook_deliveries`` row, its columns in the table's order."""
     (
-        id_, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at,
-        last_attempt_at, last_status_code, last_error, claim_token, lease_expires_at,
+        id_,
+        job_id,
+        seq,
+        event,
+        url,
+        body,
+        status,
+        attempts,
+        created_at,
+        next_attempt_at,
+        last_attempt_at,
+        last_status_code,
+        last_error,
+        claim_token,
+        lease_expires_at,
     ) = row[:15]
     return Delivery(
         id=id_,
@@ -297,6 +351,7 @@ _MUTABLE: dict[str, Callable[[Job], Any]] = {
     "last_seq": lambda j: j.last_seq,
 }
 _UPDATES: dict[tuple[str, ...], str] = {}
+_mutable_values = operator.attrgetter(*_MUTABLE)
 
 
 def _update_for(before: Job | None, after: Job) -> tuple[str, Any]:
@@ -309,7 +364,11 @@ def _update_for(before: Job | None, after: Job) -> tuple[str, Any]:
     if before is None:
         return SQL["update_job"], state_row(after)
     columns = tuple(
-        name for name in _MUTABLE if getattr(before, name) != getattr(after, name)
+        name
+        for name, old, new in zip(
+            _MUTABLE, _mutable_values(before), _mutable_values(after), strict=True
+        )
+        if old != new
     )
     if not columns:
         return "", ()
@@ -478,7 +537,9 @@ class SQLiteStore(Store):
                 "use jobwire.store.memory.MemoryStore for an in-memory store"
             )
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-            raise ConfigError(f"sqlite synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
+            raise ConfigError(
+                f"sqlite synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}"
+            )
         self.path = Path(path)
         self.synchronous = synchronous.upper()
         self._writer: _Writer | None = None
@@ -544,9 +605,7 @@ class SQLiteStore(Store):
             row = conn.execute(SQL["get_meta"], ("schema_version",)).fetchone()
             if row is None or row[0] != SCHEMA_VERSION:
                 found = None if row is None else row[0]
-                raise StoreUnavailable(
-                    f"schema version is {found}, expected {SCHEMA_VERSION}"
-                )
+                raise StoreUnavailable(f"schema version is {found}, expected {SCHEMA_VERSION}")
 
         await self._read(check)
 
@@ -709,7 +768,9 @@ class SQLiteStore(Store):
         await self._write(op)
 
     async def finish(self, job_id: str, token: str, result: Any) -> Job:
-        return await self._write(lambda tx: tx.apply(model.succeed(tx.load(job_id), token, result, tx.now)))
+        return await self._write(
+            lambda tx: tx.apply(model.succeed(tx.load(job_id), token, result, tx.now))
+        )
 
     async def fail(
         self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
@@ -775,7 +836,9 @@ class SQLiteStore(Store):
 
         return await self._read(fetch)
 
-    async def feed(self, after: int, owner: str | None = None, limit: int = 1000) -> builtins.list[Event]:
+    async def feed(
+        self, after: int, owner: str | None = None, limit: int = 1000
+    ) -> builtins.list[Event]:
         params = {"after": after, "owner": owner, "limit": limit}
 
         def fetch(conn: sqlite3.Connection) -> builtins.list[Event]:
@@ -825,7 +888,6 @@ class SQLiteStore(Store):
             if removed < 1000:
                 return total
 
-
     # -- webhook outbox ----------------------------------------------------------------
 
     async def claim_deliveries(self, limit: int, lease: float) -> builtins.list[Delivery]:
@@ -839,7 +901,9 @@ class SQLiteStore(Store):
                 due = _row_to_delivery(row)
                 token, expires = new_token(), tx.now + lease
                 tx.conn.execute(SQL["lease_delivery"], (token, expires, due.id))
-                claimed.append(dataclasses.replace(due, claim_token=token, lease_expires_at=expires))
+                claimed.append(
+                    dataclasses.replace(due, claim_token=token, lease_expires_at=expires)
+                )
             return claimed
 
         return await self._write(op)
@@ -895,4 +959,3 @@ class SQLiteStore(Store):
             return None if value is None else float(value)
 
         return await self._read(fetch)
-

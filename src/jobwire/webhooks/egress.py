@@ -53,9 +53,12 @@ class EgressRefused(EgressError):
         self.address = address
         self.reason = reason
         where = str(address) if host == str(address) else f"{host} resolves to {address}, which"
-        super().__init__(host, f"{where} is {reason}; webhooks go to public addresses only "
-                               "unless JOBWIRE_WEBHOOK_ALLOW_PRIVATE or "
-                               "JOBWIRE_WEBHOOK_ALLOWED_CIDRS allows it")
+        super().__init__(
+            host,
+            f"{where} is {reason}; webhooks go to public addresses only "
+            "unless JOBWIRE_WEBHOOK_ALLOW_PRIVATE or "
+            "JOBWIRE_WEBHOOK_ALLOWED_CIDRS allows it",
+        )
 
 
 class UnresolvableHost(EgressError):

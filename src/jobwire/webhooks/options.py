@@ -50,7 +50,7 @@ async def check_webhook(
     if not settings.webhook_secret:
         raise ConfigError(NO_SECRET)
     if not isinstance(raw, Mapping):
-        raise WebhookRefused((), "expected an object {\"url\": ..., \"events\"?: [...]}", raw)
+        raise WebhookRefused((), 'expected an object {"url": ..., "events"?: [...]}', raw)
     extra = sorted(set(raw) - {"url", "events"})
     if extra:
         raise WebhookRefused((extra[0],), "unknown field; expected url and events", extra[0])
@@ -83,7 +83,8 @@ def _check_url(value: Any) -> httpx.URL:
         raise WebhookRefused(("url",), "the URL has no host", value)
     if url.userinfo:
         raise WebhookRefused(
-            ("url",), "credentials in the URL are not accepted: it is shown in the job view",
+            ("url",),
+            "credentials in the URL are not accepted: it is shown in the job view",
             value,
         )
     return url.copy_with(fragment=None)
@@ -94,8 +95,9 @@ def _check_events(value: Any) -> list[str] | None:
         return None
     if not isinstance(value, list) or not value:
         raise WebhookRefused(
-            ("events",), "expected a non-empty list of event names, or no events for the "
-            "terminal ones", value,
+            ("events",),
+            "expected a non-empty list of event names, or no events for the terminal ones",
+            value,
         )
     names: list[str] = []
     for index, name in enumerate(value):

@@ -256,13 +256,20 @@ class Outbox(Service):
         elif next_at is not None:
             log.warning(
                 "webhook %s to %s: attempt %d of %d failed (%s); next in %.1f s",
-                recorded.id, recorded.url, recorded.attempts, self.settings.webhook_max_attempts,
-                recorded.last_error, next_at - time.time(),
+                recorded.id,
+                recorded.url,
+                recorded.attempts,
+                self.settings.webhook_max_attempts,
+                recorded.last_error,
+                next_at - time.time(),
             )
         else:
             log.warning(
                 "webhook %s to %s: %s after %d attempts (%s)",
-                recorded.id, recorded.url, recorded.status.value, recorded.attempts,
+                recorded.id,
+                recorded.url,
+                recorded.status.value,
+                recorded.attempts,
                 recorded.last_error,
             )
 

@@ -24,7 +24,7 @@ def decode_secret(secret: str, name: str = "JOBWIRE_WEBHOOK_SECRET") -> bytes:
     if not secret.startswith(SECRET_PREFIX):
         raise ConfigError(f"{expected}; the value does not start with whsec_")
     try:
-        text = secret[len(SECRET_PREFIX):]
+        text = secret[len(SECRET_PREFIX) :]
         key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(f"{expected}; the text after whsec_ is not base64") from None

@@ -166,9 +166,12 @@ class Attempt:
 
     def _settle(self, outcome: Outcome) -> Outcome:
         """A job that stopped itself because it was asked to counts as cancelled."""
-        if isinstance(outcome, Failed) and self.cancel_requested:
-            if outcome.error.get("type") in ("JobCancelled", "CancelledError"):
-                return Cancelled()
+        stopped_itself = isinstance(outcome, Failed) and outcome.error.get("type") in (
+            "JobCancelled",
+            "CancelledError",
+        )
+        if stopped_itself and self.cancel_requested:
+            return Cancelled()
         if self.stop_reason is StopReason.LOST:
             return Lost()
         return outcome

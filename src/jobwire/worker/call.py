@@ -48,7 +48,7 @@ class Call:
             listener()
 
 
-class JobRaised(Exception):  # noqa: N818 - it carries the job's own exception, described
+class JobRaised(Exception):
     """The job's own code raised; carries the description made where it ran."""
 
     def __init__(self, error: dict[str, Any]) -> None:
@@ -72,8 +72,5 @@ def invoke_sync(call: Call) -> Any:
         kwargs = spec.load_arguments(call.args)
     except Exception as exc:
         raise JobRaised({**describe(exc), "permanent": True}) from exc
-    if spec.takes_context:
-        value = spec.fn(call.context(), **kwargs)
-    else:
-        value = spec.fn(**kwargs)
+    value = spec.fn(call.context(), **kwargs) if spec.takes_context else spec.fn(**kwargs)
     return spec.dump_result(value)

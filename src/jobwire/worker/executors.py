@@ -197,7 +197,13 @@ class _Child:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobwire.worker.child", str(theirs.fileno()), str(os.getpid())],
+                [
+                    sys.executable,
+                    "-m",
+                    "jobwire.worker.child",
+                    str(theirs.fileno()),
+                    str(os.getpid()),
+                ],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.PIPE,
                 close_fds=True,
@@ -420,4 +426,3 @@ class ProcessExecutor:
             await asyncio.to_thread(child.join, 5.0)
         self._idle.clear()
         self._busy.clear()
-

@@ -70,7 +70,9 @@ class Worker:
 
     async def start(self) -> None:
         kinds = {spec.options.executor for spec in self.registry.values()}
-        preload = sorted({s.module for s in self.registry.values() if s.options.executor == "process"})
+        preload = sorted(
+            {s.module for s in self.registry.values() if s.options.executor == "process"}
+        )
         sizes = {
             "async": self.settings.async_concurrency,
             "thread": self.settings.thread_concurrency,
@@ -90,7 +92,9 @@ class Worker:
         self._main = loop.create_task(self._claim_loop(), name=f"jobwire-worker-{self.id}")
         self._heartbeat = loop.create_task(self._heartbeat_loop(), name="jobwire-heartbeat")
         self._watchdog.start()
-        log.info("worker %s started: queues=%s jobs=%s", self.id, self.queues, sorted(self.registry))
+        log.info(
+            "worker %s started: queues=%s jobs=%s", self.id, self.queues, sorted(self.registry)
+        )
 
     def stop_claiming(self) -> None:
         self._stopping.set()
@@ -188,8 +192,9 @@ class Worker:
         try:
             await self.store.release(claim.job.id, claim.token)
         except JobwireError as exc:
-            log.warning("job %s: not handed back at stop (its lease will expire): %s",
-                        claim.job.id, exc)
+            log.warning(
+                "job %s: not handed back at stop (its lease will expire): %s", claim.job.id, exc
+            )
 
     async def _idle_wait(self) -> float:
         names = list(self.registry)
@@ -208,7 +213,9 @@ class Worker:
         self.attempts[claim.job.id] = attempt
         self._running_by_kind[kind] += 1
         self.claimed += 1
-        task = asyncio.get_running_loop().create_task(attempt.run(), name=f"jobwire-job-{claim.job.id}")
+        task = asyncio.get_running_loop().create_task(
+            attempt.run(), name=f"jobwire-job-{claim.job.id}"
+        )
         self._tasks.add(task)
         if claim.job.cancel_requested:
             attempt.request_cancel()

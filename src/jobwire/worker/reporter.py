@@ -10,6 +10,7 @@ per call. Outputs are never collapsed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -46,20 +47,15 @@ class Reporter:
         if threading.get_ident() == self._loop_thread:
             self._append(draft)
         else:
-            try:
+            # A RuntimeError here means the loop is gone: the worker is exiting.
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._append, draft)
-            except RuntimeError:
-                pass  # the loop is gone: the worker is exiting
 
     def _append(self, draft: EventDraft) -> None:
         if self._closed:
             return
         pending = self._pending
-        if (
-            pending
-            and draft.type is EventType.PROGRESS
-            and pending[-1].type is EventType.PROGRESS
-        ):
+        if pending and draft.type is EventType.PROGRESS and pending[-1].type is EventType.PROGRESS:
             pending[-1] = draft
         else:
             pending.append(draft)

@@ -28,7 +28,9 @@ class LoopLagWatchdog:
 
     def start(self) -> None:
         if self.threshold > 0 and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch(), name="jobwire-watchdog")
+            self._task = asyncio.get_running_loop().create_task(
+                self._watch(), name="jobwire-watchdog"
+            )
 
     def stop(self) -> None:
         if self._task is not None:
