@@ -1,8 +1,8 @@
 """(d) HTTP submit requests/s: ``POST /jobs`` against a bare FastAPI endpoint, same run.
 
 One uvicorn process serves both routes (embedded workers off, so only submission is
-measured); one client process keeps 16 requests in flight with httpx for a fixed time
-against each route in turn. The figure that matters is the ratio: what durable
+measured); ``wrk`` (``apt-get install wrk``) keeps 16 requests in flight for a fixed
+time against each route in turn. The figure that matters is the ratio: what durable
 submission costs over an endpoint that persists nothing.
 
     python -m benchmarks.http_submit [--seconds 5] [--runs 3] [--concurrency 16]
@@ -11,12 +11,13 @@ submission costs over an endpoint that persists nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
@@ -32,23 +33,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def hammer(base: str, path: str, seconds: float, concurrency: int) -> float:
-    count = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits) as client:
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"job": "noop", "args": {}}'
+wrk.headers["Content-Type"] = "application/json"
+"""
 
-        async def loop() -> None:
-            nonlocal count
-            while time.perf_counter() < deadline:
-                response = await client.post(path, json=BODY)
-                if response.status_code != 202:
-                    raise RuntimeError(f"{path}: {response.status_code} {response.text}")
-                count += 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-        return count / (time.perf_counter() - start)
+def hammer(base: str, path: str, seconds: float, concurrency: int) -> float:
+    """Requests/s from wrk (a C load generator: the client is not the bottleneck)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "-s", script.name, base + path],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    if "Non-2xx" in out:
+        raise RuntimeError(f"{path}: some requests failed:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    return float(match.group(1))
 
 
 def wait_ready(base: str) -> None:
@@ -94,11 +104,11 @@ def main() -> None:
     )
     try:
         wait_ready(base)
-        asyncio.run(hammer(base, "/jobs", 1, args.concurrency))  # warm-up
+        hammer(base, "/jobs", 1, args.concurrency)  # warm-up
         bare_rates, submit_rates = [], []
         for run in range(args.runs):
-            bare = asyncio.run(hammer(base, "/bare", args.seconds, args.concurrency))
-            submit = asyncio.run(hammer(base, "/jobs", args.seconds, args.concurrency))
+            bare = hammer(base, "/bare", args.seconds, args.concurrency)
+            submit = hammer(base, "/jobs", args.seconds, args.concurrency)
             bare_rates.append(bare)
             submit_rates.append(submit)
             print(
