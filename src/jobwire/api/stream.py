@@ -11,17 +11,26 @@ store at the client's pace; a slow reader holds one page in memory, never more.
 import asyncio
 import contextlib
 import json
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from jobwire.api.problems import invalid, not_found
-from jobwire.feed.follow import follow, follow_all
+from jobwire.feed.follow import follow, follow_all, follow_all_pages, follow_pages
 from jobwire.ids import is_job_id
-from jobwire.model import Event
+from jobwire.model import Event, EventType
 
 if TYPE_CHECKING:
     from jobwire.app import Jobwire
@@ -36,32 +45,104 @@ SSE_HEADERS = {
 }
 
 
+# The stream of all of a caller's jobs: every state change and progress, not outputs
+# (partial results belong to the job's own stream).
+FEED_TYPES = frozenset(EventType) - {EventType.OUTPUT}
+
+
 def event_json(event: Event) -> str:
     return json.dumps(event.as_dict(), separators=(",", ":"))
+
+
+def feed_event_json(event: Event) -> str:
+    """An event of the all-jobs stream: with its store-wide ``cursor``, to resume from."""
+    return json.dumps({**event.as_dict(), "cursor": event.cursor}, separators=(",", ":"))
+
+
+KEEP_ALIVE = b": keep-alive\n\n"
 
 
 def sse_frame(event_id: int, event_type: str, data: str) -> str:
     return f"id: {event_id}\nevent: {event_type}\ndata: {data}\n\n"
 
 
+class SharedFrames:
+    """The SSE text of pages that many followers receive, encoded once.
+
+    Followers of a job woken by the same change are handed the very same page (one read
+    shared by all, see :meth:`Hub.events`). Only short pages are kept (the live tail):
+    a long replay page is seldom shared and would hold its size in memory. An entry
+    keeps its page alive, so an ``id`` found here is still that page.
+    """
+
+    MAX_EVENTS = 16
+    MAX_ENTRIES = 256
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[int, tuple[list[Event], bytes]] = OrderedDict()
+
+    def frames(self, page: list[Event]) -> bytes:
+        if len(page) > self.MAX_EVENTS:
+            return self.encode(page)
+        entry = self._entries.get(id(page))
+        if entry is not None and entry[0] is page:
+            return entry[1]
+        frames = self.encode(page)
+        self._entries[id(page)] = (page, frames)
+        if len(self._entries) > self.MAX_ENTRIES:
+            self._entries.popitem(last=False)
+        return frames
+
+    @staticmethod
+    def encode(page: list[Event]) -> bytes:
+        return "".join(sse_frame(e.seq, e.type.value, event_json(e)) for e in page).encode()
+
+
 class StreamLimiter:
-    """Open streams per owner, bounded."""
+    """Open streams per owner, bounded.
+
+    A slot is taken before the stream is answered (before a WebSocket is accepted or
+    an SSE response is returned), so callers racing for the last slot cannot all pass
+    the check; it is given back when the stream ends, however it ends.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open: Counter[str] = Counter()
 
-    @contextlib.contextmanager
-    def slot(self, owner: str) -> Iterator[None]:
+    def acquire(self, owner: str) -> Callable[[], None]:
+        """Take a slot or raise 429; returns the release, safe to call more than once."""
         if self.open[owner] >= self.limit:
             raise HTTPException(429, f"too many open streams for this caller (limit {self.limit})")
         self.open[owner] += 1
-        try:
-            yield
-        finally:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
             self.open[owner] -= 1
             if self.open[owner] <= 0:
                 del self.open[owner]
+
+        return release
+
+
+class EventStreamResponse(StreamingResponse):
+    """An SSE response holding a stream slot until it is done, however it ends."""
+
+    def __init__(
+        self, frames: AsyncIterator[str] | AsyncIterator[bytes], release: Callable[[], None]
+    ) -> None:
+        super().__init__(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 def _after(last_event_id: str | None, after: int | None, field: str = "after") -> int:
@@ -70,25 +151,26 @@ def _after(last_event_id: str | None, after: int | None, field: str = "after") -
         try:
             value = int(last_event_id)
         except ValueError:
-            raise invalid(("header", "Last-Event-ID"), "expected an event id (an integer)",
-                          value=last_event_id) from None
+            raise invalid(
+                ("header", "Last-Event-ID"),
+                "expected an event id (an integer)",
+                value=last_event_id,
+            ) from None
         if value < 0:
             raise invalid(("header", "Last-Event-ID"), "must be >= 0", value=last_event_id)
         return value
     return after or 0
 
 
-def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any, ws_owner: Any) -> None:
+def add_stream_routes(
+    router: APIRouter, jobwire: "Jobwire", owner_param: Any, ws_owner: Any
+) -> None:
     settings = jobwire.settings
     limiter = StreamLimiter(settings.max_streams_per_owner)
+    shared_frames = SharedFrames()
     # Sent with the first event: a block holding only "retry:" is read as an empty
     # event by some client libraries.
     retry_hint = f"retry: {settings.sse_retry_ms}\n"
-
-    async def guarded(owner: str, frames: AsyncIterator[str]) -> AsyncIterator[str]:
-        with limiter.slot(owner):
-            async for frame in frames:
-                yield frame
 
     # -- all of the caller's jobs ----------------------------------------------------------
 
@@ -104,21 +186,28 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any, w
         owner: str = owner_param,
     ) -> Response:
         last = request.headers.get("last-event-id")
-        start = _after(last, after) if (last or after is not None) else await jobwire.store.last_cursor()
-        if limiter.open[owner] >= limiter.limit:
-            raise HTTPException(429, f"too many open streams for this caller (limit {limiter.limit})")
+        if last or after is not None:
+            start = _after(last, after)
+        else:
+            start = await jobwire.store.last_cursor()
+        release = limiter.acquire(owner)
 
         async def frames() -> AsyncIterator[str]:
             hint = retry_hint
             tick = settings.sse_keepalive_seconds
-            async for event in follow_all(jobwire.store, jobwire.hub, start, owner=owner, tick=tick):
-                if event is None:
+            pages = follow_all_pages(
+                jobwire.store, jobwire.hub, start, owner=owner, tick=tick, types=FEED_TYPES
+            )
+            async for page in pages:
+                if page is None:
                     yield ": keep-alive\n\n"
                 else:
-                    yield hint + sse_frame(event.cursor, event.type.value, event_json(event))
+                    yield hint + "".join(
+                        sse_frame(e.cursor, e.type.value, feed_event_json(e)) for e in page
+                    )
                     hint = ""
 
-        return StreamingResponse(guarded(owner, frames()), media_type="text/event-stream", headers=SSE_HEADERS)
+        return EventStreamResponse(frames(), release)
 
     @router.websocket("/ws")
     async def all_events_ws(
@@ -129,14 +218,20 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any, w
         if not _origin_allowed(websocket, settings.allowed_origins):
             await websocket.close(code=1008, reason="origin not allowed")
             return
-        if limiter.open[owner] >= limiter.limit:
+        start = after if after is not None else await jobwire.store.last_cursor()
+        try:
+            release = limiter.acquire(owner)
+        except HTTPException:
             await websocket.close(code=1008, reason="too many open streams")
             return
-        start = after if after is not None else await jobwire.store.last_cursor()
-        await websocket.accept()
-        with limiter.slot(owner):
-            events = follow_all(jobwire.store, jobwire.hub, start, owner=owner, tick=WS_TICK)
-            await _pump(websocket, events, close_after_terminal=False)
+        try:
+            await websocket.accept()
+            events = follow_all(
+                jobwire.store, jobwire.hub, start, owner=owner, tick=WS_TICK, types=FEED_TYPES
+            )
+            await _pump(websocket, events, feed_event_json, close_after_terminal=False)
+        finally:
+            release()
 
     # -- one job ---------------------------------------------------------------------------
 
@@ -168,25 +263,29 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any, w
             events = await jobwire.store.events(job_id, start, limit)
             next_after = events[-1].seq if events else start
             return JSONResponse(
-                {"items": [e.as_dict() for e in events], "next_after": next_after,
-                 "state": job.state.value, "terminal": job.terminal}
+                {
+                    "items": [e.as_dict() for e in events],
+                    "next_after": next_after,
+                    "state": job.state.value,
+                    "terminal": job.terminal,
+                }
             )
         if job.terminal and job.last_seq <= start:
             return Response(status_code=204)
-        if limiter.open[owner] >= limiter.limit:
-            raise HTTPException(429, f"too many open streams for this caller (limit {limiter.limit})")
+        release = limiter.acquire(owner)
 
-        async def frames() -> AsyncIterator[str]:
-            hint = retry_hint
+        async def frames() -> AsyncIterator[bytes]:
+            hint = retry_hint.encode()
             tick = settings.sse_keepalive_seconds
-            async for event in follow(jobwire.store, jobwire.hub, job_id, start, tick=tick):
-                if event is None:
-                    yield ": keep-alive\n\n"
+            async for page in follow_pages(jobwire.store, jobwire.hub, job_id, start, tick=tick):
+                if page is None:
+                    yield KEEP_ALIVE
                 else:
-                    yield hint + sse_frame(event.seq, event.type.value, event_json(event))
-                    hint = ""
+                    # One write per page: a replay of a long log is not a write per event.
+                    yield hint + shared_frames.frames(page)
+                    hint = b""
 
-        return StreamingResponse(guarded(owner, frames()), media_type="text/event-stream", headers=SSE_HEADERS)
+        return EventStreamResponse(frames(), release)
 
     @router.websocket("/{job_id}/ws")
     async def job_events_ws(
@@ -203,16 +302,26 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any, w
             # The same answer for "no such job" and "not yours".
             await websocket.close(code=1008, reason=f"job {job_id} not found")
             return
-        if limiter.open[owner] >= limiter.limit:
+        try:
+            release = limiter.acquire(owner)
+        except HTTPException:
             await websocket.close(code=1008, reason="too many open streams")
             return
-        await websocket.accept()
-        with limiter.slot(owner):
+        try:
+            await websocket.accept()
             events = follow(jobwire.store, jobwire.hub, job_id, after or 0, tick=WS_TICK)
-            await _pump(websocket, events, close_after_terminal=True)
+            await _pump(websocket, events, event_json, close_after_terminal=True)
+        finally:
+            release()
 
 
-async def _pump(websocket: WebSocket, events: AsyncIterator[Event | None], *, close_after_terminal: bool) -> None:
+async def _pump(
+    websocket: WebSocket,
+    events: AsyncIterator[Event | None],
+    encode: Callable[[Event], str],
+    *,
+    close_after_terminal: bool,
+) -> None:
     """Send events as JSON text frames; stop when the client goes away."""
     receiver = asyncio.get_running_loop().create_task(_until_disconnect(websocket))
     try:
@@ -221,7 +330,7 @@ async def _pump(websocket: WebSocket, events: AsyncIterator[Event | None], *, cl
                 return
             if event is None:
                 continue
-            await websocket.send_text(event_json(event))
+            await websocket.send_text(encode(event))
         if close_after_terminal:
             await websocket.close(code=1000)
     except (WebSocketDisconnect, RuntimeError):
