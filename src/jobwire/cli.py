@@ -706,8 +706,16 @@ async def run_demo(opts: DemoOptions, out: Console, err: Console) -> int:
             ),
             soft_wrap=True,
         )
+    # Open SSE and WebSocket streams would otherwise hold shutdown forever: uvicorn waits
+    # for connections before the lifespan (and the embedded worker's drain) may end.
     config = uvicorn.Config(
-        app, host=opts.host, port=opts.port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=opts.host,
+        port=opts.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
     )
 
     def announce(server: uvicorn.Server) -> None:
