@@ -180,29 +180,17 @@ def row_to_job(row: tuple[Any, ...]) -> Job:
 
 
 def job_to_row(job: Job) -> dict[str, Any]:
+    """Every column, for inserting a new job."""
     return {
-        "id": job.id,
+        **state_row(job),
         "job": job.job,
         "queue": job.queue,
-        "state": job.state.value,
         "owner": job.owner,
         "priority": job.priority,
         "args": _dumps(job.args),
-        "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         "timeout": job.timeout,
         "created_at": job.created_at,
-        "scheduled_at": job.scheduled_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "progress": _dumps(job.progress.as_dict()) if job.progress is not None else None,
-        "result": _dumps(job.result) if job.result is not None else None,
-        "error": _dumps(job.error) if job.error is not None else None,
-        "lease_expires_at": job.lease_expires_at,
-        "claim_token": job.claim_token,
-        "worker_id": job.worker_id,
-        "cancel_requested": int(job.cancel_requested),
-        "last_seq": job.last_seq,
         "idempotency_key": job.idempotency_key,
         "options": _dumps(job.options),
     }
