@@ -10,6 +10,13 @@ from tests.support.waiting import event_types, first_event, output_has, until
 from tests.unit.conftest import AppFactory
 
 
+def is_job_process(process: psutil.Process) -> bool:
+    try:
+        return "jobwire.worker.child" in process.cmdline()
+    except psutil.Error:
+        return False
+
+
 def gone(pid: int) -> bool:
     """The process no longer exists: killed and reaped, not a zombie."""
     return not psutil.pid_exists(pid)
@@ -39,8 +46,9 @@ async def test_a_process_job_spinning_past_its_timeout_is_killed_and_fails(
         await until(lambda: gone(pid), within=5, what=f"job process {pid} to be gone")
 
         # Only the pool's processes are left: the killed one was replaced, not leaked.
+        # (Other tests' processes may still be exiting beside us: count job processes.)
         def pool_refilled() -> set[int]:
-            pids = {child.pid for child in me.children(recursive=True)}
+            pids = {child.pid for child in me.children(recursive=True) if is_job_process(child)}
             return pids if len(pids) == 2 else set()
 
         pool = await until(pool_refilled, within=10, what="exactly the pool's two job processes")
