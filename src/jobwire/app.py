@@ -37,11 +37,12 @@ from jobwire.settings import Settings
 from jobwire.store import store_from_url
 from jobwire.store.base import NewJob, Store
 from jobwire.webhooks.options import check_webhook
-from jobwire.webhooks.outbox import Outbox
 from jobwire.worker.loop import Worker
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+
+    from jobwire.webhooks.outbox import Outbox
 
 log = logging.getLogger("jobwire")
 
@@ -260,6 +261,9 @@ class Jobwire:
         ]
         if self.settings.webhook_secret:
             # Every process that runs services sends webhooks; claims keep them apart.
+            # Imported here: the sender pulls in httpx, which job processes never need.
+            from jobwire.webhooks.outbox import Outbox
+
             self.outbox = Outbox(self.store, self.settings)
             self._services.append(self.outbox)
         else:

@@ -128,7 +128,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
             return JSONResponse({"status": "unavailable", "detail": repr(exc)}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    add_stream_routes(router, jobwire, owner_param, owner_param)
+    add_stream_routes(router, jobwire, owner_param)
 
     @router.post(
         "",

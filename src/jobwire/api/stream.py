@@ -162,9 +162,7 @@ def _after(last_event_id: str | None, after: int | None, field: str = "after") -
     return after or 0
 
 
-def add_stream_routes(
-    router: APIRouter, jobwire: "Jobwire", owner_param: Any, ws_owner: Any
-) -> None:
+def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -> None:
     settings = jobwire.settings
     limiter = StreamLimiter(settings.max_streams_per_owner)
     shared_frames = SharedFrames()
@@ -213,7 +211,7 @@ def add_stream_routes(
     async def all_events_ws(
         websocket: WebSocket,
         after: Annotated[int | None, Query(ge=0)] = None,
-        owner: str = ws_owner,
+        owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
             await websocket.close(code=1008, reason="origin not allowed")
@@ -292,7 +290,7 @@ def add_stream_routes(
         websocket: WebSocket,
         job_id: str,
         after: Annotated[int | None, Query(ge=0)] = None,
-        owner: str = ws_owner,
+        owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
             await websocket.close(code=1008, reason="origin not allowed")

@@ -198,22 +198,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
 
 def state_row(job: Job) -> dict[str, Any]:
     """The columns a transition may change (never args or options)."""
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "attempts": job.attempts,
-        "scheduled_at": job.scheduled_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "progress": _dumps(job.progress.as_dict()) if job.progress is not None else None,
-        "result": _dumps(job.result) if job.result is not None else None,
-        "error": _dumps(job.error) if job.error is not None else None,
-        "lease_expires_at": job.lease_expires_at,
-        "claim_token": job.claim_token,
-        "worker_id": job.worker_id,
-        "cancel_requested": int(job.cancel_requested),
-        "last_seq": job.last_seq,
-    }
+    return {"id": job.id, **{name: column(job) for name, column in _MUTABLE.items()}}
 
 
 def _row_to_event(row: tuple[Any, ...]) -> Event:

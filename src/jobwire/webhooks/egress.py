@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
-
 if TYPE_CHECKING:
+    import httpx
+
     from jobwire.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -187,6 +187,8 @@ def pinned_request(
     ``Host`` header keeps the name the receiver expects, and for HTTPS the name is sent
     as SNI and the certificate is verified against it (httpcore's ``sni_hostname``).
     """
+    import httpx  # the sender's dependency, loaded only where webhooks are sent
+
     target = url.copy_with(host=str(address))
     pinned_headers = {**(headers or {}), "Host": url.netloc.decode("ascii")}
     extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}

@@ -11,13 +11,13 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from jobwire.errors import ConfigError
 from jobwire.model import EventType
 from jobwire.webhooks.egress import EgressError, EgressPolicy, Resolver, checked_addresses
 
 if TYPE_CHECKING:
+    import httpx
+
     from jobwire.settings import Settings
 
 MAX_URL_LENGTH = 2048
@@ -69,6 +69,8 @@ async def check_webhook(
 
 
 def _check_url(value: Any) -> httpx.URL:
+    import httpx  # here, not at import: jobwire loads in every job process and CLI call
+
     if not isinstance(value, str) or not value:
         raise WebhookRefused(("url",), "expected an http or https URL", value)
     if len(value) > MAX_URL_LENGTH:
