@@ -28,3 +28,9 @@ def is_job_id(text: str) -> bool:
 
 def new_token() -> str:
     return os.urandom(16).hex()
+
+
+def new_tokens(count: int) -> list[str]:
+    """``count`` tokens from one read of the system's random source."""
+    raw = os.urandom(16 * count).hex()
+    return [raw[i : i + 32] for i in range(0, 32 * count, 32)]

@@ -151,6 +151,9 @@ class Change:
 
     job: Job
     events: tuple[Event, ...]
+    # The fields the transition set (some perhaps to their old value), so that a store
+    # compares only those; empty means "compare every field".
+    fields: tuple[str, ...] = ()
 
 
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
@@ -174,7 +177,9 @@ def _change(job: Job, now: float, *drafts: EventDraft, **fields: Any) -> Change:
         events.append(Event(job.id, seq, draft.type, draft.data, now))
     if events:
         fields["last_seq"] = seq
-    return Change(evolve(job, **fields) if fields else job, tuple(events))
+    if not fields:
+        return Change(job, tuple(events))
+    return Change(evolve(job, **fields), tuple(events), tuple(fields))
 
 
 def _require_claim(job: Job, token: str, action: str) -> None:
@@ -214,7 +219,7 @@ def claim(job: Job, worker_id: str, token: str, now: float, lease: float) -> Cha
 
 def heartbeat(job: Job, token: str, now: float, lease: float) -> Change:
     _require_claim(job, token, "extend its lease")
-    return Change(evolve(job, lease_expires_at=now + lease), ())
+    return Change(evolve(job, lease_expires_at=now + lease), (), ("lease_expires_at",))
 
 
 def report(job: Job, token: str, drafts: list[EventDraft], now: float) -> Change:
@@ -341,7 +346,7 @@ def request_cancel(job: Job, now: float) -> Change:
             cancel_requested=True,
             **_RELEASED,
         )
-    return Change(evolve(job, cancel_requested=True), ())
+    return Change(evolve(job, cancel_requested=True), (), ("cancel_requested",))
 
 
 def cancelled(job: Job, token: str, now: float, reason: str = "cancelled while running") -> Change:

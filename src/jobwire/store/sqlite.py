@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import operator
 import queue
 import sqlite3
 import threading
@@ -40,7 +39,7 @@ from jobwire.errors import (
     StaleClaim,
     StoreUnavailable,
 )
-from jobwire.ids import new_token
+from jobwire.ids import new_token, new_tokens
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
 from jobwire.store import queries
 from jobwire.store.base import (
@@ -67,6 +66,7 @@ SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
 _MAX_BATCH = 512
+_PREFETCH_CHUNK = 500  # ids per prefetch query, under SQLite's bound-parameter limit
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -257,44 +257,121 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 @dataclass
 class _Tx:
-    """What one operation sees inside the writer's transaction."""
+    """What one operation sees inside the writer's transaction.
 
-    conn: sqlite3.Connection
+    Transitions do not touch the database one statement at a time: their job updates
+    and events wait here and go in as a few ``executemany`` calls, before anything reads
+    through :attr:`conn` and before the commit, so every read still sees every write.
+    Rows of the jobs a batch's operations will load are fetched with one query up front;
+    such a row is dropped as soon as its job is written, so a load never sees it stale.
+    A write to ``jobs`` that does not go through :meth:`apply` must call :meth:`forget`.
+    """
+
+    raw_conn: sqlite3.Connection  # without the flush: for the writer's own bookkeeping
     now: float
     changed: list[Job] = field(default_factory=list)
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
 
     before: dict[str, Job] = field(default_factory=dict)  # jobs as read in this tx
+    rows: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # prefetched, unwritten
+    # Deferred writes: runs of one UPDATE statement with their rows, in order; events.
+    updates: list[tuple[str, list[Any]]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    flushes: int = 0
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection, with every deferred write applied first."""
+        self.flush()
+        return self.raw_conn
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.updates:
+            for statement, rows in self.updates:
+                self.raw_conn.executemany(statement, rows)
+            self.updates = []
+        if self.events:
+            self.raw_conn.executemany(SQL["insert_event"], self.events)
+            self.events = []
+
+    def mark(self) -> tuple[int, int, int, int]:
+        updates = self.updates
+        last_rows = len(updates[-1][1]) if updates else 0
+        return self.flushes, len(updates), last_rows, len(self.events)
+
+    def undo_to(self, mark: tuple[int, int, int, int]) -> None:
+        """Drop the deferred writes made since ``mark`` (an operation that was refused).
+
+        What was flushed since is in the database already, as an operation's direct
+        writes always were: only an atomic operation (in a savepoint) may write and
+        then fail."""
+        flushes, runs, last_rows, events = mark
+        if flushes != self.flushes:
+            self.updates.clear()
+            self.events.clear()
+            return
+        del self.updates[runs:]
+        if runs:
+            del self.updates[runs - 1][1][last_rows:]
+        del self.events[events:]
+
+    def prefetch(self, job_ids: list[str]) -> None:
+        statement = SQL["get_jobs"]
+        for lo in range(0, len(job_ids), _PREFETCH_CHUNK):
+            chunk = job_ids[lo : lo + _PREFETCH_CHUNK]
+            query = statement.replace("?", ",".join("?" * len(chunk)), 1)
+            for row in self.raw_conn.execute(query, chunk):
+                self.rows[row[0]] = row
 
     def load(self, job_id: str) -> Job:
-        row = self.conn.execute(SQL["get_job"], (job_id,)).fetchone()
+        row = self.rows.pop(job_id, None)
         if row is None:
-            raise JobNotFound(job_id)
+            row = self.conn.execute(SQL["get_job"], (job_id,)).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
         return self.track(row_to_job(row))
 
     def track(self, job: Job) -> Job:
         """Remember the job as read, so that applying a change writes only what changed."""
         self.before[job.id] = job
+        self.rows.pop(job.id, None)
         return job
+
+    def forget(self, job_id: str) -> None:
+        self.before.pop(job_id, None)
+        self.rows.pop(job_id, None)
+
+    def update(self, statement: str, row: Any) -> None:
+        updates = self.updates
+        if updates and updates[-1][0] is statement:
+            updates[-1][1].append(row)
+        else:
+            updates.append((statement, [row]))
 
     def apply(self, change: model.Change, *, new: bool = False) -> Job:
         # Everything that can fail in Python (JSON encoding) happens before the first
         # write, so an operation that raises has written nothing.
         job = change.job
+        insert: dict[str, Any] | None = None
+        statement, row = "", ()
         if new:
-            statement, row = SQL["insert_job"], job_to_row(job)
+            insert = job_to_row(job)
         else:
-            statement, row = _update_for(self.before.get(job.id), job)
+            statement, row = _update_for(self.before.get(job.id), job, change.fields)
         self.before[job.id] = job
-        events = [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events]
+        self.rows.pop(job.id, None)
+        events = [(e.job_id, e.seq, e.type, _dumps(e.data), e.at) for e in change.events]
         deliveries = [
             (d.id, d.job_id, d.seq, d.event, d.url, d.body, d.created_at, d.next_attempt_at)
             for d in webhook_deliveries(change, self.now, self._disabled)
         ]
-        if statement:
-            self.conn.execute(statement, row)
-        if events:
-            self.conn.executemany(SQL["insert_event"], events)
+        if insert is not None:
+            # Written at once: a duplicate id must fail this operation, not the batch.
+            self.raw_conn.execute(SQL["insert_job"], insert)
+        elif statement:
+            self.update(statement, row)
+        self.events.extend(events)
         if deliveries:
             # The outbox row is written with the event that triggers it: both or neither.
             self.conn.executemany(SQL["insert_delivery"], deliveries)
@@ -309,7 +386,7 @@ class _Tx:
 
 # The columns a transition may change, and how each is stored.
 _MUTABLE: dict[str, Callable[[Job], Any]] = {
-    "state": lambda j: j.state.value,
+    "state": lambda j: j.state,  # a StrEnum binds as its text
     "attempts": lambda j: j.attempts,
     "scheduled_at": lambda j: j.scheduled_at,
     "started_at": lambda j: j.started_at,
@@ -324,24 +401,27 @@ _MUTABLE: dict[str, Callable[[Job], Any]] = {
     "last_seq": lambda j: j.last_seq,
 }
 _UPDATES: dict[tuple[str, ...], str] = {}
-_mutable_values = operator.attrgetter(*_MUTABLE)
+_CANDIDATES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _update_for(before: Job | None, after: Job) -> tuple[str, Any]:
+def _update_for(
+    before: Job | None, after: Job, fields: tuple[str, ...] = ()
+) -> tuple[str, Any]:
     """An UPDATE of only the columns that changed.
 
     SQLite maintains every index whose columns appear in SET, changed or not; naming
     only the changed columns makes a claim or a finish markedly cheaper. The statement
-    text is built from the fixed column list above, so at most a handful exist.
+    text is built from the fixed column list above, so at most a handful exist. When the
+    transition says which fields it set, only those are compared.
     """
     if before is None:
         return SQL["update_job"], state_row(after)
+    candidates = _CANDIDATES.get(fields)
+    if candidates is None:
+        wanted = set(fields) if fields else set(_MUTABLE)
+        candidates = _CANDIDATES[fields] = tuple(name for name in _MUTABLE if name in wanted)
     columns = tuple(
-        name
-        for name, old, new in zip(
-            _MUTABLE, _mutable_values(before), _mutable_values(after), strict=True
-        )
-        if old != new
+        name for name in candidates if getattr(before, name) != getattr(after, name)
     )
     if not columns:
         return "", ()
@@ -363,6 +443,7 @@ class _Pending:
     # runs in a savepoint so that only it is undone; the others write nothing before
     # they can fail, and skip the savepoint's cost.
     atomic: bool = False
+    job_id: str | None = None  # the one job the operation loads, fetched for the batch
     result: Any = None
     error: BaseException | None = None
 
@@ -425,8 +506,12 @@ class _Writer(threading.Thread):
             tx = _Tx(conn, time.time())
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                loads = [p.job_id for p in batch if p.job_id is not None]
+                if len(loads) > 1:
+                    tx.prefetch(loads)
                 for pending in batch:
                     self._run_one(tx, pending)
+                tx.flush()
                 conn.execute("COMMIT")
                 break
             except sqlite3.OperationalError as exc:
@@ -463,22 +548,26 @@ class _Writer(threading.Thread):
         outbox_mark = len(tx.outbox)
         if pending.atomic:
             tx.conn.execute("SAVEPOINT op")
+        writes = tx.mark()
         try:
             pending.result = pending.op(tx)
+            if pending.atomic:
+                tx.flush()  # inside the savepoint, so a failing write undoes only this op
         except sqlite3.OperationalError:
             raise  # busy or broken: the whole batch is retried or refused
         except Exception as exc:
             # The operation was refused (stale token, illegal transition…) or cannot be
             # stored (a result that is not JSON): undo only it, not its batch.
+            tx.undo_to(writes)
             if pending.atomic:
-                tx.conn.execute("ROLLBACK TO op")
+                tx.raw_conn.execute("ROLLBACK TO op")
             del tx.changed[mark:]
             del tx.outbox[outbox_mark:]
             if isinstance(exc, sqlite3.Error):
                 exc = StoreUnavailable(f"sqlite write failed: {exc}")
             pending.error = exc
         if pending.atomic:
-            tx.conn.execute("RELEASE op")
+            tx.raw_conn.execute("RELEASE op")
 
     def _settle(self, batch: list[_Pending], changed: list[Job], outbox: list[str]) -> None:
         for pending in batch:
@@ -590,7 +679,9 @@ class SQLiteStore(Store):
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _write(self, op: Callable[[_Tx], T], *, atomic: bool = False) -> T:
+    async def _write(
+        self, op: Callable[[_Tx], T], *, atomic: bool = False, job_id: str | None = None
+    ) -> T:
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the store is not open")
@@ -600,7 +691,7 @@ class SQLiteStore(Store):
         # hand-off and, usually, one transaction for all the jobs that finished at once.
         if not self._outgoing:
             loop.call_soon(self._hand_over, writer)
-        self._outgoing.append(_Pending(op, future, atomic))
+        self._outgoing.append(_Pending(op, future, atomic, job_id))
         # If the caller is cancelled the write still commits (or is refused) as queued;
         # the writer skips resolving a future nobody waits for.
         return await future
@@ -697,8 +788,7 @@ class SQLiteStore(Store):
                 rows.sort(key=lambda r: (-r[5], r[11], r[0]))
                 del rows[limit:]
             claims = []
-            for row in rows:
-                token = new_token()
+            for row, token in zip(rows, new_tokens(len(rows)), strict=True):
                 change = model.claim(tx.track(row_to_job(row)), worker_id, token, tx.now, lease)
                 claims.append(Claim(tx.apply(change), token))
             return claims
@@ -720,9 +810,9 @@ class SQLiteStore(Store):
                 except JobwireError:
                     lost.add(job_id)
                     continue
-                statement, row = _update_for(job, change.job)
+                statement, row = _update_for(job, change.job, change.fields)
                 if statement:
-                    tx.conn.execute(statement, row)
+                    tx.update(statement, row)
                 tx.track(change.job)
                 if job.cancel_requested:
                     cancel.add(job_id)
@@ -738,26 +828,30 @@ class SQLiteStore(Store):
         def op(tx: _Tx) -> None:
             tx.apply(model.report(tx.load(job_id), token, drafts, tx.now))
 
-        await self._write(op)
+        await self._write(op, job_id=job_id)
 
     async def finish(self, job_id: str, token: str, result: Any) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.succeed(tx.load(job_id), token, result, tx.now))
+            lambda tx: tx.apply(model.succeed(tx.load(job_id), token, result, tx.now)),
+            job_id=job_id,
         )
 
     async def fail(
         self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
     ) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at))
+            lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at)),
+            job_id=job_id,
         )
 
     async def release(self, job_id: str, token: str) -> Job:
-        return await self._write(lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)))
+        return await self._write(
+            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)), job_id=job_id
+        )
 
     async def mark_cancelled(self, job_id: str, token: str) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.cancelled(tx.load(job_id), token, tx.now))
+            lambda tx: tx.apply(model.cancelled(tx.load(job_id), token, tx.now)), job_id=job_id
         )
 
     # -- controlling -------------------------------------------------------------------
@@ -852,6 +946,7 @@ class SQLiteStore(Store):
                 tx.conn.execute(SQL["delete_deliveries"], (job_id,))
                 tx.conn.execute(SQL["delete_idempotency"], (job_id,))
                 tx.conn.execute(SQL["delete_job"], (job_id,))
+                tx.forget(job_id)
             return len(ids)
 
         total = 0

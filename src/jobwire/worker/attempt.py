@@ -80,7 +80,11 @@ class Attempt:
         self.started = time.monotonic()
         self.stop_reason: StopReason | None = None
         self.cancel_requested = False
-        self._inner: asyncio.Task[Any] | None = None
+        # The attempt runs as one task; a hard stop cancels that task, but only while the
+        # job's code runs, never while the outcome is being recorded.
+        self._task: asyncio.Task[Any] | None = None
+        self._performing = False
+        self._cancel_sent = False
         self._force: asyncio.TimerHandle | None = None
         self.reporter = Reporter(store, self.job.id, self.token, self._lost)
         self.call = Call(spec, self.job.id, self.job.attempts, self.job.args, self.reporter.push)
@@ -105,8 +109,9 @@ class Attempt:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.call.request_cancel()
-        if self._inner is not None and not self._inner.done():
-            self._inner.cancel()
+        if self._performing and not self._cancel_sent and self._task is not None:
+            self._cancel_sent = True
+            self._task.cancel()
 
     def _lost(self) -> None:
         self.stop(StopReason.LOST)
@@ -114,6 +119,7 @@ class Attempt:
     # -- the steps -----------------------------------------------------------------------
 
     async def run(self) -> Outcome:
+        self._task = asyncio.current_task()
         outcome = await self._perform()
         outcome = self._settle(outcome)
         # Not shielded: the store's writer commits a queued write even if this task is
@@ -134,21 +140,24 @@ class Attempt:
                 timer = loop.call_later(timeout, self.stop, StopReason.TIMEOUT)
 
         self.call.on_start = start_clock
-        inner = loop.create_task(self.executor.run(self.call))
-        self._inner = inner
+        self._performing = True
         try:
-            return Succeeded(await inner)
+            return Succeeded(await self.executor.run(self.call))
         except asyncio.CancelledError:
-            if self.stop_reason is None:
-                # The attempt itself was cancelled from outside (the loop is going away).
+            if not self._cancel_sent and self.stop_reason is None:
+                # Cancelled from outside, not by stop(): the loop is going away.
                 self.stop_reason = StopReason.SHUTDOWN
-                inner.cancel()
             return self._stopped(timeout)
         except JobRaised as exc:
             return Failed(exc.error, retryable=not exc.error.pop("permanent", False))
         except WorkerProcessDied as exc:
             return Failed(describe(exc))
         finally:
+            self._performing = False
+            if self._cancel_sent and self._task is not None:
+                # The stop was ours and has been handled here: the recording that follows
+                # must not see this task as still being cancelled.
+                self._task.uncancel()
             if timer is not None:
                 timer.cancel()
             if self._force is not None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobwire.context import JobContext
+from jobwire.context import CancelFlag, JobContext
 from jobwire.model import EventDraft
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ class Call:
     attempt: int
     args: dict[str, Any]  # as stored: JSON
     emit: Callable[[EventDraft], None]  # thread-safe, never blocks
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
     cancel_listeners: list[Callable[[], None]] = field(default_factory=list)
     on_start: Callable[[], None] | None = None  # called once, on the worker's loop
 

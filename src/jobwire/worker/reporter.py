@@ -40,10 +40,12 @@ class Reporter:
         self._pending: list[EventDraft] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self._used = False  # anything pushed, from any thread
 
     def push(self, draft: EventDraft) -> None:
         """Thread-safe; raises TypeError at once if the data is not JSON."""
         json.dumps(draft.data)
+        self._used = True
         if threading.get_ident() == self._loop_thread:
             self._append(draft)
         else:
@@ -76,6 +78,8 @@ class Reporter:
 
     async def drain(self) -> None:
         """Wait until every event pushed so far is written."""
+        if not self._used:
+            return  # most jobs report nothing: no extra turn of the loop for them
         # Events from threads may still be in flight to the loop: let them land first.
         await asyncio.sleep(0)
         while self._flusher is not None and not self._flusher.done():

@@ -88,6 +88,9 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 -- name: get_job
 SELECT * FROM jobs WHERE id = ?;
 
+-- name: get_jobs
+SELECT * FROM jobs WHERE id IN (?);
+
 -- name: insert_job
 INSERT INTO jobs (
     id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
