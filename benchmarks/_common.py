@@ -21,7 +21,7 @@ def fresh_db(name: str = "bench.db") -> str:
 def start_worker(url: str, *extra_env: tuple[str, str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JOBWIRE_URL": url, "PYTHONPATH": str(ROOT)}
     env.update(dict(extra_env))
-    code = "import asyncio; from benchmarks.noop_app import jobs; (__import__('uvloop').run if __import__('os').environ.get('UVL') else asyncio.run)(jobs.run_worker())"
+    code = "import asyncio; from benchmarks.noop_app import jobs; asyncio.run(jobs.run_worker())"
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
 
 
