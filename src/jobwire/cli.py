@@ -58,8 +58,9 @@ from jobwire.errors import (
     UnknownJobError,
 )
 from jobwire.ids import new_job_id
+from jobwire.loops import loop_factory
 from jobwire.model import Event, EventType, Job, State
-from jobwire.settings import env_name
+from jobwire.settings import Settings, env_name
 from jobwire.store.base import ListQuery, NewJob
 
 USAGE = 2
@@ -832,9 +833,26 @@ def _console(stderr: bool = False) -> Console:
     return console
 
 
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        choice = Settings.from_env().event_loop
+    except ConfigError:
+        return None  # the command reports the bad setting itself, as it always has
+    try:
+        return loop_factory(choice)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _execute(coro: Coroutine[Any, Any, int]) -> None:
     try:
-        code = asyncio.run(coro)
+        factory = _event_loop_factory()
+    except typer.BadParameter:
+        coro.close()
+        raise
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            code = runner.run(coro)
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)

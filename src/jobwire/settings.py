@@ -40,6 +40,7 @@ class Settings:
     cancel_grace_seconds: float = 5.0
     shutdown_grace_seconds: float = 25.0
     loop_lag_warn_seconds: float = 0.25
+    event_loop: str = "auto"  # the CLI's loop: "auto" (uvloop when installed) or "asyncio"
     # Maintenance
     retention_seconds: float = 7 * 24 * 3600.0
     reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
@@ -79,6 +80,10 @@ class Settings:
         if not self.queues or any(not q for q in self.queues):
             raise ConfigError(
                 f"JOBWIRE_QUEUES: expected comma-separated names, got {self.queues!r}"
+            )
+        if self.event_loop not in ("auto", "asyncio", "uvloop"):
+            raise ConfigError(
+                f"JOBWIRE_EVENT_LOOP: expected auto, asyncio or uvloop, got {self.event_loop!r}"
             )
         if self.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             raise ConfigError(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobwire.model import TERMINAL_EVENTS, Change, Event, EventDraft, EventType, Job, State
 
@@ -84,8 +84,8 @@ class NoticeKind(StrEnum):
     WEBHOOKS = "webhooks"  # key = job id: the job has new webhook deliveries to send
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
+class Notice(NamedTuple):
+    # A tuple, not a dataclass: thousands are made and de-duplicated (hashed) per second.
     kind: NoticeKind
     key: str
 

@@ -404,9 +404,7 @@ _UPDATES: dict[tuple[str, ...], str] = {}
 _CANDIDATES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _update_for(
-    before: Job | None, after: Job, fields: tuple[str, ...] = ()
-) -> tuple[str, Any]:
+def _update_for(before: Job | None, after: Job, fields: tuple[str, ...] = ()) -> tuple[str, Any]:
     """An UPDATE of only the columns that changed.
 
     SQLite maintains every index whose columns appear in SET, changed or not; naming
@@ -420,9 +418,7 @@ def _update_for(
     if candidates is None:
         wanted = set(fields) if fields else set(_MUTABLE)
         candidates = _CANDIDATES[fields] = tuple(name for name in _MUTABLE if name in wanted)
-    columns = tuple(
-        name for name in candidates if getattr(before, name) != getattr(after, name)
-    )
+    columns = tuple(name for name in candidates if getattr(before, name) != getattr(after, name))
     if not columns:
         return "", ()
     statement = _UPDATES.get(columns)
