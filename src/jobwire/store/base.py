@@ -394,8 +394,8 @@ def webhook_deliveries(
     Stores call this inside the transaction that appends the change's events, so an
     event and its delivery are committed together or not at all.
     """
-    if not change.events:
-        return []
+    if not change.events or not change.job.options:
+        return []  # the common case, decided before any type checks
     target = webhook_target(change.job.options)
     if target is None:
         return []

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import operator
 import queue
 import sqlite3
 import threading
@@ -401,7 +402,7 @@ _MUTABLE: dict[str, Callable[[Job], Any]] = {
     "last_seq": lambda j: j.last_seq,
 }
 _UPDATES: dict[tuple[str, ...], str] = {}
-_CANDIDATES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_CANDIDATES: dict[tuple[str, ...], tuple[tuple[str, ...], Callable[[Job], Any]]] = {}
 
 
 def _update_for(before: Job | None, after: Job, fields: tuple[str, ...] = ()) -> tuple[str, Any]:
@@ -414,11 +415,18 @@ def _update_for(before: Job | None, after: Job, fields: tuple[str, ...] = ()) ->
     """
     if before is None:
         return SQL["update_job"], state_row(after)
-    candidates = _CANDIDATES.get(fields)
-    if candidates is None:
+    known = _CANDIDATES.get(fields)
+    if known is None:
         wanted = set(fields) if fields else set(_MUTABLE)
-        candidates = _CANDIDATES[fields] = tuple(name for name in _MUTABLE if name in wanted)
-    columns = tuple(name for name in candidates if getattr(before, name) != getattr(after, name))
+        names = tuple(name for name in _MUTABLE if name in wanted)
+        # attrgetter of one name returns a value, not a 1-tuple: always ask for two.
+        known = _CANDIDATES[fields] = (names, operator.attrgetter(*names, "id"))
+    candidates, values = known
+    columns = tuple(
+        name
+        for name, old, new in zip(candidates, values(before), values(after), strict=False)
+        if old != new
+    )
     if not columns:
         return "", ()
     statement = _UPDATES.get(columns)
