@@ -2,7 +2,7 @@
 
     python -m benchmarks.fanout.run [--followers 1000 5000] [--jobs 10] [--events 20]
                                     [--interval 1.0] [--clients 4] [--out results.json]
-                                    [--python VENV/bin/python] [--server-gc default|off]
+                                    [--python VENV/bin/python] [--server-gc default|untuned|off]
 
 For each N: starts ``uvicorn benchmarks.fanout.app:app`` over a fresh SQLite file,
 submits ``--jobs`` ticker jobs (held at a gate), spreads N followers evenly over them
@@ -88,6 +88,8 @@ def start_server(
         "JOBWIRE_URL": f"sqlite:///{directory / 'fanout.db'}",
         "JOBWIRE_MAX_STREAMS_PER_OWNER": str(followers + 100),
         "FANOUT_SERVER_GC": args.server_gc,
+        # "untuned": the collector as CPython sets it, without jobwire's server tuning.
+        "JOBWIRE_SERVER_GC_TUNING": "false" if args.server_gc == "untuned" else "true",
     }
     argv = [
         args.python,
@@ -280,9 +282,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--server-gc",
-        choices=["default", "off"],
+        choices=["default", "off", "untuned"],
         default="default",
-        help="'off' disables the server's cyclic GC: a diagnostic of the latency tail",
+        help="'default': jobwire's tuning (JOBWIRE_SERVER_GC_TUNING); 'untuned': CPython's "
+        "own thresholds; 'off': no cyclic GC at all, a diagnostic of the latency tail",
     )
     parser.add_argument(
         "--python",

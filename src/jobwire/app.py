@@ -26,6 +26,7 @@ from jobwire.errors import (
 )
 from jobwire.feed.follow import RECHECK_SECONDS, follow
 from jobwire.feed.hub import Hub
+from jobwire.gcpolicy import tune_for_server
 from jobwire.ids import new_job_id
 from jobwire.jobs import Executor, JobSpec, P, R, build_options
 from jobwire.model import Event, Job, State
@@ -292,6 +293,8 @@ class Jobwire:
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         """FastAPI lifespan: the store opens, embedded workers run, all stop with the app."""
         await self.open()
+        if self.settings.server_gc_tuning:
+            tune_for_server()
         worker = None
         try:
             await self.start_services()

@@ -50,6 +50,7 @@ class Settings:
     sse_keepalive_seconds: float = 15.0
     sse_retry_ms: int = 2000
     max_streams_per_owner: int = 100
+    server_gc_tuning: bool = True  # freeze the start-up heap, rarer young collections
     max_body_bytes: int = 1_048_576
     max_wait_seconds: float = 60.0
     max_page_size: int = 200
