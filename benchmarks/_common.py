@@ -21,8 +21,9 @@ def fresh_db(name: str = "bench.db") -> str:
 def start_worker(url: str, *extra_env: tuple[str, str]) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JOBWIRE_URL": url, "PYTHONPATH": str(ROOT)}
     env.update(dict(extra_env))
-    code = "import asyncio; from benchmarks.noop_app import jobs; asyncio.run(jobs.run_worker())"
-    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
+    # Started with the project's own CLI, at its defaults, as the peers were.
+    command = [sys.executable, "-m", "jobwire", "worker", "benchmarks.noop_app:jobs"]
+    return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -116,10 +116,14 @@ class JobSpec(Generic[P, R]):
 
     def load_arguments(self, stored: Mapping[str, Any]) -> dict[str, Any]:
         """Stored JSON arguments → the Python values the function is called with."""
+        if not self.parameters and not stored:
+            return {}
         model = self.args_model.model_validate(dict(stored))
         return {p.name: getattr(model, p.name) for p in self.parameters}
 
     def dump_result(self, value: Any) -> Any:
+        if value is None:
+            return None  # JSON as it is; nothing to convert or check
         dumped = self.result_adapter.dump_python(value, mode="json")
         json.dumps(dumped)  # a result that cannot travel as JSON fails this attempt here
         return dumped
