@@ -74,6 +74,10 @@ async def test_a_host_cut_off_mid_job_loses_it_to_another_host_and_its_late_writ
             client, job_id, lambda e: e.type is EventType.PROGRESS and e.data["message"] == "b"
         )
         running = await client.store.events(job_id)
+        # Host a knew, by its own clock, that its lease had run out.
+        await asyncio.to_thread(
+            worker_a.wait_for, rf"job {job_id}: lease lost: no heartbeat answered", 10
+        )
 
         # Host a comes back while host b runs the job: its late writes arrive now.
         cluster.network.restore(host_a)
