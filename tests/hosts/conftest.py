@@ -81,14 +81,21 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def network() -> Iterator[Network]:
+    """A bridge with hosts ``a`` and ``b`` plugged in."""
     reason = why_no_namespaces()
     if reason is not None:
         unavailable(reason)
     try:
-        net = Network().__enter__()
+        net = Network()
     except RuntimeError as exc:
-        unavailable(f"cannot make a test network: {exc}")
+        unavailable(f"cannot look at this machine's addresses: {exc}")
     try:
+        try:
+            net.__enter__()
+            for name in ("a", "b"):
+                net.add_host(name)
+        except RuntimeError as exc:  # no CAP_NET_ADMIN, no netns support…
+            unavailable(f"cannot make network namespaces: {exc}")
         yield net
     finally:
         net.close()

@@ -42,7 +42,7 @@ async def test_a_host_cut_off_mid_job_loses_it_to_another_host_and_its_late_writ
     cluster.settings.update(
         {"JOBWIRE_LEASE_SECONDS": str(LEASE_SECONDS), "JOBWIRE_POLL_SECONDS": "1"}
     )
-    host_a, host_b = cluster.network.add_host("a"), cluster.network.add_host("b")
+    host_a, host_b = cluster.network.hosts["a"], cluster.network.hosts["b"]
     worker_a = cluster.worker(host_a)
     id_a = await started(worker_a)
 
