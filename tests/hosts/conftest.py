@@ -122,5 +122,5 @@ def cluster(engine_name: str, network: Network, tmp_path: Path) -> Iterator[Clus
             proc.cleanup()
         # Shown by pytest only when the test failed.
         print(cluster.logs())
-        print(f"--- {engine_name} log\n{getattr(engine, 'log', lambda: '')()[-5000:]}")
+        print(f"--- {engine_name} log\n{engine.log()[-5000:]}")
         engine.stop()

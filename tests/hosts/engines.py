@@ -24,6 +24,8 @@ from typing import Protocol
 class Engine(Protocol):
     url: str
 
+    def log(self) -> str: ...
+
     def stop(self) -> None: ...
 
 

@@ -3,8 +3,9 @@ and when the host is back every late write it makes (heartbeat, progress, result
 refused by fencing: the second attempt's result stands.
 
 Two worker hosts, each in a network namespace of its own, reach a private store engine
-over a bridge; the test cuts host a off while the job runs there, then lets the job
-finish on both hosts, so that host a's progress and result wait on the dead link.
+over a bridge. The test cuts host a off while the job runs there and lets its attempt
+end, so its last progress and its result wait on the dead link; it brings host a back
+while host b runs the job, then lets host b finish.
 """
 
 from __future__ import annotations
