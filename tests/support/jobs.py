@@ -195,6 +195,17 @@ async def add(a: int, b: int = 1) -> int:
 
 
 @jobs.job
+async def sleeps(ctx: JobContext, seconds: float) -> float:
+    """Sleeps ``seconds``; leaves its id in ASYNC_CANCELLED if it is cancelled first."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        ASYNC_CANCELLED.add(ctx.job_id)
+        raise
+    return seconds
+
+
+@jobs.job
 async def waits_for_cancel(ctx: JobContext) -> None:
     """Runs until cancelled."""
     while True:

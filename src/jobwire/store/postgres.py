@@ -31,6 +31,13 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   ``async with store.transaction(conn): await crunch.enqueue(n=1)`` writes the jobs in
   the application's own asyncpg transaction: they exist, and their wake-up is sent, if
   and only if it commits.
+- **No lock outlives its writer.** Every transaction of the store is a few statements
+  with nothing between them but Python, so its connections end any transaction left
+  idle for ``idle_transaction_timeout`` seconds (``idle_in_transaction_session_timeout``).
+  A worker cut off from the server in the middle of one (a dead link, a frozen
+  process: the server hears nothing, not even a reset) would otherwise keep its jobs'
+  rows locked for as long as the server keeps the dead connection, often hours, and
+  the claims and reaps that skip locked rows would skip those jobs all that time.
 - **The schema** is versioned in ``jobwire_meta`` and brought up to date by
   :meth:`PostgresStore.open` under a transaction-level advisory lock, so several
   processes may open the same database at once.
@@ -582,8 +589,10 @@ class PostgresStore(Store):
 
     ``dsn``: a ``postgresql://`` URL as asyncpg takes it. ``schema``: where the
     ``jobwire_*`` tables live (created if missing). ``min_size``/``max_size``: the
-    pool's bounds. Other keyword arguments go to ``asyncpg.create_pool`` and
-    ``asyncpg.connect`` (``ssl=``, ``command_timeout=``…).
+    pool's bounds. ``idle_transaction_timeout``: seconds after which the server ends a
+    transaction of the store whose client went silent (see the module doc). Other
+    keyword arguments go to ``asyncpg.create_pool`` and ``asyncpg.connect`` (``ssl=``,
+    ``command_timeout=``…).
     """
 
     def __init__(
@@ -595,6 +604,7 @@ class PostgresStore(Store):
         max_size: int = 10,
         connect_timeout: float = 10.0,
         listen_check_every: float = 10.0,
+        idle_transaction_timeout: float = 10.0,
         **connect_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -608,7 +618,13 @@ class PostgresStore(Store):
         self.schema = schema
         self.min_size = min_size
         self.max_size = max_size
+        if not idle_transaction_timeout >= 0.001:
+            raise ConfigError(
+                "postgres idle_transaction_timeout: expected at least 0.001 s, "
+                f"got {idle_transaction_timeout!r}"
+            )
         self.connect_timeout = connect_timeout
+        self.idle_transaction_timeout = idle_transaction_timeout
         self._listen_check_every = listen_check_every
         self._connect_kwargs = connect_kwargs
         quoted = _quote_ident(schema)
@@ -655,6 +671,10 @@ class PostgresStore(Store):
             settings = dict(kwargs.pop("server_settings", None) or {})
             if "application_name" not in self.dsn:
                 settings.setdefault("application_name", "jobwire")
+            settings.setdefault(
+                "idle_in_transaction_session_timeout",
+                f"{round(self.idle_transaction_timeout * 1000)}ms",
+            )
             try:
                 pool = await asyncpg.create_pool(
                     self.dsn,
@@ -815,8 +835,10 @@ class PostgresStore(Store):
                         await tx.flush(self._origin)
                         await conn.execute("COMMIT")
                     except BaseException:
-                        if not conn.is_closed():
-                            with contextlib.suppress(Exception):
+                        # A connection the server ended is already back in the pool,
+                        # and asking it anything would hide why the write failed.
+                        with contextlib.suppress(Exception):
+                            if not conn.is_closed():
                                 await conn.execute("ROLLBACK")
                         raise
             except _TRY_AGAIN as exc:

@@ -4,6 +4,13 @@ It claims only as many jobs of each executor kind as that executor has free slot
 a claimed job never waits behind others in this process while another worker idles.
 It sleeps until a wake-up (new work, a freed slot, the next delayed job falling due,
 stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost.
+
+A lease is only as good as the last heartbeat the store answered. A worker cut off
+from the store (a dead link, a half-open connection: a heartbeat that never returns)
+keeps its own clock: once a lease has gone unrenewed for ``lease_seconds``, counted
+from when the last renewal that succeeded was *sent*, the store may already have given
+the job to another worker, so this one stops the attempt instead of running it beside
+its successor. Fencing refuses whatever it still writes.
 """
 
 from __future__ import annotations
@@ -63,6 +70,9 @@ class Worker:
         self._wake: Watch | None = None
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None  # the heartbeat in flight
+        # When each running attempt's lease was last known good (monotonic clock).
+        self._renewed: dict[str, float] = {}
         self._watchdog = LoopLagWatchdog(settings.loop_lag_warn_seconds, self._async_jobs)
         self.claimed = 0
 
@@ -117,10 +127,11 @@ class Worker:
                 for attempt in list(self.attempts.values()):
                     attempt.stop(StopReason.SHUTDOWN)
                 await asyncio.wait(still, timeout=max(5.0, self.settings.cancel_grace_seconds))
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        for task in (self._heartbeat, self._beat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._watchdog.stop()
         for executor in self._executors.values():
             await executor.close()
@@ -169,6 +180,7 @@ class Worker:
         kinds = [k for k, free in wanted.items() if free > 0]
         if not kinds:
             return True, False
+        asked = time.monotonic()  # a lease granted by this claim runs from no earlier
         results = await asyncio.gather(
             *(
                 self.store.claim(
@@ -184,7 +196,7 @@ class Worker:
             await asyncio.gather(*(self._hand_back(claim) for claim in claimed))
             return False, False
         for claim in claimed:
-            self._launch(claim)
+            self._launch(claim, asked)
         more = any(len(claims) == wanted[k] for k, claims in zip(kinds, results, strict=True))
         return all(self._free(k) <= 0 for k in self._executors), more
 
@@ -204,13 +216,14 @@ class Worker:
             wait = min(wait, max(0.0, due - time.time()))
         return wait
 
-    def _launch(self, claim: Claim) -> None:
+    def _launch(self, claim: Claim, asked: float) -> None:
         spec = self.registry[claim.job.job]
         kind = spec.options.executor
         attempt = Attempt(
             claim, spec, self._executors[kind], self.store, self.settings.cancel_grace_seconds
         )
         self.attempts[claim.job.id] = attempt
+        self._renewed[claim.job.id] = asked
         self._running_by_kind[kind] += 1
         self.claimed += 1
         task = asyncio.get_running_loop().create_task(
@@ -223,6 +236,7 @@ class Worker:
         def done(t: asyncio.Task[Any]) -> None:
             self._tasks.discard(t)
             self.attempts.pop(claim.job.id, None)
+            self._renewed.pop(claim.job.id, None)
             self._running_by_kind[kind] -= 1
             if not t.cancelled() and t.exception() is not None:
                 log.error("job %s: attempt crashed", claim.job.id, exc_info=t.exception())
@@ -239,24 +253,63 @@ class Worker:
             attempt.request_cancel()
 
     async def _heartbeat_loop(self) -> None:
+        """Send a heartbeat every ``heartbeat_seconds``, one at a time, and stop any
+        attempt whose lease has run out meanwhile. A heartbeat in flight never holds
+        this loop up: the lease clock keeps running while the store does not answer."""
+        every = self.settings.heartbeat_seconds
+        next_beat = time.monotonic() + every
         while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
-            tokens = {a.job_id: a.token for a in self.attempts.values()}
-            if not tokens:
+            now = time.monotonic()
+            self._stop_expired(now)
+            if now >= next_beat:
+                next_beat = now + every
+                if self._beat is None or self._beat.done():
+                    self._beat = asyncio.get_running_loop().create_task(
+                        self._heartbeat_once(), name="jobwire-heartbeat-call"
+                    )
+            deadlines = [t + self.settings.lease_seconds for t in self._renewed.values()]
+            await asyncio.sleep(max(0.0, min([next_beat, *deadlines]) - time.monotonic()))
+
+    async def _heartbeat_once(self) -> None:
+        tokens = {a.job_id: a.token for a in self.attempts.values()}
+        if not tokens:
+            return
+        sent = time.monotonic()
+        try:
+            reply = await self.store.heartbeat(self.id, tokens, self.settings.lease_seconds)
+        except JobwireError as exc:
+            log.warning("worker %s: heartbeat failed: %s", self.id, exc)
+            return
+        for job_id in tokens.keys() - reply.lost:
+            if job_id in self._renewed:
+                self._renewed[job_id] = max(self._renewed[job_id], sent)
+        for job_id in reply.lost:
+            self._renewed.pop(job_id, None)
+            attempt = self.attempts.get(job_id)
+            if attempt is not None:
+                attempt.stop(StopReason.LOST)
+        for job_id in reply.cancel_requested:
+            attempt = self.attempts.get(job_id)
+            if attempt is not None:
+                attempt.request_cancel()
+
+    def _stop_expired(self, now: float) -> None:
+        """Stop the attempts whose lease no answered heartbeat has renewed in time."""
+        lease = self.settings.lease_seconds
+        for job_id, renewed in list(self._renewed.items()):
+            if now - renewed < lease:
                 continue
-            try:
-                reply = await self.store.heartbeat(self.id, tokens, self.settings.lease_seconds)
-            except JobwireError as exc:
-                log.warning("worker %s: heartbeat failed: %s", self.id, exc)
-                continue
-            for job_id in reply.lost:
-                attempt = self.attempts.get(job_id)
-                if attempt is not None:
-                    attempt.stop(StopReason.LOST)
-            for job_id in reply.cancel_requested:
-                attempt = self.attempts.get(job_id)
-                if attempt is not None:
-                    attempt.request_cancel()
+            del self._renewed[job_id]
+            attempt = self.attempts.get(job_id)
+            if attempt is not None:
+                log.warning(
+                    "job %s: lease lost: no heartbeat answered for %.1f s (lease %g s); "
+                    "another worker may run it now, so this attempt stops",
+                    job_id,
+                    now - renewed,
+                    lease,
+                )
+                attempt.stop(StopReason.LOST)
 
     def _async_jobs(self) -> list[str]:
         return [
