@@ -15,6 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
+from jobwire.outage import Outage
 from jobwire.store.base import Claim, Store
 from jobwire.worker.call import Call, JobRaised, describe
 from jobwire.worker.reporter import Reporter
@@ -184,7 +185,7 @@ class Attempt:
         await self.reporter.drain()
         self.reporter.close()
         job_id, token = self.job.id, self.token
-        delay = 0.05
+        outage = Outage(log, f"job {job_id}: recording its outcome")
         while True:
             try:
                 if isinstance(outcome, Succeeded):
@@ -195,6 +196,7 @@ class Attempt:
                     await self.store.mark_cancelled(job_id, token)
                 elif isinstance(outcome, Released):
                     await self.store.release(job_id, token)
+                outage.succeeded()
                 return
             except StaleClaim:
                 log.warning("job %s: late write refused (another attempt owns it)", job_id)
@@ -205,9 +207,7 @@ class Attempt:
                 if time.monotonic() - self.started > 3600:
                     log.error("job %s: outcome lost, store unavailable: %s", job_id, exc)
                     return
-                log.warning("job %s: store unavailable, retrying write: %s", job_id, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(outage.failed(exc))
             except JobwireError as exc:
                 log.warning("job %s: outcome not recorded: %s", job_id, exc)
                 return

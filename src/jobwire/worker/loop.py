@@ -3,7 +3,8 @@
 It claims only as many jobs of each executor kind as that executor has free slots, so
 a claimed job never waits behind others in this process while another worker idles.
 It sleeps until a wake-up (new work, a freed slot, the next delayed job falling due,
-stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost.
+stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost. When the
+store is away it backs off (capped, jittered) and carries on when it is back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jobwire.errors import JobwireError, StoreUnavailable
 from jobwire.feed.hub import Hub, Watch
 from jobwire.ids import new_token
 from jobwire.jobs import EXECUTORS, Executor
+from jobwire.outage import STORE_BACKOFF, Outage
 from jobwire.settings import Settings
 from jobwire.store.base import Claim, Store
 from jobwire.worker.attempt import Attempt, StopReason
@@ -138,14 +140,23 @@ class Worker:
         return [n for n, s in self.registry.items() if s.options.executor == kind]
 
     async def _claim_loop(self) -> None:
+        outage = Outage(log, f"worker {self.id}")
         with self.hub.watch_queues(self.queues) as wake, self.hub.on_cancel(self._on_cancel):
             self._wake = wake
             while not self._stopping.is_set():
                 try:
                     filled, more = await self._claim_round()
+                    idle = None if filled or more else await self._idle_wait()
+                    outage.succeeded()
                 except StoreUnavailable as exc:
-                    log.warning("worker %s: store unavailable: %s", self.id, exc)
-                    await wake.wait(min(self.settings.poll_seconds, 1.0))
+                    # Back off, but a wake-up (the store's listener is back, new work)
+                    # ends the wait early: work resumes as soon as the store does.
+                    await wake.wait(outage.failed(exc))
+                    continue
+                except Exception:
+                    # A bug must not leave a worker that looks alive but claims nothing.
+                    log.exception("worker %s: claiming failed", self.id)
+                    await wake.wait(min(self.settings.poll_seconds, STORE_BACKOFF.cap))
                     continue
                 if self._stopping.is_set():
                     break
@@ -158,26 +169,32 @@ class Worker:
                     # already; yield once to let finished jobs free their slots.
                     await asyncio.sleep(0)
                     continue
-                await wake.wait(await self._idle_wait())
+                await wake.wait(idle)
 
     async def _claim_round(self) -> tuple[bool, bool]:
         """Claim for every executor with free slots.
 
-        Returns (all slots busy now, some claim got every job it asked for).
+        Returns (all slots busy now, some claim got every job it asked for). When a
+        claim fails, the jobs the others got are still run, then its error is raised.
         """
         wanted = {k: self._free(k) for k in self._executors}
         kinds = [k for k, free in wanted.items() if free > 0]
         if not kinds:
             return True, False
-        results = await asyncio.gather(
+        answers = await asyncio.gather(
             *(
                 self.store.claim(
                     self.id, self.queues, self._names(k), wanted[k], self.settings.lease_seconds
                 )
                 for k in kinds
-            )
+            ),
+            return_exceptions=True,
         )
-        claimed = [claim for claims in results for claim in claims]
+        got = {
+            k: a for k, a in zip(kinds, answers, strict=True) if not isinstance(a, BaseException)
+        }
+        failure = next((a for a in answers if isinstance(a, BaseException)), None)
+        claimed = [claim for claims in got.values() for claim in claims]
         if self._stopping.is_set():
             # A stop came while the claim was in flight: what it took goes straight back,
             # so nothing is claimed by this worker after it was told to stop.
@@ -185,7 +202,9 @@ class Worker:
             return False, False
         for claim in claimed:
             self._launch(claim)
-        more = any(len(claims) == wanted[k] for k, claims in zip(kinds, results, strict=True))
+        if failure is not None:
+            raise failure
+        more = any(len(claims) == wanted[k] for k, claims in got.items())
         return all(self._free(k) <= 0 for k in self._executors), more
 
     async def _hand_back(self, claim: Claim) -> None:
@@ -239,13 +258,21 @@ class Worker:
             attempt.request_cancel()
 
     async def _heartbeat_loop(self) -> None:
+        outage = Outage(log, f"worker {self.id} heartbeat")
         while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
+            wait = self.settings.heartbeat_seconds
+            if outage.ongoing:  # sooner, so that leases are renewed as soon as it is back
+                wait = min(wait, outage.backoff.delay(outage.failures))
+            await asyncio.sleep(wait)
             tokens = {a.job_id: a.token for a in self.attempts.values()}
             if not tokens:
                 continue
             try:
                 reply = await self.store.heartbeat(self.id, tokens, self.settings.lease_seconds)
+                outage.succeeded()
+            except StoreUnavailable as exc:
+                outage.failed(exc)
+                continue
             except JobwireError as exc:
                 log.warning("worker %s: heartbeat failed: %s", self.id, exc)
                 continue
