@@ -175,9 +175,10 @@ class PrivateRedis:
 
     def _ready(self) -> bool:
         """Answers PING with PONG (not LOADING: the AOF has been read back)."""
-        with contextlib.suppress(OSError), socket.create_connection(
-            ("127.0.0.1", self.port), timeout=1.0
-        ) as sock:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock,
+        ):
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
         return False

@@ -33,7 +33,9 @@ class Service(abc.ABC):
             wait = self.interval
             try:
                 await self.run_once()
-                outage.succeeded()
+                if outage.ongoing:
+                    outage.succeeded()
+                    self.recovered()
             except StoreUnavailable as exc:
                 # Sooner than the interval while the outage is young, never later.
                 wait = min(self.interval, outage.failed(exc))
@@ -42,6 +44,10 @@ class Service(abc.ABC):
             except Exception:
                 log.exception("%s failed", self.name)
             await asyncio.sleep(wait)
+
+    def recovered(self) -> None:
+        """Called when the store is back after ``run_once`` failed for it being away."""
+        return None
 
     def start(self) -> None:
         if self._task is None:

@@ -71,6 +71,7 @@ class Attempt:
         executor: Executor,
         store: Store,
         cancel_grace: float,
+        outage: Outage | None = None,
     ) -> None:
         self.job = claim.job
         self.token = claim.token
@@ -78,6 +79,8 @@ class Attempt:
         self.executor = executor
         self.store = store
         self.cancel_grace = cancel_grace
+        # Shared by a worker's attempts, so an outage is logged once, not once per job.
+        self._outage = outage or Outage(log, f"job {self.job.id}: recording its outcome")
         self.started = time.monotonic()
         self.stop_reason: StopReason | None = None
         self.cancel_requested = False
@@ -185,7 +188,7 @@ class Attempt:
         await self.reporter.drain()
         self.reporter.close()
         job_id, token = self.job.id, self.token
-        outage = Outage(log, f"job {job_id}: recording its outcome")
+        outage = self._outage
         while True:
             try:
                 if isinstance(outcome, Succeeded):

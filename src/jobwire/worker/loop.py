@@ -67,6 +67,7 @@ class Worker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._watchdog = LoopLagWatchdog(settings.loop_lag_warn_seconds, self._async_jobs)
         self.claimed = 0
+        self._recording = Outage(log, f"worker {self.id}: recording outcomes")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -227,7 +228,12 @@ class Worker:
         spec = self.registry[claim.job.job]
         kind = spec.options.executor
         attempt = Attempt(
-            claim, spec, self._executors[kind], self.store, self.settings.cancel_grace_seconds
+            claim,
+            spec,
+            self._executors[kind],
+            self.store,
+            self.settings.cancel_grace_seconds,
+            self._recording,
         )
         self.attempts[claim.job.id] = attempt
         self._running_by_kind[kind] += 1
