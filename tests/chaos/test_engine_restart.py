@@ -39,6 +39,7 @@ ENV = {
     # handed back soon after it returns instead of holding the test.
     "JOBWIRE_LEASE_SECONDS": "5",
 }
+ROUTES = {"submit", "get", "list", "ready", "events"}
 # What a process logs when it hears wake-ups again after an outage.
 LISTENING_AGAIN = r"wake-ups \(.*\): the store is reachable again"
 
@@ -73,8 +74,9 @@ class Answer:
 
 @dataclass
 class Client:
-    """Submits a job every ``every`` seconds and reads it back, lists, and asks for
-    readiness, recording every answer with when it was sent."""
+    """Submits a job every ``every`` seconds and now and then reads one back, lists,
+    asks for readiness and reads a job's events, recording every answer with when it
+    was sent."""
 
     base_url: str
     every: float = 0.05
@@ -105,11 +107,13 @@ class Client:
         self.answers.append(answer)
         return answer
 
-    def submit_one(self, body: dict[str, Any]) -> None:
+    def submit_one(self, body: dict[str, Any]) -> str:
         with httpx.Client(base_url=self.base_url, timeout=ANSWER_WITHIN * 2) as http:
             answer = self._call(http, "submit", "POST", "/jobs", json=body)
         assert answer.status == 202, answer
-        self.accepted.append(answer.body["id"])
+        job_id: str = answer.body["id"]
+        self.accepted.append(job_id)
+        return job_id
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=ANSWER_WITHIN * 2) as http:
@@ -127,9 +131,62 @@ class Client:
                         self._call(http, "get", "GET", f"/jobs/{self.accepted[-1]}")
                         self._call(http, "list", "GET", "/jobs", params={"limit": 5})
                         self._call(http, "ready", "GET", "/jobs/health/ready")
+                        self._call(
+                            http,
+                            "events",
+                            "GET",
+                            f"/jobs/{self.accepted[-1]}/events",
+                            headers={"Accept": "application/json"},
+                        )
                 except httpx.TransportError:
                     pass
                 self.stop.wait(self.every)
+
+
+@dataclass
+class Follower:
+    """Follows one job's SSE stream to its end, resuming with Last-Event-ID if the
+    connection drops; records each event's id and type, and how many connections."""
+
+    base_url: str
+    job_id: str
+    events: list[tuple[int, str]] = field(default_factory=list)
+    connections: int = 0
+    problems: list[str] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        timeout = httpx.Timeout(ANSWER_WITHIN, read=30.0)  # keep-alives come every 15 s
+        with httpx.Client(base_url=self.base_url, timeout=timeout) as http:
+            while not self.done.is_set():
+                headers = {"Accept": "text/event-stream"}
+                if self.events:
+                    headers["Last-Event-ID"] = str(self.events[-1][0])
+                try:
+                    self._stream(http, headers)
+                except httpx.TransportError as exc:
+                    self.problems.append(f"{type(exc).__name__}: {exc}")
+                    self.done.wait(0.5)
+
+    def _stream(self, http: httpx.Client, headers: dict[str, str]) -> None:
+        with http.stream("GET", f"/jobs/{self.job_id}/events", headers=headers) as response:
+            self.connections += 1
+            if response.status_code != 200:
+                self.problems.append(f"answered {response.status_code}")
+                self.done.wait(0.5)
+                return
+            seq, kind = 0, ""
+            for line in response.iter_lines():
+                if line.startswith("id:"):
+                    seq = int(line[3:].strip())
+                elif line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line == "" and kind:
+                    self.events.append((seq, kind))
+                    if kind in ("succeeded", "failed", "cancelled"):
+                        self.done.set()
+                        return
+                    kind = ""
 
 
 def ready(base_url: str) -> bool:
@@ -214,6 +271,12 @@ def test_server_and_worker_ride_out_a_ten_second_engine_outage(
         until(lambda: len(client.accepted) >= 20, 20, "20 jobs accepted before the outage")
         # Due in the middle of the outage: the idle worker's claim loop wakes for it then.
         client.submit_one({"job": "work", "args": {"ms": 5}, "delay": OUTAGE_SECONDS / 3})
+        # Running through the whole outage, with a follower on its event stream.
+        long_job = client.submit_one({"job": "sleeper", "args": {"seconds": OUTAGE_SECONDS + 3}})
+        follower = Follower(base_url, long_job)
+        following = threading.Thread(target=follower.run, name="follower", daemon=True)
+        following.start()
+        until(lambda: follower.events, 20, "the long job's first event on its stream")
         stopping = time.monotonic()
         engine.stop()
         down = time.monotonic()
@@ -249,11 +312,11 @@ def test_server_and_worker_ride_out_a_ten_second_engine_outage(
     for phase, answers in (("before", before), ("after", after)):
         failed = [a for a in answers if a.status == 503]
         assert not failed, f"{phase} the outage: {failed[:5]}\n{report}"
-        assert {a.route for a in answers} == {"submit", "get", "list", "ready"}, phase
+        assert {a.route for a in answers} == ROUTES, phase
 
     # While the engine was away: a prompt 503 that says why, on every route.
     during = [a for a in client.answers if a.sent > down and a.answered < starting]
-    assert {a.route for a in during} == {"submit", "get", "list", "ready"}, report
+    assert {a.route for a in during} == ROUTES, report
     for answer in during:
         assert answer.status == 503, f"{answer}\n{report}"
         assert answer.retry_after is not None and int(answer.retry_after) >= 1, answer
@@ -272,6 +335,14 @@ def test_server_and_worker_ride_out_a_ten_second_engine_outage(
     states, successes = asyncio.run(outcomes(engine.url, accepted))
     assert states == Counter({"succeeded": len(accepted)}), report
     assert set(successes.values()) == {1}, {k: v for k, v in successes.items() if v != 1}
+
+    # The follower of the job that ran through the outage saw it to its end, on the
+    # connection it opened before the outage, every event once and in order.
+    assert follower.done.wait(20), f"{follower}\n{report}"
+    following.join(5)
+    assert [kind for _, kind in follower.events][-1] == "succeeded", follower
+    assert [seq for seq, _ in follower.events] == list(range(1, len(follower.events) + 1))
+    assert follower.connections == 1 and not follower.problems, follower
 
     # Pickup after recovery is as quick as before it: the worker's wake-ups are back
     # (the backstop poll is POLL_SECONDS away).

@@ -33,10 +33,9 @@ class Service(abc.ABC):
             wait = self.interval
             try:
                 await self.run_once()
-                if outage.ongoing:
-                    outage.succeeded()
-                    self.recovered()
+                outage.succeeded()
             except StoreUnavailable as exc:
+                self.interrupted()
                 # Sooner than the interval while the outage is young, never later.
                 wait = min(self.interval, outage.failed(exc))
             except JobwireError as exc:
@@ -45,8 +44,8 @@ class Service(abc.ABC):
                 log.exception("%s failed", self.name)
             await asyncio.sleep(wait)
 
-    def recovered(self) -> None:
-        """Called when the store is back after ``run_once`` failed for it being away."""
+    def interrupted(self) -> None:
+        """Called each time ``run_once`` failed because the store is away."""
         return None
 
     def start(self) -> None:

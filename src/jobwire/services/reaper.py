@@ -26,14 +26,19 @@ class Reaper(Service):
         super().__init__(interval)
         self.store = store
         self.lease = lease
+        self._after_outage = False
         self._hold_until = 0.0
 
-    def recovered(self) -> None:
-        # No worker could renew a lease while the store was away: give them one lease
-        # to do so before reaping, instead of taking jobs from workers that are fine.
-        self._hold_until = time.monotonic() + self.lease
+    def interrupted(self) -> None:
+        self._after_outage = True
 
     async def run_once(self) -> int:
+        if self._after_outage:
+            # No worker could renew a lease while the store was away: once it is back,
+            # give them one lease to do so before taking their jobs away.
+            await self.store.ping()  # raises StoreUnavailable while it is still away
+            self._after_outage = False
+            self._hold_until = time.monotonic() + self.lease
         if time.monotonic() < self._hold_until:
             return 0
         changed = await self.store.reap()
