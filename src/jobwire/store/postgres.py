@@ -133,6 +133,7 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.InternalClientError,  # a connection's protocol state broken by its loss
 )
 # …and everything else the server refuses: mapped to StoreUnavailable with its message.
 _REFUSED: tuple[type[BaseException], ...] = (*_UNREACHABLE, asyncpg.PostgresError)
@@ -598,6 +599,17 @@ async def _keep_session(conn: object) -> None:
     release, and the store never changes a session's state."""
 
 
+async def _roll_back(conn: Connection) -> None:
+    """End a failed operation's transaction. A connection that cannot (lost, or left
+    mid-statement by a cancellation) is closed, so the pool never lends it again."""
+    try:
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.terminate()
+
+
 def _unavailable(exc: BaseException, doing: str) -> StoreUnavailable:
     return StoreUnavailable(f"PostgreSQL {doing} failed: {type(exc).__name__}: {exc}")
 
@@ -837,16 +849,14 @@ class PostgresStore(Store):
         for attempt in itertools.count(1):
             try:
                 async with pool.acquire() as conn:
-                    await conn.execute(self._begin_appending if appends else "BEGIN")
                     try:
+                        await conn.execute(self._begin_appending if appends else "BEGIN")
                         tx = _Tx(self, conn)
                         result = await op(tx)
                         await tx.flush(self._origin)
                         await conn.execute("COMMIT")
                     except BaseException:
-                        if not conn.is_closed():
-                            with contextlib.suppress(Exception):
-                                await conn.execute("ROLLBACK")
+                        await _roll_back(conn)
                         raise
             except _TRY_AGAIN as exc:
                 if attempt >= _RETRIES:
