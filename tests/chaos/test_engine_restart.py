@@ -11,6 +11,7 @@ once, and pickup after the outage comes from wake-ups, not the backstop poll.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections import Counter
@@ -265,6 +266,7 @@ def test_server_and_worker_ride_out_a_ten_second_engine_outage(
     before_latencies = pickup_latencies(base_url, 3)
 
     client = Client(base_url)
+    follower: Follower | None = None
     thread = threading.Thread(target=client.run, name="client", daemon=True)
     thread.start()
     try:
@@ -292,6 +294,8 @@ def test_server_and_worker_ride_out_a_ten_second_engine_outage(
     finally:
         client.stop.set()
         thread.join(ANSWER_WITHIN * 3)
+        if follower is not None and sys.exc_info()[0] is not None:
+            follower.done.set()  # the test failed: stop following too
     after_latencies = pickup_latencies(base_url, 5)
 
     report = (
@@ -338,6 +342,7 @@ def test_server_and_worker_ride_out_a_ten_second_engine_outage(
 
     # The follower of the job that ran through the outage saw it to its end, on the
     # connection it opened before the outage, every event once and in order.
+    assert follower is not None
     assert follower.done.wait(20), f"{follower}\n{report}"
     following.join(5)
     assert [kind for _, kind in follower.events][-1] == "succeeded", follower
