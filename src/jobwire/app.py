@@ -257,7 +257,7 @@ class Jobwire:
 
     async def start_services(self) -> None:
         self._services = [
-            Reaper(self.store, self.settings.reap_every),
+            Reaper(self.store, self.settings.reap_every, self.settings.lease_seconds),
             Pruner(self.store, self.settings.retention_seconds),
         ]
         if self.settings.webhook_secret:

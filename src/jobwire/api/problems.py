@@ -26,6 +26,10 @@ from jobwire.errors import (
     UnknownJobError,
 )
 
+# Seconds a client should wait before trying again while the store is away: short, as
+# the store's own clients reconnect within seconds of it coming back.
+RETRY_AFTER = "1"
+
 
 def not_found(job_id: str) -> HTTPException:
     # Identical for "no such job" and "not yours": an id is never a capability.
@@ -60,7 +64,7 @@ def to_http(exc: JobwireError) -> Exception:
         return HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"the job store is unavailable: {exc}",
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": RETRY_AFTER},
         )
     return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc))
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
-from jobwire.api.problems import from_validation, http_errors, invalid, not_found
+from jobwire.api.problems import RETRY_AFTER, from_validation, http_errors, invalid, not_found
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
 from jobwire.api.stream import add_stream_routes
 from jobwire.app import fingerprint_of
@@ -123,10 +123,16 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         try:
             await jobwire.store.ping()
         except StoreUnavailable as exc:
-            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+            reason = str(exc)
         except Exception as exc:  # an engine error not yet mapped still means "not ready"
-            return JSONResponse({"status": "unavailable", "detail": repr(exc)}, status_code=503)
-        return JSONResponse({"status": "ok"})
+            reason = repr(exc)
+        else:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": "unavailable", "detail": f"the job store is unavailable: {reason}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": RETRY_AFTER},
+        )
 
     add_stream_routes(router, jobwire, owner_param)
 

@@ -27,7 +27,8 @@ from fastapi import (
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from jobwire.api.problems import invalid, not_found
+from jobwire.api.problems import http_errors, invalid, not_found
+from jobwire.errors import StoreUnavailable
 from jobwire.feed.follow import follow, follow_all, follow_all_pages, follow_pages
 from jobwire.ids import is_job_id
 from jobwire.model import Event, EventType
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 # How often a WebSocket stream with nothing to send checks that its client is still there.
 WS_TICK = 1.0
+# A WebSocket opened while the store is away: 1013 "try again later".
+STORE_AWAY = 1013
+STORE_AWAY_REASON = "the job store is unavailable; try again later"
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
@@ -187,7 +191,8 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         if last or after is not None:
             start = _after(last, after)
         else:
-            start = await jobwire.store.last_cursor()
+            with http_errors():
+                start = await jobwire.store.last_cursor()
         release = limiter.acquire(owner)
 
         async def frames() -> AsyncIterator[str]:
@@ -216,7 +221,11 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         if not _origin_allowed(websocket, settings.allowed_origins):
             await websocket.close(code=1008, reason="origin not allowed")
             return
-        start = after if after is not None else await jobwire.store.last_cursor()
+        try:
+            start = after if after is not None else await jobwire.store.last_cursor()
+        except StoreUnavailable:
+            await websocket.close(code=STORE_AWAY, reason=STORE_AWAY_REASON)
+            return
         try:
             release = limiter.acquire(owner)
         except HTTPException:
@@ -252,13 +261,15 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     ) -> Response:
         if not is_job_id(job_id):
             raise not_found(job_id)
-        job = await jobwire.store.get(job_id, owner)
+        with http_errors():
+            job = await jobwire.store.get(job_id, owner)
         if job is None:
             raise not_found(job_id)
         start = _after(request.headers.get("last-event-id"), after)
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/event-stream" not in accept:
-            events = await jobwire.store.events(job_id, start, limit)
+            with http_errors():
+                events = await jobwire.store.events(job_id, start, limit)
             next_after = events[-1].seq if events else start
             return JSONResponse(
                 {
@@ -295,7 +306,11 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         if not _origin_allowed(websocket, settings.allowed_origins):
             await websocket.close(code=1008, reason="origin not allowed")
             return
-        job = await jobwire.store.get(job_id, owner) if is_job_id(job_id) else None
+        try:
+            job = await jobwire.store.get(job_id, owner) if is_job_id(job_id) else None
+        except StoreUnavailable:
+            await websocket.close(code=STORE_AWAY, reason=STORE_AWAY_REASON)
+            return
         if job is None:
             # The same answer for "no such job" and "not yours".
             await websocket.close(code=1008, reason=f"job {job_id} not found")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Collection
 
+from jobwire.errors import StoreUnavailable
 from jobwire.feed.hub import Hub
 from jobwire.model import Event, EventType
+from jobwire.outage import STORE_BACKOFF
 from jobwire.store.base import Store
 
 # A backstop for a missed wake-up (another process's datagram dropped, say): a follower
@@ -22,6 +24,9 @@ from jobwire.store.base import Store
 # idle since the same event, re-read together and share one read.
 RECHECK_SECONDS = 2.0
 PAGE = 500
+# While the store is away a follower stays open (keep-alives go on) and reads again
+# after a backoff, or at once when the store's listener is back (a resync wake-up).
+_AWAY = STORE_BACKOFF
 
 
 def _recheck_at(last_read: float) -> float:
@@ -67,10 +72,17 @@ async def follow_pages(
         since = hub.generation(job_id)
         read = True
         last_read = time.monotonic()
+        failures = 0  # reads in a row that found the store away
         while True:
             if read:
                 last_read = time.monotonic()
-                events = await hub.events(job_id, after, PAGE, since)
+                try:
+                    events = await hub.events(job_id, after, PAGE, since)
+                    job = None if events else await hub.job(job_id, since)
+                    failures = 0
+                except StoreUnavailable:
+                    failures += 1
+            if read and not failures:
                 for i, event in enumerate(events):
                     if event.type.terminal:
                         yield events if i == len(events) - 1 else events[: i + 1]
@@ -81,19 +93,17 @@ async def follow_pages(
                     quiet_since = time.monotonic()
                     if len(events) == PAGE:
                         continue
-                else:
-                    job = await hub.job(job_id, since)
-                    if job is None or (job.terminal and job.last_seq <= after):
-                        return
+                elif job is None or (job.terminal and job.last_seq <= after):
+                    return
             now = time.monotonic()
             recheck_at = _recheck_at(last_read)
-            wait = recheck_at - now
+            wait = _AWAY.delay(failures) if failures else recheck_at - now
             if tick is not None:
                 wait = min(wait, max(0.0, tick - (now - quiet_since)))
             woken = await watch.wait(wait)
             since = hub.generation(job_id)
             now = time.monotonic()
-            read = woken or now >= recheck_at
+            read = woken or now >= recheck_at or (failures > 0 and now - last_read >= wait)
             if tick is not None and now - quiet_since >= tick:
                 yield None
                 quiet_since = time.monotonic()
@@ -133,10 +143,15 @@ async def follow_all_pages(
         since = hub.generation()
         read = True
         last_read = time.monotonic()
+        failures = 0  # reads in a row that found the store away
         while True:
             if read:
                 last_read = time.monotonic()
-                events = await hub.feed(after, owner, PAGE, since)
+                try:
+                    events = await hub.feed(after, owner, PAGE, since)
+                    failures = 0
+                except StoreUnavailable:
+                    events, failures = [], failures + 1
                 if events:
                     after = events[-1].cursor
                     page = events if types is None else [e for e in events if e.type in types]
@@ -147,13 +162,13 @@ async def follow_all_pages(
                         continue
             now = time.monotonic()
             recheck_at = _recheck_at(last_read)
-            wait = recheck_at - now
+            wait = _AWAY.delay(failures) if failures else recheck_at - now
             if tick is not None:
                 wait = min(wait, max(0.0, tick - (now - quiet_since)))
             woken = await watch.wait(wait)
             since = hub.generation()
             now = time.monotonic()
-            read = woken or now >= recheck_at
+            read = woken or now >= recheck_at or (failures > 0 and now - last_read >= wait)
             if tick is not None and now - quiet_since >= tick:
                 yield None
                 quiet_since = time.monotonic()

@@ -141,8 +141,19 @@ class Hub:
             elif notice.kind is NoticeKind.CANCEL:
                 for callback in list(self._cancel_callbacks):
                     callback(notice.key)
+            elif notice.kind is NoticeKind.RESYNC:
+                self._wake_every_watch()
         if notices:
             for watch in self._everything:
+                watch.wake()
+
+    def _wake_every_watch(self) -> None:
+        for job_id, watchers in self._jobs.items():
+            self._job_generations[job_id] = self._all_generation
+            for watch in watchers:
+                watch.wake()
+        for watchers in self._queues.values():
+            for watch in watchers:
                 watch.wake()
 
     # -- shared reads ----------------------------------------------------------------------

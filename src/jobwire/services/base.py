@@ -1,4 +1,5 @@
-"""A maintenance duty: ``run_once()`` does it once (tests call it), ``run()`` repeats it."""
+"""A maintenance duty: ``run_once()`` does it once (tests call it), ``run()`` repeats it,
+and lives through the store being away (backing off, logging the outage once)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 import contextlib
 import logging
 
-from jobwire.errors import JobwireError
+from jobwire.errors import JobwireError, StoreUnavailable
+from jobwire.outage import Outage
 
 log = logging.getLogger("jobwire.services")
 
@@ -26,14 +28,25 @@ class Service(abc.ABC):
         """Do the duty once; return how many jobs it touched."""
 
     async def run(self) -> None:
+        outage = Outage(log, self.name)
         while True:
+            wait = self.interval
             try:
                 await self.run_once()
+                outage.succeeded()
+            except StoreUnavailable as exc:
+                self.interrupted()
+                # Sooner than the interval while the outage is young, never later.
+                wait = min(self.interval, outage.failed(exc))
             except JobwireError as exc:
                 log.warning("%s: %s", self.name, exc)
             except Exception:
                 log.exception("%s failed", self.name)
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(wait)
+
+    def interrupted(self) -> None:
+        """Called each time ``run_once`` failed because the store is away."""
+        return None
 
     def start(self) -> None:
         if self._task is None:

@@ -82,6 +82,9 @@ class NoticeKind(StrEnum):
     JOB = "job"  # key = job id: the job's record or log changed
     CANCEL = "cancel"  # key = job id: cancellation requested for a running job
     WEBHOOKS = "webhooks"  # key = job id: the job has new webhook deliveries to send
+    # key = "": wake-ups may have been missed (the store's listening connection was
+    # lost and is back): every waiter looks at the store again.
+    RESYNC = "resync"
 
 
 class Notice(NamedTuple):

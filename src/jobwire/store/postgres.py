@@ -76,6 +76,8 @@ from jobwire.errors import (
 )
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
+from jobwire.outage import Outage
+from jobwire.retry import Backoff
 from jobwire.store import queries
 from jobwire.store.base import (
     Claim,
@@ -128,6 +130,7 @@ _PAYLOAD_LIMIT = 7900  # NOTIFY payloads must stay under 8000 bytes
 _PRUNE_BATCH = 1000
 _RETRIES = 5  # for serialization failures and deadlocks, which only ask to try again
 _CLOSE_TIMEOUT = 10.0
+_LISTEN_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
 
 # Errors that mean the database cannot be reached (or the connection was lost).
 _UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -137,6 +140,7 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.InternalClientError,  # a connection's protocol state broken by its loss
 )
 # …and everything else the server refuses: mapped to StoreUnavailable with its message.
 _REFUSED: tuple[type[BaseException], ...] = (*_UNREACHABLE, asyncpg.PostgresError)
@@ -322,13 +326,15 @@ class _Listener:
         connect: Callable[[], Awaitable[asyncpg.Connection[Any]]],
         channel: str,
         on_payload: Callable[[str], None],
+        on_back: Callable[[], None],
         *,
         check_every: float = 10.0,
-        backoff: tuple[float, float] = (0.05, 5.0),
+        backoff: Backoff = _LISTEN_BACKOFF,
     ) -> None:
         self._connect = connect
         self._channel = channel
         self._on_payload = on_payload
+        self._on_back = on_back
         self._check_every = check_every
         self._backoff = backoff
         self._task: asyncio.Task[None] | None = None
@@ -364,7 +370,7 @@ class _Listener:
             return self.generation
 
     async def _run(self) -> None:
-        delay = self._backoff[0]
+        outage = Outage(log, "PostgreSQL wake-ups (LISTEN)", self._backoff)
         while True:
             conn: asyncpg.Connection[Any] | None = None
             try:
@@ -373,20 +379,23 @@ class _Listener:
                 conn.add_termination_listener(_setter(lost))
                 await conn.add_listener(self._channel, self._heard)
                 await self._up(conn)
-                delay = self._backoff[0]
+                outage.succeeded()
+                if self.generation > 1:
+                    # Whatever was notified while it was down went unheard.
+                    self._on_back()
                 await self._watch(conn, lost)
                 log.warning("the LISTEN connection to PostgreSQL was lost; reconnecting")
+                delay = self._backoff.delay(1)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.last_error = exc
-                log.warning("cannot LISTEN on PostgreSQL (%s); retrying in %.2f s", exc, delay)
+                delay = outage.failed(exc)
             finally:
                 self.connection = None
                 if conn is not None:
                     conn.terminate()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self._backoff[1])
+            await asyncio.sleep(delay)
 
     async def _up(self, conn: asyncpg.Connection[Any]) -> None:
         async with self._changed:
@@ -411,6 +420,23 @@ class _Listener:
 
     def _heard(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._on_payload(str(payload))
+
+
+class _OneLinePerReconnect(logging.Filter):
+    """asyncpg's pool, when it cannot reconnect its minimum connections, logs a full
+    traceback at every try (after 1, 2, 4… s) while the server is down. The store logs
+    the outage itself; each of those tries becomes one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Failed to restore the pool"):
+            exc = record.exc_info[1]
+            record.msg = f"{record.msg}: {type(exc).__name__}: {exc}"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLinePerReconnect())
 
 
 # -- one operation's transaction --------------------------------------------------------
@@ -580,6 +606,17 @@ async def _keep_session(conn: object) -> None:
     release, and the store never changes a session's state."""
 
 
+async def _roll_back(conn: Connection) -> None:
+    """End a failed operation's transaction. A connection that cannot (lost, or left
+    mid-statement by a cancellation) is closed, so the pool never lends it again."""
+    try:
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.terminate()
+
+
 def _unavailable(exc: BaseException, doing: str) -> StoreUnavailable:
     return StoreUnavailable(f"PostgreSQL {doing} failed: {type(exc).__name__}: {exc}")
 
@@ -695,6 +732,7 @@ class PostgresStore(Store):
                     self._listen_connection,
                     self.channel,
                     self._heard,
+                    self._resync,
                     check_every=self._listen_check_every,
                 )
                 await listener.start(self.connect_timeout)
@@ -792,6 +830,9 @@ class PostgresStore(Store):
         if origin != self._origin:  # our own were delivered when we committed them
             self._notify(notices)
 
+    def _resync(self) -> None:
+        self._notify([Notice(NoticeKind.RESYNC, "")])
+
     @property
     def listener_pid(self) -> int | None:
         """The server process id of the LISTEN connection, while it is up."""
@@ -828,18 +869,14 @@ class PostgresStore(Store):
         for attempt in itertools.count(1):
             try:
                 async with pool.acquire() as conn:
-                    await conn.execute(self._begin_appending if appends else "BEGIN")
                     try:
+                        await conn.execute(self._begin_appending if appends else "BEGIN")
                         tx = _Tx(self, conn)
                         result = await op(tx)
                         await tx.flush(self._origin)
                         await conn.execute("COMMIT")
                     except BaseException:
-                        # A connection the server ended is already back in the pool,
-                        # and asking it anything would hide why the write failed.
-                        with contextlib.suppress(Exception):
-                            if not conn.is_closed():
-                                await conn.execute("ROLLBACK")
+                        await _roll_back(conn)
                         raise
             except _TRY_AGAIN as exc:
                 if attempt >= _RETRIES:

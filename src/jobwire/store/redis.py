@@ -89,7 +89,6 @@ import builtins
 import contextlib
 import json
 import logging
-import random
 import re
 import time
 import uuid
@@ -118,6 +117,8 @@ from jobwire.errors import (
 )
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
+from jobwire.outage import Outage
+from jobwire.retry import Backoff
 from jobwire.store.base import (
     Claim,
     Delivery,
@@ -144,8 +145,7 @@ DEFAULT_PREFIX = "jobwire:"
 _REAP_BATCH = 500  # expired leases per reap, as in the SQLite store
 _PRUNE_BATCH = 1000  # jobs deleted per script; prune() loops until fewer are left
 _LIST_BUDGET = 1000  # ids one list script looks at before handing back to Python
-_BACKOFF_FIRST = 0.05
-_BACKOFF_MAX = 5.0
+_SUBSCRIBE_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
 
 _checked: set[str] = set()  # servers whose persistence was looked at, once per process
 _HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -766,7 +766,7 @@ class RedisStore(Store):
 
     async def _listen(self, pubsub: PubSub | None) -> None:
         """Deliver wake-ups until cancelled, reconnecting with backoff when dropped."""
-        delay = _BACKOFF_FIRST
+        outage = Outage(log, "redis wake-ups (pub/sub)", _SUBSCRIBE_BACKOFF)
         try:
             while True:
                 try:
@@ -774,22 +774,25 @@ class RedisStore(Store):
                         client = self._subscriber_client
                         assert client is not None
                         pubsub = await self._subscribe(client)
+                        outage.succeeded()
                         log.info("redis wake-up subscription restored")
-                        delay = _BACKOFF_FIRST
+                        # Whatever was published while it was down went unheard.
+                        self._notify([Notice(NoticeKind.RESYNC, "")])
                     await self._pump(pubsub)
                 except Exception as exc:  # lost, or broken: either way, start afresh
-                    log.warning(
-                        "redis wake-up subscription lost (%s: %s); reconnecting in %.2f s",
-                        type(exc).__name__,
-                        exc,
-                        delay,
-                    )
                     if pubsub is not None:
+                        log.warning(
+                            "redis wake-up subscription lost (%s: %s); reconnecting",
+                            type(exc).__name__,
+                            exc,
+                        )
                         with contextlib.suppress(Exception):
                             await pubsub.aclose()  # type: ignore[no-untyped-call]
                         pubsub = None
-                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                    delay = min(delay * 2, _BACKOFF_MAX)
+                        delay = outage.backoff.delay(1)
+                    else:
+                        delay = outage.failed(exc)
+                    await asyncio.sleep(delay)
         finally:
             if pubsub is not None:
                 with contextlib.suppress(Exception):

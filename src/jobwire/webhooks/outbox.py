@@ -41,7 +41,8 @@ from datetime import UTC
 
 import httpx
 
-from jobwire.errors import JobwireError, StaleClaim
+from jobwire.errors import JobwireError, StaleClaim, StoreUnavailable
+from jobwire.outage import Outage
 from jobwire.retry import Backoff
 from jobwire.services.base import Service
 from jobwire.settings import Settings
@@ -61,6 +62,7 @@ USER_AGENT = "jobwire-webhooks/1"
 BACKOFF_FACTOR = 3.0
 _SNIPPET_BYTES = 256  # of a failed answer's body, kept in last_error
 _HISTORY = 1000
+_WAKES_SENDER = (NoticeKind.WEBHOOKS, NoticeKind.RESYNC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,15 +180,20 @@ class Outbox(Service):
         await self.aclose()
 
     def _on_notices(self, notices: Sequence[Notice]) -> None:
-        if any(notice.kind is NoticeKind.WEBHOOKS for notice in notices):
+        if any(notice.kind in _WAKES_SENDER for notice in notices):
             self._wake.set()
 
     async def run(self) -> None:
+        outage = Outage(log, f"webhook {self.name}")
         while not self._stopping:
             self._wake.clear()
             claimed = 0
             try:
                 claimed = await self.run_once()
+                outage.succeeded()
+            except StoreUnavailable as exc:
+                await self._idle(outage.failed(exc))
+                continue
             except JobwireError as exc:
                 log.warning("%s: %s", self.name, exc)
             except Exception:
@@ -196,10 +203,10 @@ class Outbox(Service):
             if claimed < self.batch:  # a full batch: more may be due at once
                 await self._idle()
 
-    async def _idle(self) -> None:
-        wait = self.interval
+    async def _idle(self, backoff: float | None = None) -> None:
+        wait = self.interval if backoff is None else backoff
         with contextlib.suppress(JobwireError):
-            due = await self.store.next_delivery_at()
+            due = None if backoff is not None else await self.store.next_delivery_at()
             if due is not None:
                 wait = min(wait, max(0.01, due - time.time()))
         with contextlib.suppress(TimeoutError):

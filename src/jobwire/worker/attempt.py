@@ -15,6 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
+from jobwire.outage import Outage
 from jobwire.store.base import Claim, Store
 from jobwire.worker.call import Call, JobRaised, describe
 from jobwire.worker.reporter import Reporter
@@ -70,6 +71,7 @@ class Attempt:
         executor: Executor,
         store: Store,
         cancel_grace: float,
+        outage: Outage | None = None,
     ) -> None:
         self.job = claim.job
         self.token = claim.token
@@ -77,6 +79,8 @@ class Attempt:
         self.executor = executor
         self.store = store
         self.cancel_grace = cancel_grace
+        # Shared by a worker's attempts, so an outage is logged once, not once per job.
+        self._outage = outage or Outage(log, f"job {self.job.id}: recording its outcome")
         self.started = time.monotonic()
         self.stop_reason: StopReason | None = None
         self.cancel_requested = False
@@ -193,7 +197,7 @@ class Attempt:
         await self.reporter.drain()
         self.reporter.close()
         job_id, token = self.job.id, self.token
-        delay = 0.05
+        outage = self._outage
         while True:
             try:
                 if isinstance(outcome, Succeeded):
@@ -204,6 +208,7 @@ class Attempt:
                     await self.store.mark_cancelled(job_id, token)
                 elif isinstance(outcome, Released):
                     await self.store.release(job_id, token)
+                outage.succeeded()
                 return
             except StaleClaim:
                 log.warning("job %s: late write refused (another attempt owns it)", job_id)
@@ -214,9 +219,7 @@ class Attempt:
                 if time.monotonic() - self.started > 3600:
                     log.error("job %s: outcome lost, store unavailable: %s", job_id, exc)
                     return
-                log.warning("job %s: store unavailable, retrying write: %s", job_id, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(outage.failed(exc))
             except JobwireError as exc:
                 log.warning("job %s: outcome not recorded: %s", job_id, exc)
                 return

@@ -3,7 +3,8 @@
 It claims only as many jobs of each executor kind as that executor has free slots, so
 a claimed job never waits behind others in this process while another worker idles.
 It sleeps until a wake-up (new work, a freed slot, the next delayed job falling due,
-stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost.
+stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost. When the
+store is away it backs off (capped, jittered) and carries on when it is back.
 
 A lease is only as good as the last heartbeat the store answered. A worker cut off
 from the store (a dead link, a half-open connection: a heartbeat that never returns)
@@ -28,6 +29,7 @@ from jobwire.errors import JobwireError, StoreUnavailable
 from jobwire.feed.hub import Hub, Watch
 from jobwire.ids import new_token
 from jobwire.jobs import EXECUTORS, Executor
+from jobwire.outage import STORE_BACKOFF, Outage
 from jobwire.settings import Settings
 from jobwire.store.base import Claim, Store
 from jobwire.worker.attempt import Attempt, StopReason
@@ -75,6 +77,8 @@ class Worker:
         self._renewed: dict[str, float] = {}
         self._watchdog = LoopLagWatchdog(settings.loop_lag_warn_seconds, self._async_jobs)
         self.claimed = 0
+        self._recording = Outage(log, f"worker {self.id}: recording outcomes")
+        self._beat_outage = Outage(log, f"worker {self.id} heartbeat")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -149,14 +153,23 @@ class Worker:
         return [n for n, s in self.registry.items() if s.options.executor == kind]
 
     async def _claim_loop(self) -> None:
+        outage = Outage(log, f"worker {self.id}")
         with self.hub.watch_queues(self.queues) as wake, self.hub.on_cancel(self._on_cancel):
             self._wake = wake
             while not self._stopping.is_set():
                 try:
                     filled, more = await self._claim_round()
+                    idle = None if filled or more else await self._idle_wait()
+                    outage.succeeded()
                 except StoreUnavailable as exc:
-                    log.warning("worker %s: store unavailable: %s", self.id, exc)
-                    await wake.wait(min(self.settings.poll_seconds, 1.0))
+                    # Back off, but a wake-up (the store's listener is back, new work)
+                    # ends the wait early: work resumes as soon as the store does.
+                    await wake.wait(outage.failed(exc))
+                    continue
+                except Exception:
+                    # A bug must not leave a worker that looks alive but claims nothing.
+                    log.exception("worker %s: claiming failed", self.id)
+                    await wake.wait(min(self.settings.poll_seconds, STORE_BACKOFF.cap))
                     continue
                 if self._stopping.is_set():
                     break
@@ -169,27 +182,33 @@ class Worker:
                     # already; yield once to let finished jobs free their slots.
                     await asyncio.sleep(0)
                     continue
-                await wake.wait(await self._idle_wait())
+                await wake.wait(idle)
 
     async def _claim_round(self) -> tuple[bool, bool]:
         """Claim for every executor with free slots.
 
-        Returns (all slots busy now, some claim got every job it asked for).
+        Returns (all slots busy now, some claim got every job it asked for). When a
+        claim fails, the jobs the others got are still run, then its error is raised.
         """
         wanted = {k: self._free(k) for k in self._executors}
         kinds = [k for k, free in wanted.items() if free > 0]
         if not kinds:
             return True, False
         asked = time.monotonic()  # a lease granted by this claim runs from no earlier
-        results = await asyncio.gather(
+        answers = await asyncio.gather(
             *(
                 self.store.claim(
                     self.id, self.queues, self._names(k), wanted[k], self.settings.lease_seconds
                 )
                 for k in kinds
-            )
+            ),
+            return_exceptions=True,
         )
-        claimed = [claim for claims in results for claim in claims]
+        got = {
+            k: a for k, a in zip(kinds, answers, strict=True) if not isinstance(a, BaseException)
+        }
+        failure = next((a for a in answers if isinstance(a, BaseException)), None)
+        claimed = [claim for claims in got.values() for claim in claims]
         if self._stopping.is_set():
             # A stop came while the claim was in flight: what it took goes straight back,
             # so nothing is claimed by this worker after it was told to stop.
@@ -197,7 +216,9 @@ class Worker:
             return False, False
         for claim in claimed:
             self._launch(claim, asked)
-        more = any(len(claims) == wanted[k] for k, claims in zip(kinds, results, strict=True))
+        if failure is not None:
+            raise failure
+        more = any(len(claims) == wanted[k] for k, claims in got.items())
         return all(self._free(k) <= 0 for k in self._executors), more
 
     async def _hand_back(self, claim: Claim) -> None:
@@ -220,7 +241,12 @@ class Worker:
         spec = self.registry[claim.job.job]
         kind = spec.options.executor
         attempt = Attempt(
-            claim, spec, self._executors[kind], self.store, self.settings.cancel_grace_seconds
+            claim,
+            spec,
+            self._executors[kind],
+            self.store,
+            self.settings.cancel_grace_seconds,
+            self._recording,
         )
         self.attempts[claim.job.id] = attempt
         self._renewed[claim.job.id] = asked
@@ -262,7 +288,12 @@ class Worker:
             now = time.monotonic()
             self._stop_expired(now)
             if now >= next_beat:
-                next_beat = now + every
+                outage = self._beat_outage
+                # Sooner while the store is away, so leases are renewed once it is back.
+                wait = (
+                    min(every, outage.backoff.delay(outage.failures)) if outage.ongoing else every
+                )
+                next_beat = now + wait
                 if self._beat is None or self._beat.done():
                     self._beat = asyncio.get_running_loop().create_task(
                         self._heartbeat_once(), name="jobwire-heartbeat-call"
@@ -277,6 +308,10 @@ class Worker:
         sent = time.monotonic()
         try:
             reply = await self.store.heartbeat(self.id, tokens, self.settings.lease_seconds)
+            self._beat_outage.succeeded()
+        except StoreUnavailable as exc:
+            self._beat_outage.failed(exc)
+            return
         except JobwireError as exc:
             log.warning("worker %s: heartbeat failed: %s", self.id, exc)
             return
