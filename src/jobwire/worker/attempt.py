@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ class Attempt:
     ) -> None:
         self.job = claim.job
         self.token = claim.token
+        self.code_ended: Callable[[], None] | None = None
         self.spec = spec
         self.executor = executor
         self.store = store
@@ -126,6 +128,10 @@ class Attempt:
         self._task = asyncio.current_task()
         outcome = await self._perform()
         outcome = self._settle(outcome)
+        if self.code_ended is not None:
+            # The job's code is done: its slot can take the next job while this outcome
+            # is written, so claiming more overlaps with the write instead of waiting.
+            self.code_ended()
         # Not shielded: the store's writer commits a queued write even if this task is
         # cancelled while awaiting it.
         await self._record(outcome)

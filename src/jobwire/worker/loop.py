@@ -258,17 +258,25 @@ class Worker:
         self._tasks.add(task)
         if claim.job.cancel_requested:
             attempt.request_cancel()
+        holds_slot = True
+
+        def free_slot() -> None:
+            nonlocal holds_slot
+            if holds_slot:
+                holds_slot = False
+                self._running_by_kind[kind] -= 1
+                if self._wake is not None:
+                    self._wake.wake()
 
         def done(t: asyncio.Task[Any]) -> None:
             self._tasks.discard(t)
             self.attempts.pop(claim.job.id, None)
             self._renewed.pop(claim.job.id, None)
-            self._running_by_kind[kind] -= 1
             if not t.cancelled() and t.exception() is not None:
                 log.error("job %s: attempt crashed", claim.job.id, exc_info=t.exception())
-            if self._wake is not None:
-                self._wake.wake()
+            free_slot()
 
+        attempt.code_ended = free_slot
         task.add_done_callback(done)
 
     # -- leases and cancellation ---------------------------------------------------------
