@@ -1,0 +1,145 @@
+"""Wake-ups are hints: a worker whose wake-up connection is killed every five seconds
+(``pg_terminate_backend`` of its ``LISTEN`` connection, ``CLIENT KILL`` of its pub/sub
+connection) while jobs arrive at 200 a second loses none of them, and picks them up
+almost as fast as when nothing is wrong.
+
+Pickup is measured by the jobs themselves: each is submitted with the submitter's
+clock and returns the seconds from then to its own first statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+
+from jobwire import Jobwire
+from tests.chaos.conftest import Chaos
+from tests.chaos.engines import SERVER_ENGINES, StoreLedger
+from tests.chaos.fleet_app import jobs as fleet_jobs
+from tests.chaos.harness import WORKER_STARTED, Ev, until
+
+RATE = 200  # jobs a second
+HEALTHY_JOBS = 1_000  # 5 s with nothing wrong
+FAULTED_JOBS = 10_000  # 50 s…
+CUT_EVERY = 5.0  # …with the wake-up connection killed every 5 s
+TARGET = "tests.chaos.fleet_app:jobs"
+# The default backstop poll, not the chaos suite's shorter one.
+ENV = {"JOBWIRE_POLL_SECONDS": "2"}
+# What the worker logs when its wake-up connection goes (PostgreSQL, Redis).
+LOST = r"LISTEN connection to PostgreSQL was lost|wake-up subscription lost"
+
+
+@dataclass
+class Phase:
+    name: str
+    ids: list[str] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)  # connections killed at each cut
+    lag: float = 0.0  # how far behind its schedule the submitter fell at worst
+
+
+async def submit(url: str, phase: Phase, jobs: int, cut: object = None) -> None:
+    """Submit ``jobs`` at RATE a second on a fixed schedule, each without waiting for the
+    ones before; every CUT_EVERY seconds (from the start) call ``cut`` in a thread and
+    keep what it answers."""
+    spec = fleet_jobs.spec("pickup")
+    async with Jobwire(url, embedded_workers=False) as client:
+
+        async def one() -> str:
+            handle = await client.enqueue(spec, {"sent": time.time()})
+            return handle.id
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        submits: list[asyncio.Task[str]] = []
+        cuts: list[asyncio.Task[int]] = []
+        next_cut = start
+        for i in range(jobs):
+            due = start + i / RATE
+            if callable(cut) and due >= next_cut:
+                cuts.append(asyncio.create_task(asyncio.to_thread(cut)))
+                next_cut += CUT_EVERY
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                phase.lag = max(phase.lag, -delay)
+            submits.append(asyncio.create_task(one()))
+        phase.ids = list(await asyncio.gather(*submits))
+        phase.cuts = list(await asyncio.gather(*cuts))
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("chaos", SERVER_ENGINES, indirect=True)
+def test_jobs_arriving_while_the_wake_up_connection_is_killed_every_5_s_are_all_picked_up_fast(
+    chaos: Chaos,
+) -> None:
+    began = time.monotonic()
+    worker = chaos.procs.cli_worker("worker", TARGET, **ENV)
+    worker.wait_for(WORKER_STARTED, timeout=30)
+    ledger = chaos.ledger
+    assert isinstance(ledger, StoreLedger)
+
+    healthy, faulted = Phase("healthy"), Phase("faulted")
+    asyncio.run(submit(chaos.url, healthy, HEALTHY_JOBS))
+    asyncio.run(
+        submit(chaos.url, faulted, FAULTED_JOBS, lambda: chaos.engine.cut_wake_ups(worker.pid))
+    )
+
+    events: list[Ev] = []
+    cursor = 0
+    submitted = set(healthy.ids) | set(faulted.ids)
+
+    def all_done() -> bool:
+        nonlocal cursor
+        new, cursor = ledger.feed(cursor)
+        events.extend(new)
+        done = {e.job_id for e in events if e.type == "succeeded"}
+        return done >= submitted
+
+    until(all_done, 60, "every job to succeed", every=0.5)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output_tail()
+    new, cursor = ledger.feed(cursor)
+    events.extend(new)
+
+    outcomes = Counter((e.job_id, e.type) for e in events if e.type in ("succeeded", "failed"))
+    lost = [job_id for job_id in submitted if outcomes[(job_id, "succeeded")] != 1]
+    unexpected = {e.job_id for e in events} - submitted
+    pickup = {e.job_id: e.data["result"] for e in events if e.type == "succeeded"}
+    figures = {}
+    for phase in (healthy, faulted):
+        seconds = [pickup[job_id] for job_id in phase.ids]
+        figures[phase.name] = (percentile(seconds, 0.5), percentile(seconds, 0.99), max(seconds))
+    lost_connections = len(re.findall(LOST, worker.output))
+
+    print(
+        f"\n[{chaos.engine.name}] {len(submitted)} jobs at {RATE}/s; pickup "
+        + "; ".join(
+            f"{name} p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms max {top * 1000:.0f} ms"
+            for name, (p50, p99, top) in figures.items()
+        )
+        + f"; connections killed {faulted.cuts}, worker logged {lost_connections} losses; "
+        f"submitter behind by {max(healthy.lag, faulted.lag) * 1000:.0f} ms at worst; "
+        f"lost {len(lost)}, unexpected {len(unexpected)}; test {time.monotonic() - began:.1f} s"
+    )
+    assert lost == []
+    assert unexpected == set()
+    # Each cut found the worker listening again: killed the connection made after the last.
+    assert faulted.cuts == [1] * len(faulted.cuts) and len(faulted.cuts) == 10
+    assert lost_connections >= len(faulted.cuts)
+    healthy_p50 = figures["healthy"][0]
+    faulted_p99 = figures["faulted"][1]
+    assert healthy_p50 < 0.050
+    assert faulted_p99 < 2.0
