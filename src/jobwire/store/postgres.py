@@ -15,6 +15,10 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   in one statement: concurrent claimers, in any number of processes, take different
   jobs and never wait on each other. "Accepted" means committed, as durable as the
   server's ``synchronous_commit`` and replication make a commit.
+- **A frozen client lets go.** The store's connections end any transaction left idle
+  for ``idle_in_transaction_timeout`` seconds (10 by default; the server's
+  ``idle_in_transaction_session_timeout``), so a worker frozen in the middle of a write
+  cannot keep its jobs from being reclaimed; its late writes are refused like any other.
 - **The database's clock.** Created, due, lease and event times are read from the
   server in the transaction that uses them, so machines whose clocks drift still agree
   on which jobs are due and which leases ran out.
@@ -582,8 +586,10 @@ class PostgresStore(Store):
 
     ``dsn``: a ``postgresql://`` URL as asyncpg takes it. ``schema``: where the
     ``jobwire_*`` tables live (created if missing). ``min_size``/``max_size``: the
-    pool's bounds. Other keyword arguments go to ``asyncpg.create_pool`` and
-    ``asyncpg.connect`` (``ssl=``, ``command_timeout=``…).
+    pool's bounds. ``idle_in_transaction_timeout``: seconds after which the server ends
+    a transaction of the store's that its client left idle (a frozen process). Other
+    keyword arguments go to ``asyncpg.create_pool`` and ``asyncpg.connect`` (``ssl=``,
+    ``command_timeout=``…).
     """
 
     def __init__(
@@ -595,6 +601,7 @@ class PostgresStore(Store):
         max_size: int = 10,
         connect_timeout: float = 10.0,
         listen_check_every: float = 10.0,
+        idle_in_transaction_timeout: float = 10.0,
         **connect_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -610,6 +617,12 @@ class PostgresStore(Store):
         self.max_size = max_size
         self.connect_timeout = connect_timeout
         self._listen_check_every = listen_check_every
+        if not idle_in_transaction_timeout > 0:
+            raise ConfigError(
+                "postgres idle_in_transaction_timeout: expected a positive number of seconds, "
+                f"got {idle_in_transaction_timeout!r}"
+            )
+        self.idle_in_transaction_timeout = idle_in_transaction_timeout
         self._connect_kwargs = connect_kwargs
         quoted = _quote_ident(schema)
         self._sql = {name: text.replace("{schema}", quoted) for name, text in SQL.items()}
@@ -655,6 +668,14 @@ class PostgresStore(Store):
             settings = dict(kwargs.pop("server_settings", None) or {})
             if "application_name" not in self.dsn:
                 settings.setdefault("application_name", "jobwire")
+            # A store's transaction never waits for anything but the server: one left idle
+            # is a client frozen mid-write (SIGSTOP, a VM pause, a cut link). Its row locks
+            # would keep reapers (SKIP LOCKED) from reclaiming its jobs, and its feed
+            # announcement would hold every feed reader back, for as long as it stays frozen.
+            settings.setdefault(
+                "idle_in_transaction_session_timeout",
+                str(max(1, round(self.idle_in_transaction_timeout * 1000))),
+            )
             try:
                 pool = await asyncpg.create_pool(
                     self.dsn,
