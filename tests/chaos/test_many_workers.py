@@ -150,7 +150,7 @@ def test_four_workers_drain_20000_jobs_exactly_once_while_one_is_killed_every_tw
         f"({JOBS / drained_in:.0f} jobs/s), test {time.monotonic() - began:.1f} s; "
         f"lost {len(lost)}, completed twice {len(twice)}, attempts run twice "
         f"{len(attempt_run_twice)}, unexpected {len(unexpected_jobs | unexpected_effects)}; "
-        f"{len(lease_expired)} jobs taken back from killed workers, {ran_again} ran again"
+        f"{len(lease_expired)} jobs taken back when a lease ran out, {ran_again} ran again"
     )
     assert lost == []
     assert twice == []
@@ -160,7 +160,7 @@ def test_four_workers_drain_20000_jobs_exactly_once_while_one_is_killed_every_tw
     assert attempt_run_twice == []
     assert completed_without_end == []
     assert states == Counter({"succeeded": JOBS})
-    # The chaos really happened: workers died holding jobs, which other workers reran.
+    # The chaos really happened: workers died holding jobs, which other workers took back.
     assert len(fleet.killed) >= 3
     assert lease_expired, "no killed worker held a job"
     assert all(completed_by[job_id] > 1 for job_id in lease_expired)

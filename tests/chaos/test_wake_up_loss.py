@@ -123,6 +123,13 @@ def test_jobs_arriving_while_the_wake_up_connection_is_killed_every_5_s_are_all_
         seconds = [pickup[job_id] for job_id in phase.ids]
         figures[phase.name] = (percentile(seconds, 0.5), percentile(seconds, 0.99), max(seconds))
     lost_connections = len(re.findall(LOST, worker.output))
+    # The slowest pickup of each 5 s of the faulted phase: a listener that recovers late
+    # shows as one slow window, a worker that cannot keep up as a rising series.
+    window = int(CUT_EVERY * RATE)
+    worst = [
+        max(pickup[job_id] for job_id in faulted.ids[i : i + window])
+        for i in range(0, len(faulted.ids), window)
+    ]
 
     print(
         f"\n[{chaos.engine.name}] {len(submitted)} jobs at {RATE}/s; pickup "
@@ -130,6 +137,7 @@ def test_jobs_arriving_while_the_wake_up_connection_is_killed_every_5_s_are_all_
             f"{name} p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms max {top * 1000:.0f} ms"
             for name, (p50, p99, top) in figures.items()
         )
+        + f"; slowest per 5 s while faulted (ms) {[round(w * 1000) for w in worst]}"
         + f"; connections killed {faulted.cuts}, worker logged {lost_connections} losses; "
         f"submitter behind by {max(healthy.lag, faulted.lag) * 1000:.0f} ms at worst; "
         f"lost {len(lost)}, unexpected {len(unexpected)}; test {time.monotonic() - began:.1f} s"
