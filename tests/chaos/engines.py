@@ -82,7 +82,7 @@ class StoreLedger:
                 page = await self.store.feed(after, limit=_PAGE)
             else:
                 page = await self.store.events(job_id, after, limit=_PAGE)
-            events.extend(Ev(e.job_id, e.seq, e.type.value, e.data) for e in page)
+            events.extend(Ev(e.job_id, e.seq, e.type.value, e.data, e.at) for e in page)
             if len(page) < _PAGE:
                 return sorted(events, key=lambda e: (e.job_id, e.seq))
             after = page[-1].cursor if job_id is None else page[-1].seq
@@ -94,7 +94,7 @@ class StoreLedger:
             events, cursor = [], after
             while True:
                 page = await self.store.feed(cursor, limit=_PAGE)
-                events.extend(Ev(e.job_id, e.seq, e.type.value, e.data) for e in page)
+                events.extend(Ev(e.job_id, e.seq, e.type.value, e.data, e.at) for e in page)
                 if page:
                     cursor = page[-1].cursor
                 if len(page) < _PAGE:

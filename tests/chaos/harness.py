@@ -224,6 +224,7 @@ class Ev:
     seq: int
     type: str
     data: dict[str, Any]
+    at: float  # the store's clock when it was appended
 
 
 class Ledger:
@@ -268,14 +269,14 @@ class Ledger:
     def events(self, job_id: str | None = None) -> list[Ev]:
         if not self.db.exists():
             return []
-        sql = "SELECT job_id, seq, type, data FROM events"
+        sql = "SELECT job_id, seq, type, data, at FROM events"
         args: tuple[str, ...] = ()
         if job_id is not None:
             sql += " WHERE job_id = ?"
             args = (job_id,)
         with self._conn() as conn:
             rows = conn.execute(sql + " ORDER BY job_id, seq", args).fetchall()
-        return [Ev(r["job_id"], r["seq"], r["type"], json.loads(r["data"])) for r in rows]
+        return [Ev(r["job_id"], r["seq"], r["type"], json.loads(r["data"]), r["at"]) for r in rows]
 
     def count(self, event_type: str) -> Counter[str]:
         """How many events of ``event_type`` each job has."""
