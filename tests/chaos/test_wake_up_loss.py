@@ -17,6 +17,7 @@ import signal
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -48,7 +49,7 @@ class Phase:
     lag: float = 0.0  # how far behind its schedule the submitter fell at worst
 
 
-async def submit(url: str, phase: Phase, jobs: int, cut: object = None) -> None:
+async def submit(url: str, phase: Phase, jobs: int, cut: Callable[[], int] | None = None) -> None:
     """Submit ``jobs`` at RATE a second on a fixed schedule, each without waiting for the
     ones before; every CUT_EVERY seconds (from the start) call ``cut`` in a thread and
     keep what it answers."""
@@ -68,7 +69,7 @@ async def submit(url: str, phase: Phase, jobs: int, cut: object = None) -> None:
         next_cut = start
         for i in range(jobs):
             due = start + i / RATE
-            if callable(cut) and due >= next_cut:
+            if cut is not None and due >= next_cut:
                 cuts.append(asyncio.create_task(asyncio.to_thread(cut)))
                 next_cut += CUT_EVERY
             delay = due - loop.time()
