@@ -1,11 +1,8 @@
 """The application the chaos tests crash: a FastAPI app with embedded workers, and the
 jobs that standalone workers (``python -m tests.chaos.worker_main``) run.
 
-The store comes from ``JOBWIRE_URL``. Every job leaves side effects in the file named by
-``CHAOS_SIDE_EFFECTS``: one line per start and per end of an attempt, ``start <job id>
-<attempt> <pid>`` / ``end …``, written with ``O_APPEND`` so lines from several processes
-never interleave. A job may *run* twice (two ``start`` lines); it must *complete* once
-(one ``succeeded`` event in the store).
+The store comes from ``JOBWIRE_URL``. Every job leaves side effects (see
+:mod:`tests.chaos.effects`): one line per start and per end of an attempt.
 """
 
 from __future__ import annotations
@@ -17,31 +14,9 @@ import time
 from fastapi import FastAPI
 
 from jobwire import JobContext, Jobwire
-
-SIDE_EFFECTS_ENV = "CHAOS_SIDE_EFFECTS"
+from tests.chaos.effects import has_run_before, record
 
 jobs = Jobwire()
-
-
-def record(what: str, ctx: JobContext) -> None:
-    path = os.environ.get(SIDE_EFFECTS_ENV)
-    if not path:
-        return
-    line = f"{what} {ctx.job_id} {ctx.attempt} {os.getpid()}\n".encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-
-
-def has_run_before(job_id: str) -> bool:
-    """True when an earlier attempt of this job left a ``start`` line."""
-    path = os.environ.get(SIDE_EFFECTS_ENV)
-    if not path or not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return any(line.split()[:2] == ["start", job_id] for line in f)
 
 
 @jobs.job(executor="process", retries=2)

@@ -25,9 +25,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psutil
+
+if TYPE_CHECKING:
+    from jobwire.jobs import JobSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -157,6 +160,13 @@ class Procs:
         self.started.append(proc)
         return proc
 
+    def cli_worker(self, name: str, target: str, **env: str) -> Proc:
+        """``jobwire worker MODULE:ATTR``: the command users run."""
+        argv = [str(Path(sys.executable).with_name("jobwire")), "worker", target]
+        proc = Proc(name, argv, {**self.env, **env})
+        self.started.append(proc)
+        return proc
+
     def server(self, port: int, name: str = "server", **env: str) -> Proc:
         argv = [
             sys.executable,
@@ -214,6 +224,7 @@ class Ev:
     seq: int
     type: str
     data: dict[str, Any]
+    at: float  # the store's clock when it was appended
 
 
 class Ledger:
@@ -258,14 +269,14 @@ class Ledger:
     def events(self, job_id: str | None = None) -> list[Ev]:
         if not self.db.exists():
             return []
-        sql = "SELECT job_id, seq, type, data FROM events"
+        sql = "SELECT job_id, seq, type, data, at FROM events"
         args: tuple[str, ...] = ()
         if job_id is not None:
             sql += " WHERE job_id = ?"
             args = (job_id,)
         with self._conn() as conn:
             rows = conn.execute(sql + " ORDER BY job_id, seq", args).fetchall()
-        return [Ev(r["job_id"], r["seq"], r["type"], json.loads(r["data"])) for r in rows]
+        return [Ev(r["job_id"], r["seq"], r["type"], json.loads(r["data"]), r["at"]) for r in rows]
 
     def count(self, event_type: str) -> Counter[str]:
         """How many events of ``event_type`` each job has."""
@@ -323,6 +334,40 @@ def enqueue(url: str, job: str, arguments: Sequence[dict[str, Any]]) -> list[str
         return [h.id for h in handles]
 
     return asyncio.run(run())
+
+
+def enqueue_batches(
+    url: str, spec: JobSpec[Any, Any], arguments: Sequence[dict[str, Any]], batch: int = 1000
+) -> list[str]:
+    """Store many jobs of ``spec``, ``batch`` to a transaction; returns their ids in order."""
+    from jobwire.ids import new_job_id
+    from jobwire.store import store_from_url
+    from jobwire.store.base import NewJob
+
+    new = [
+        NewJob(
+            id=new_job_id(),
+            job=spec.name,
+            args=spec.dump_arguments(args),
+            queue=spec.options.queue,
+            priority=spec.options.priority,
+            max_attempts=spec.options.max_attempts,
+            timeout=spec.options.timeout,
+        )
+        for args in arguments
+    ]
+
+    async def run() -> None:
+        store = store_from_url(url)
+        await store.open()
+        try:
+            for start in range(0, len(new), batch):
+                await store.enqueue(new[start : start + batch])
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    return [n.id for n in new]
 
 
 def gone(pid: int) -> bool:

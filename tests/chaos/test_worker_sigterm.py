@@ -15,9 +15,9 @@ from jobwire import Jobwire
 from jobwire.settings import Settings
 from jobwire.store.base import Claim
 from jobwire.store.sqlite import SQLiteStore
-from tests.chaos.app import SIDE_EFFECTS_ENV
 from tests.chaos.app import jobs as chaos_jobs
 from tests.chaos.conftest import Chaos
+from tests.chaos.effects import SIDE_EFFECTS_ENV
 from tests.chaos.harness import WORKER_STARTED, enqueue, gone, side_effects, until
 
 GRACE = 2.0

@@ -18,7 +18,7 @@ from tests.support.waiting import until
 async def test_a_writer_stalled_inside_its_transaction_lets_go_of_the_job(
     pg_url: str, first: PostgresStore
 ) -> None:
-    stalled = open_store(pg_url, idle_transaction_timeout=0.5)
+    stalled = open_store(pg_url, idle_in_transaction_timeout=0.5)
     await stalled.open()
     try:
         [queued] = await first.enqueue([new(max_attempts=3)])

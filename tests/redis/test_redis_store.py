@@ -226,6 +226,16 @@ async def test_a_listener_that_raises_does_not_stop_the_wake_ups(open_store: Ope
     await heard.until(Notice(NoticeKind.JOB, second.id))
 
 
+async def test_a_burst_of_more_commands_than_connections_waits_for_a_free_one(
+    open_store: Opener,
+) -> None:
+    store = await open_store(max_connections=2)
+    jobs = [new() for _ in range(50)]
+    # Fifty enqueues at once over two connections: each waits its turn, none fails.
+    done = await asyncio.gather(*(store.enqueue([job]) for job in jobs))
+    assert [stored.job.id for [stored] in done] == [job.id for job in jobs]
+
+
 async def test_the_subscriber_reconnects_after_its_connection_is_killed(
     open_store: Opener,
 ) -> None:

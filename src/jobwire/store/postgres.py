@@ -15,6 +15,14 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   in one statement: concurrent claimers, in any number of processes, take different
   jobs and never wait on each other. "Accepted" means committed, as durable as the
   server's ``synchronous_commit`` and replication make a commit.
+- **A frozen or cut-off client lets go.** Every transaction of the store is a few
+  statements with nothing between them but Python, so its connections end any
+  transaction left idle for ``idle_in_transaction_timeout`` seconds (10 by default; the
+  server's ``idle_in_transaction_session_timeout``). A worker frozen or cut off in the
+  middle of a write (the server hears nothing, not even a reset) would otherwise keep
+  its jobs' rows locked for as long as the server keeps the dead connection, often
+  hours, and the claims and reaps that skip locked rows would skip those jobs all that
+  time; its late writes are refused like any other.
 - **The database's clock.** Created, due, lease and event times are read from the
   server in the transaction that uses them, so machines whose clocks drift still agree
   on which jobs are due and which leases ran out.
@@ -31,13 +39,6 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   ``async with store.transaction(conn): await crunch.enqueue(n=1)`` writes the jobs in
   the application's own asyncpg transaction: they exist, and their wake-up is sent, if
   and only if it commits.
-- **No lock outlives its writer.** Every transaction of the store is a few statements
-  with nothing between them but Python, so its connections end any transaction left
-  idle for ``idle_transaction_timeout`` seconds (``idle_in_transaction_session_timeout``).
-  A worker cut off from the server in the middle of one (a dead link, a frozen
-  process: the server hears nothing, not even a reset) would otherwise keep its jobs'
-  rows locked for as long as the server keeps the dead connection, often hours, and
-  the claims and reaps that skip locked rows would skip those jobs all that time.
 - **The schema** is versioned in ``jobwire_meta`` and brought up to date by
   :meth:`PostgresStore.open` under a transaction-level advisory lock, so several
   processes may open the same database at once.
@@ -626,8 +627,8 @@ class PostgresStore(Store):
 
     ``dsn``: a ``postgresql://`` URL as asyncpg takes it. ``schema``: where the
     ``jobwire_*`` tables live (created if missing). ``min_size``/``max_size``: the
-    pool's bounds. ``idle_transaction_timeout``: seconds after which the server ends a
-    transaction of the store whose client went silent (see the module doc). Other
+    pool's bounds. ``idle_in_transaction_timeout``: seconds after which the server ends
+    a transaction of the store's that its client left idle (a frozen process). Other
     keyword arguments go to ``asyncpg.create_pool`` and ``asyncpg.connect`` (``ssl=``,
     ``command_timeout=``…).
     """
@@ -641,7 +642,7 @@ class PostgresStore(Store):
         max_size: int = 10,
         connect_timeout: float = 10.0,
         listen_check_every: float = 10.0,
-        idle_transaction_timeout: float = 10.0,
+        idle_in_transaction_timeout: float = 10.0,
         **connect_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -655,14 +656,14 @@ class PostgresStore(Store):
         self.schema = schema
         self.min_size = min_size
         self.max_size = max_size
-        if not idle_transaction_timeout >= 0.001:
-            raise ConfigError(
-                "postgres idle_transaction_timeout: expected at least 0.001 s, "
-                f"got {idle_transaction_timeout!r}"
-            )
         self.connect_timeout = connect_timeout
-        self.idle_transaction_timeout = idle_transaction_timeout
         self._listen_check_every = listen_check_every
+        if not idle_in_transaction_timeout > 0:
+            raise ConfigError(
+                "postgres idle_in_transaction_timeout: expected a positive number of seconds, "
+                f"got {idle_in_transaction_timeout!r}"
+            )
+        self.idle_in_transaction_timeout = idle_in_transaction_timeout
         self._connect_kwargs = connect_kwargs
         quoted = _quote_ident(schema)
         self._sql = {name: text.replace("{schema}", quoted) for name, text in SQL.items()}
@@ -708,9 +709,13 @@ class PostgresStore(Store):
             settings = dict(kwargs.pop("server_settings", None) or {})
             if "application_name" not in self.dsn:
                 settings.setdefault("application_name", "jobwire")
+            # A store's transaction never waits for anything but the server: one left idle
+            # is a client frozen mid-write (SIGSTOP, a VM pause, a cut link). Its row locks
+            # would keep reapers (SKIP LOCKED) from reclaiming its jobs, and its feed
+            # announcement would hold every feed reader back, for as long as it stays frozen.
             settings.setdefault(
                 "idle_in_transaction_session_timeout",
-                f"{round(self.idle_transaction_timeout * 1000)}ms",
+                str(max(1, round(self.idle_in_transaction_timeout * 1000))),
             )
             try:
                 pool = await asyncpg.create_pool(

@@ -312,7 +312,8 @@ class RedisStore(Store):
 
     ``url`` is a redis-py URL (``redis://[[user]:password@]host[:port][/db]``,
     ``rediss://`` for TLS, ``unix://path?db=N``); ``prefix`` starts every key, so that
-    several applications (or tests) can share one database.
+    several applications (or tests) can share one database. ``max_connections``: the
+    most commands in flight at once; more wait for a free connection.
     """
 
     def __init__(
@@ -322,6 +323,7 @@ class RedisStore(Store):
         prefix: str = DEFAULT_PREFIX,
         health_check_interval: float = 10.0,
         socket_timeout: float = 30.0,
+        max_connections: int = 100,
     ) -> None:
         super().__init__()
         if not prefix:
@@ -334,6 +336,9 @@ class RedisStore(Store):
         self.prefix = prefix
         self.health_check_interval = health_check_interval
         self.socket_timeout = socket_timeout
+        if max_connections < 1:
+            raise ConfigError(f"max_connections: expected at least 1, got {max_connections!r}")
+        self.max_connections = max_connections
         self._origin = uuid.uuid4().hex  # tells this instance's own wake-ups from others'
         self._channel = prefix + "wake"
         self._client: aioredis.Redis | None = None
@@ -411,11 +416,16 @@ class RedisStore(Store):
     def _connect(
         self, *, socket_timeout: float | None, health_check_interval: int, name: str
     ) -> aioredis.Redis:
-        # No automatic retries: a script whose reply was lost may have run, and running
-        # it again would answer "stale claim" or "enqueued twice" about one's own write.
-        return aioredis.Redis.from_url(
+        # A burst of commands beyond max_connections waits for a free connection (up to
+        # socket_timeout) instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=self.max_connections,
+            timeout=socket_timeout,
             decode_responses=True,
+            # No automatic retries: a script whose reply was lost may have run, and
+            # running it again would answer "stale claim" or "enqueued twice" about one's
+            # own write.
             retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=5.0,
             socket_timeout=socket_timeout,
@@ -424,6 +434,7 @@ class RedisStore(Store):
             client_name=name,
             protocol=2,  # no HELLO round trip per connection; every reply here is RESP2-shaped
         )
+        return aioredis.Redis.from_pool(pool)
 
     async def _warn_about_persistence(self, client: aioredis.Redis) -> None:
         if self.url in _checked:

@@ -1,0 +1,36 @@
+"""Async jobs for the soaks that run many standalone workers
+(``jobwire worker tests.chaos.fleet_app:jobs``).
+
+With no process or thread jobs, a worker is a single process, so the replacement of a
+killed one costs one interpreter start, and ``kill -9`` of it leaves nothing behind.
+The store comes from ``JOBWIRE_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from jobwire import JobContext, Jobwire
+from tests.chaos.effects import record
+
+# Long enough that a worker always holds jobs mid-run when it is killed.
+TALLY_SECONDS = 0.02
+
+jobs = Jobwire()
+
+
+# Retries: every kill -9 charges an attempt to each job its worker held.
+@jobs.job(retries=20)
+async def tally(ctx: JobContext, n: int) -> int:
+    """Leaves a start and an end line around a short wait; returns its argument."""
+    record("start", ctx)
+    await asyncio.sleep(TALLY_SECONDS)
+    record("end", ctx)
+    return n
+
+
+@jobs.job(retries=20)
+async def pickup(ctx: JobContext) -> float:
+    """The time its first statement ran (this machine's clock), to measure its pickup."""
+    return time.time()
