@@ -334,6 +334,14 @@ class Jobwire:
             self._router = build_router(self)
         return self._router
 
+    @property
+    def metrics_router(self) -> APIRouter:
+        """``GET /metrics`` (Prometheus), for ``app.include_router(jobs.metrics_router)``:
+        every process answers with the same numbers, read from the store."""
+        from jobwire.api.metrics import build_metrics_router
+
+        return build_metrics_router(self)
+
     # -- the Python API ------------------------------------------------------------------
 
     async def enqueue(

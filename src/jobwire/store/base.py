@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from jobwire.model import TERMINAL_EVENTS, Change, Event, EventDraft, EventType, Job, State
-from jobwire.store.stats import JobStats, counts_by_queue
+from jobwire.store.stats import JobStats, StatRow, build, counts_by_queue, webhook_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,10 +279,18 @@ class Store(abc.ABC):
     # -- statistics --------------------------------------------------------------------
 
     @abc.abstractmethod
+    async def stat_rows(self) -> builtins.list[StatRow]:
+        """The stored counters as ``(queue, job, key, value)`` (see
+        :mod:`jobwire.store.stats`), maintained in the transactions that change jobs and
+        record webhook attempts: a read of a small table, whatever the number of jobs."""
+
     async def stats(self) -> builtins.list[JobStats]:
-        """Counts, totals and time histograms per queue and job name (see
-        :mod:`jobwire.store.stats`), maintained in the transactions that change jobs: a
-        read of a small table, whatever the number of jobs stored."""
+        """Counts, totals and time histograms per queue and job name."""
+        return build(await self.stat_rows())
+
+    async def webhook_totals(self) -> dict[str, int]:
+        """``delivered`` webhooks and delivery attempts that were ``failures``."""
+        return webhook_totals(await self.stat_rows())
 
     async def counts(self) -> dict[str, dict[State, int]]:
         """How many jobs each queue holds in each state (every state present, 0 if none).

@@ -433,6 +433,7 @@ class _Tx:
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
     before: dict[str, Job] = field(default_factory=dict)  # jobs as read, for the counters
     tally: job_stats.Tally = field(default_factory=job_stats.Tally)
+    webhooks: list[job_stats.StatKey] = field(default_factory=list)  # attempts recorded
 
     @property
     def sql(self) -> dict[str, str]:
@@ -492,6 +493,7 @@ class _Tx:
         """Send the staged writes and their NOTIFY in one statement. ``span``: the
         transaction id whose span the events' cursors take (None: this transaction's)."""
         if not self.inserts and not self.updates:
+            await self._add_stats()  # webhook attempts, if any
             return
         if len(self.events) > _MAX_EVENTS:
             raise ValueError(f"one transaction may append at most {_MAX_EVENTS} events")
@@ -529,10 +531,16 @@ class _Tx:
             # this transaction is kept.
             raise StaleClaim(self.updates[0][0].job.id)
 
+    def tally_webhook(self, ok: bool) -> None:
+        self.webhooks.append(job_stats.webhook_key(ok))
+
     async def _add_stats(self) -> None:
         """The transaction's counters, summed: one row per counter that moved, all in
         one shard picked at random (see ``add_stats``)."""
-        totals = sorted(self.tally.totals().items())
+        summed = self.tally.totals()
+        for key in self.webhooks:
+            summed[key] = summed.get(key, 0) + 1
+        totals = sorted(summed.items())
         if totals:
             keys, values = zip(*totals, strict=True)
             queues, names, stat_keys = _columns(keys, 3)
@@ -1228,6 +1236,7 @@ class PostgresStore(Store):
             )
             if recorded is None:
                 raise StaleClaim(delivery_id)
+            tx.tally_webhook(ok)
             if status is DeliveryStatus.DISABLED:
                 reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
                 await tx.conn.execute(
@@ -1246,9 +1255,9 @@ class PostgresStore(Store):
 
     # -- statistics --------------------------------------------------------------------
 
-    async def stats(self) -> builtins.list[job_stats.JobStats]:
+    async def stat_rows(self) -> builtins.list[job_stats.StatRow]:
         rows = await self._fetch("stats")
-        return job_stats.build((r["queue"], r["job"], r["key"], r["value"]) for r in rows)
+        return [(r["queue"], r["job"], r["key"], r["value"]) for r in rows]
 
     # -- worker registry ---------------------------------------------------------------
 

@@ -172,12 +172,35 @@ def _histogram(values: Mapping[str, float], prefix: str) -> Histogram:
     return Histogram(counts, float(values.get(f"{prefix}:sum", 0.0)))
 
 
-def build(rows: Iterable[tuple[str, str, str, float]]) -> list[JobStats]:
+StatRow = tuple[str, str, str, float]  # (queue, job name, key, value) as stored
+
+# Webhook outcomes are counted under no queue and no job name: a delivery attempt is
+# recorded by its id, and looking up its job's queue would cost a read per attempt.
+WEBHOOKS: tuple[str, str] = ("", "")
+WEBHOOK_COUNTERS = ("delivered", "failures")
+
+
+def webhook_key(ok: bool) -> StatKey:
+    """The counter one recorded delivery attempt adds to."""
+    return (*WEBHOOKS, "webhook:delivered" if ok else "webhook:failures")
+
+
+def webhook_totals(rows: Iterable[StatRow]) -> dict[str, int]:
+    """Delivered webhooks and failed delivery attempts, over every job."""
+    totals = dict.fromkeys(WEBHOOK_COUNTERS, 0)
+    for queue, name, key, value in rows:
+        if (queue, name) == WEBHOOKS and key.startswith("webhook:"):
+            totals[key.removeprefix("webhook:")] += int(value)
+    return totals
+
+
+def build(rows: Iterable[StatRow]) -> list[JobStats]:
     """:class:`JobStats` per (queue, job name) from stored ``(queue, job, key, value)``
     rows (several rows with the same key are summed: sharded counters)."""
     grouped: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for queue, name, key, value in rows:
-        grouped[(queue, name)][key] += value
+        if (queue, name) != WEBHOOKS:
+            grouped[(queue, name)][key] += value
     out = []
     for (queue, name), values in sorted(grouped.items()):
         states = {state: int(values.get(f"state:{state.value}", 0)) for state in State}
