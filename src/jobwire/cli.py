@@ -604,8 +604,7 @@ async def run_health(opts: HealthOptions, out: Console, err: Console) -> int:
     age = now - freshest.last_heartbeat
     if age > max_age:
         raise CliError(
-            f"worker {freshest.id}: last heartbeat {age:.1f} s ago, expected within "
-            f"{max_age:g} s",
+            f"worker {freshest.id}: last heartbeat {age:.1f} s ago, expected within {max_age:g} s",
             NOT_OK,
         )
     say(out, f"ok: worker {freshest.id} heartbeat {age:.1f} s ago")
