@@ -119,6 +119,15 @@ class HealthOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class TopOptions:
+    url: str | None = None
+    app: str | None = None
+    interval: float = 1.0
+    refreshes: int | None = None  # None: until interrupted
+    once: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StatusOptions:
     job_id: str
     url: str | None = None
@@ -612,6 +621,32 @@ async def run_health(opts: HealthOptions, out: Console, err: Console) -> int:
 
 
 @command
+async def run_top(opts: TopOptions, out: Console, err: Console) -> int:
+    """Show jobs per queue and state and the workers, refreshed every ``interval``."""
+    from rich.live import Live
+
+    from jobwire import metrics, top
+
+    async with _store_jobwire(opts.url, opts.app) as jobs:
+        source = redact(jobs.settings.url)
+        lease = jobs.settings.lease_seconds
+
+        async def frame() -> Any:
+            return top.render(await metrics.snapshot(jobs.store, lease), source)
+
+        if opts.once:
+            out.print(await frame())
+            return 0
+        with Live(await frame(), console=out, auto_refresh=False) as live:
+            shown = 0
+            while opts.refreshes is None or shown < opts.refreshes:
+                await asyncio.sleep(opts.interval)
+                live.update(await frame(), refresh=True)
+                shown += 1
+    return 0
+
+
+@command
 async def run_status(opts: StatusOptions, out: Console, err: Console) -> int:
     """Print one job; exit 1 when it does not exist."""
     async with _store_jobwire(opts.url, opts.app) as jobs:
@@ -1080,6 +1115,27 @@ def health(
     """Exit 0 if a worker on this host heartbeats (a Kubernetes liveness probe)."""
     opts = HealthOptions(url, app, host, max_age)
     _execute(run_health(opts, _console(), _console(stderr=True)))
+
+
+@cli.command()
+def top(
+    url: UrlOption = None,
+    app: StoreAppOption = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between refreshes.")
+    ] = 1.0,
+    refreshes: Annotated[
+        int | None,
+        typer.Option("--refreshes", min=0, help="Stop after N refreshes.", show_default="never"),
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+) -> None:
+    """Jobs per queue and state, and the workers, live in the terminal."""
+    opts = TopOptions(url, app, interval, refreshes, once)
+    try:
+        _execute(run_top(opts, _console(), _console(stderr=True)))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @cli.command()
