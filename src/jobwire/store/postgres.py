@@ -434,6 +434,7 @@ class _Tx:
     before: dict[str, Job] = field(default_factory=dict)  # jobs as read, for the counters
     tally: job_stats.Tally = field(default_factory=job_stats.Tally)
     webhooks: list[job_stats.StatKey] = field(default_factory=list)  # attempts recorded
+    lent: bool = False  # runs in the application's transaction (see _add_stats)
 
     @property
     def sql(self) -> dict[str, str]:
@@ -541,13 +542,21 @@ class _Tx:
         for key in self.webhooks:
             summed[key] = summed.get(key, 0) + 1
         totals = sorted(summed.items())
-        if totals:
-            keys, values = zip(*totals, strict=True)
-            queues, names, stat_keys = _columns(keys, 3)
-            shard = random.randrange(_STAT_SHARDS)
+        if not totals:
+            return
+        keys, values = zip(*totals, strict=True)
+        queues, names, stat_keys = _columns(keys, 3)
+        if self.lent:
+            # The application's transaction may stay open for long: a counter row
+            # locked until it commits would stall every writer that picked its shard.
             await self.conn.execute(
-                self.sql["add_stats"], queues, names, stat_keys, list(values), shard
+                self.sql["add_pending_stats"], queues, names, stat_keys, list(values)
             )
+            return
+        shard = random.randrange(_STAT_SHARDS)
+        await self.conn.execute(
+            self.sql["add_stats"], queues, names, stat_keys, list(values), shard
+        )
 
 
 def _insert_row(encoded: _Encoded) -> tuple[Any, ...]:
@@ -872,7 +881,7 @@ class PostgresStore(Store):
                 # This transaction may have had an id for long: its cursors take the span
                 # of an id assigned now, after its announcement, and never used again.
                 span = await pool.fetchval(self._sql["fresh_span"])
-                tx = _Tx(self, conn)
+                tx = _Tx(self, conn, lent=True)
                 result = await op(tx)
                 await tx.flush(origin="", span=span)
         except _REFUSED as exc:
@@ -1164,7 +1173,18 @@ class PostgresStore(Store):
                 reaped.append(tx.apply(model.expire(job, tx.now), fence=job.claim_token))
             return reaped
 
-        return await self._write(op)
+        reaped = await self._write(op)
+        await self.fold_stats()
+        return reaped
+
+    async def fold_stats(self) -> None:
+        """Move the counter increments of committed application transactions into the
+        counters (the reaper does it at each round; reads count them either way)."""
+
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute(tx.sql["fold_stats"])
+
+        await self._write(op, appends=False)
 
     async def prune(self, finished_before: float) -> int:
         async def op(tx: _Tx) -> int:
