@@ -299,8 +299,10 @@ class Store(abc.ABC):
         :meth:`stats`, which each engine keeps in the same transaction as the transitions
         (SQLite adds up a whole group commit's changes into one update per counter;
         PostgreSQL spreads each counter over a few rows so that concurrent transactions
-        do not queue on one row lock; Redis updates a hash in the transition's script),
-        and prune takes the pruned jobs off. It never counts rows of the jobs table.
+        do not queue on one row lock, and an application's own transaction (transactional
+        enqueue) only inserts its increments, folded in by the reaper; Redis updates a
+        hash in the transition's script), and prune takes the pruned jobs off. It never
+        counts rows of the jobs table.
         """
         return counts_by_queue(await self.stats())
 
