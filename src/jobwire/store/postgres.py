@@ -80,6 +80,7 @@ from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
 from jobwire.outage import Outage
 from jobwire.retry import Backoff
 from jobwire.store import queries
+from jobwire.store import stats as job_stats
 from jobwire.store.base import (
     Claim,
     Delivery,
@@ -92,6 +93,7 @@ from jobwire.store.base import (
     NoticeKind,
     Page,
     Store,
+    WorkerInfo,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -108,7 +110,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 log = logging.getLogger("jobwire.store.postgres")
 
-SCHEMA_VERSION = 1
+_STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
+SCHEMA_VERSION = 2  # 2: jobwire_stats, jobwire_workers
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -462,6 +465,10 @@ class _Tx:
     deliveries: list[Delivery] = field(default_factory=list)
     changed: list[Job] = field(default_factory=list)
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
+    before: dict[str, Job] = field(default_factory=dict)  # jobs as read, for the counters
+    tally: job_stats.Tally = field(default_factory=job_stats.Tally)
+    webhooks: list[job_stats.StatKey] = field(default_factory=list)  # attempts recorded
+    lent: bool = False  # runs in the application's transaction (see _add_stats)
 
     @property
     def sql(self) -> dict[str, str]:
@@ -472,6 +479,7 @@ class _Tx:
         self.now = row["now"]
         job = _row_to_job(row)
         self.disabled[job.id] = frozenset(row.get("disabled_urls") or ())
+        self.before[job.id] = job
         return job
 
     async def lock(self, job_id: str) -> Job:
@@ -483,12 +491,15 @@ class _Tx:
     def insert(self, change: model.Change) -> Job:
         encoded = _encoded(change.job, new=True)
         self.inserts.append(encoded)
+        self.tally.add(None, change)
         return self._staged(encoded.job, change)
 
     def apply(self, change: model.Change, fence: str | None) -> Job:
         """Stage a change to a job that held claim token ``fence`` when it was read."""
         encoded = _encoded(change.job, new=False)
         self.updates.append((encoded, fence))
+        self.tally.add(self.before[change.job.id], change)
+        self.before[change.job.id] = change.job
         return self._staged(encoded.job, change)
 
     def _staged(self, stored: Job, change: model.Change) -> Job:
@@ -517,6 +528,7 @@ class _Tx:
         """Send the staged writes and their NOTIFY in one statement. ``span``: the
         transaction id whose span the events' cursors take (None: this transaction's)."""
         if not self.inserts and not self.updates:
+            await self._add_stats()  # webhook attempts, if any
             return
         if len(self.events) > _MAX_EVENTS:
             raise ValueError(f"one transaction may append at most {_MAX_EVENTS} events")
@@ -535,6 +547,7 @@ class _Tx:
             self.store.channel,
             _payloads(origin, self.notices),
         ]
+        await self._add_stats()
         if self.inserts:
             rows = [_insert_row(encoded) for encoded in self.inserts]
             try:
@@ -552,6 +565,32 @@ class _Tx:
             # Unreachable while rows are read FOR UPDATE; if it ever happens, nothing of
             # this transaction is kept.
             raise StaleClaim(self.updates[0][0].job.id)
+
+    def tally_webhook(self, ok: bool) -> None:
+        self.webhooks.append(job_stats.webhook_key(ok))
+
+    async def _add_stats(self) -> None:
+        """The transaction's counters, summed: one row per counter that moved, all in
+        one shard picked at random (see ``add_stats``)."""
+        summed = self.tally.totals()
+        for key in self.webhooks:
+            summed[key] = summed.get(key, 0) + 1
+        totals = sorted(summed.items())
+        if not totals:
+            return
+        keys, values = zip(*totals, strict=True)
+        queues, names, stat_keys = _columns(keys, 3)
+        if self.lent:
+            # The application's transaction may stay open for long: a counter row
+            # locked until it commits would stall every writer that picked its shard.
+            await self.conn.execute(
+                self.sql["add_pending_stats"], queues, names, stat_keys, list(values)
+            )
+            return
+        shard = random.randrange(_STAT_SHARDS)
+        await self.conn.execute(
+            self.sql["add_stats"], queues, names, stat_keys, list(values), shard
+        )
 
 
 def _insert_row(encoded: _Encoded) -> tuple[Any, ...]:
@@ -906,7 +945,7 @@ class PostgresStore(Store):
                 # This transaction may have had an id for long: its cursors take the span
                 # of an id assigned now, after its announcement, and never used again.
                 span = await pool.fetchval(self._sql["fresh_span"])
-                tx = _Tx(self, conn)
+                tx = _Tx(self, conn, lent=True)
                 result = await op(tx)
                 await tx.flush(origin="", span=span)
         except _REFUSED as exc:
@@ -1198,11 +1237,25 @@ class PostgresStore(Store):
                 reaped.append(tx.apply(model.expire(job, tx.now), fence=job.claim_token))
             return reaped
 
-        return await self._write(op)
+        reaped = await self._write(op)
+        await self.fold_stats()
+        return reaped
+
+    async def fold_stats(self) -> None:
+        """Move the counter increments of committed application transactions into the
+        counters (the reaper does it at each round; reads count them either way)."""
+
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute(tx.sql["fold_stats"])
+
+        await self._write(op, appends=False)
 
     async def prune(self, finished_before: float) -> int:
         async def op(tx: _Tx) -> int:
-            return int(await tx.conn.fetchval(tx.sql["prune"], finished_before, _PRUNE_BATCH))
+            shard = random.randrange(_STAT_SHARDS)
+            return int(
+                await tx.conn.fetchval(tx.sql["prune"], finished_before, _PRUNE_BATCH, shard)
+            )
 
         total = 0
         while True:
@@ -1267,6 +1320,7 @@ class PostgresStore(Store):
             )
             if recorded is None:
                 raise StaleClaim(delivery_id)
+            tx.tally_webhook(ok)
             if status is DeliveryStatus.DISABLED:
                 reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
                 await tx.conn.execute(
@@ -1282,3 +1336,59 @@ class PostgresStore(Store):
     async def next_delivery_at(self) -> float | None:
         value = await self._fetchval("next_delivery_at")
         return None if value is None else float(value)
+
+    # -- statistics --------------------------------------------------------------------
+
+    async def stat_rows(self) -> builtins.list[job_stats.StatRow]:
+        rows = await self._fetch("stats")
+        return [(r["queue"], r["job"], r["key"], r["value"]) for r in rows]
+
+    # -- worker registry ---------------------------------------------------------------
+
+    async def _execute(self, name: str, *args: Any) -> str:
+        try:
+            result: str = await self._require_pool().execute(self._sql[name], *args)
+        except _REFUSED as exc:
+            raise _unavailable(exc, "a write") from exc
+        return result
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        await self._execute(
+            "register_worker",
+            info.id,
+            info.host,
+            info.pid,
+            list(info.queues),
+            info.concurrency,
+            info.version,
+            info.started_at,
+            info.last_heartbeat,
+            list(info.running),
+        )
+
+    async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
+        status = await self._execute("worker_heartbeat", worker_id, now, list(running))
+        return status != "UPDATE 0"
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._execute("deregister_worker", worker_id)
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        return [
+            WorkerInfo(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                queues=tuple(r["queues"]),
+                concurrency=r["concurrency"],
+                version=r["version"],
+                started_at=r["started_at"],
+                last_heartbeat=r["last_heartbeat"],
+                running=tuple(r["running"]),
+            )
+            for r in await self._fetch("list_workers")
+        ]
+
+    async def prune_workers(self, last_heartbeat_before: float) -> int:
+        status = await self._execute("prune_workers", last_heartbeat_before)
+        return int(status.rsplit(" ", 1)[-1])

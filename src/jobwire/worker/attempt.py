@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from jobwire import tracing
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
 from jobwire.outage import Outage
 from jobwire.store.base import Claim, Store
@@ -126,15 +127,21 @@ class Attempt:
 
     async def run(self) -> Outcome:
         self._task = asyncio.current_task()
-        outcome = await self._perform()
-        outcome = self._settle(outcome)
-        if self.code_ended is not None:
-            # The job's code is done: its slot can take the next job while this outcome
-            # is written, so claiming more overlaps with the write instead of waiting.
-            self.code_ended()
-        # Not shielded: the store's writer commits a queued write even if this task is
-        # cancelled while awaiting it.
-        await self._record(outcome)
+        with tracing.attempt_span(self.job) as span:
+            outcome = await self._perform()
+            outcome = self._settle(outcome)
+            if self.code_ended is not None:
+                # The job's code is done: its slot can take the next job while this
+                # outcome is written, so claiming more overlaps with the write.
+                self.code_ended()
+            tracing.record_outcome(
+                span,
+                type(outcome).__name__.lower(),
+                outcome.error if isinstance(outcome, Failed) else None,
+            )
+            # Not shielded: the store's writer commits a queued write even if this task
+            # is cancelled while awaiting it.
+            await self._record(outcome)
         return outcome
 
     async def _perform(self) -> Outcome:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import socket
@@ -31,7 +32,7 @@ from jobwire.ids import new_token
 from jobwire.jobs import EXECUTORS, Executor
 from jobwire.outage import STORE_BACKOFF, Outage
 from jobwire.settings import Settings
-from jobwire.store.base import Claim, Store
+from jobwire.store.base import Claim, Store, WorkerInfo
 from jobwire.worker.attempt import Attempt, StopReason
 from jobwire.worker.executors import AsyncExecutor, ProcessExecutor, ThreadExecutor
 from jobwire.worker.executors import Executor as ExecutorImpl
@@ -43,8 +44,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobwire.worker")
 
 
+# A lost worker stays listed (marked lost) this long after its last heartbeat, then goes.
+FORGET_LOST_WORKERS_AFTER = 3600.0
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("jobwire")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Worker:
@@ -79,6 +91,7 @@ class Worker:
         self.claimed = 0
         self._recording = Outage(log, f"worker {self.id}: recording outcomes")
         self._beat_outage = Outage(log, f"worker {self.id} heartbeat")
+        self._started_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -102,6 +115,7 @@ class Worker:
                 executor = ProcessExecutor(sizes[kind], preload=preload)
             await executor.start()
             self._executors[kind] = executor
+        await self._register()
         loop = asyncio.get_running_loop()
         self._main = loop.create_task(self._claim_loop(), name=f"jobwire-worker-{self.id}")
         self._heartbeat = loop.create_task(self._heartbeat_loop(), name="jobwire-heartbeat")
@@ -139,7 +153,37 @@ class Worker:
         self._watchdog.stop()
         for executor in self._executors.values():
             await executor.close()
+        try:
+            await self.store.deregister_worker(self.id)
+        except JobwireError as exc:
+            log.warning("worker %s: not deregistered (it will show as lost): %s", self.id, exc)
         log.info("worker %s stopped", self.id)
+
+    # -- the registry --------------------------------------------------------------------
+
+    def info(self, now: float) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=tuple(self.queues),
+            concurrency=sum(e.size for e in self._executors.values()),
+            version=_version(),
+            started_at=self._started_at or now,
+            last_heartbeat=now,
+            running=tuple(self.attempts),
+        )
+
+    async def _register(self) -> None:
+        """Put this worker in the store's registry (and forget long-lost ones); a store
+        that is down now only delays it to the next heartbeat."""
+        now = time.time()
+        self._started_at = self._started_at or now
+        try:
+            await self.store.prune_workers(now - FORGET_LOST_WORKERS_AFTER)
+            await self.store.register_worker(self.info(now))
+        except JobwireError as exc:
+            log.warning("worker %s: not registered yet: %s", self.id, exc)
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -310,8 +354,14 @@ class Worker:
             await asyncio.sleep(max(0.0, min([next_beat, *deadlines]) - time.monotonic()))
 
     async def _heartbeat_once(self) -> None:
+        try:
+            await self._worker_heartbeat()
+        except StoreUnavailable as exc:
+            self._beat_outage.failed(exc)
+            return
         tokens = {a.job_id: a.token for a in self.attempts.values()}
         if not tokens:
+            self._beat_outage.succeeded()
             return
         sent = time.monotonic()
         try:
@@ -353,6 +403,18 @@ class Worker:
                     lease,
                 )
                 attempt.stop(StopReason.LOST)
+
+    async def _worker_heartbeat(self) -> None:
+        """One write per heartbeat interval says this worker is alive (jobs or none)."""
+        try:
+            known = await self.store.worker_heartbeat(self.id, list(self.attempts), time.time())
+        except StoreUnavailable:
+            raise  # the caller backs off and logs the outage once
+        except JobwireError as exc:
+            log.warning("worker %s: registry heartbeat failed: %s", self.id, exc)
+            return
+        if not known:  # pruned while cut off, or the store lost it: register again
+            await self._register()
 
     def _async_jobs(self) -> list[str]:
         return [
