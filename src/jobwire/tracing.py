@@ -35,11 +35,29 @@ def _otel() -> tuple[ModuleType, ModuleType, ModuleType] | None:
     return context, propagate, trace
 
 
-def capture(headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
-    """The trace context to store with a new job, or None when there is none."""
+def _active() -> tuple[ModuleType, ModuleType, ModuleType] | None:
+    """opentelemetry's modules when a tracer provider is configured in this process.
+
+    Without one every span is a no-op, so the hot paths (each submit, each attempt)
+    skip OpenTelemetry's context machinery altogether."""
     otel = _otel()
     if otel is None:
         return None
+    provider = otel[2].get_tracer_provider()
+    if isinstance(provider, otel[2].ProxyTracerProvider | otel[2].NoOpTracerProvider):
+        return None
+    return otel
+
+
+def capture(headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The trace context to store with a new job, or None when there is none."""
+    otel = _active()
+    if otel is None:
+        # Not tracing here: hand over the client's own context, if it sent one, for
+        # workers that do trace.
+        if headers is None or _otel() is None or "traceparent" not in headers:
+            return None
+        return {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
     otel_context, propagate, trace = otel
     ctx = otel_context.get_current()
     if headers is not None and not trace.get_current_span(ctx).get_span_context().is_valid:
@@ -52,7 +70,7 @@ def capture(headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
 @contextlib.contextmanager
 def attempt_span(job: Job) -> Iterator[Any]:
     """The span of one attempt, a child of the context stored with the job."""
-    otel = _otel()
+    otel = _active()
     if otel is None:
         yield None
         return
