@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator, Mapping
+from math import inf
 from types import ModuleType
 from typing import Any
 
@@ -35,23 +37,35 @@ def _otel() -> tuple[ModuleType, ModuleType, ModuleType] | None:
     return context, propagate, trace
 
 
-def _active() -> tuple[ModuleType, ModuleType, ModuleType] | None:
+_RECHECK_SECONDS = 1.0
+_checked: tuple[float, tuple[ModuleType, ModuleType, ModuleType] | None] = (-inf, None)
+
+
+def active() -> tuple[ModuleType, ModuleType, ModuleType] | None:
     """opentelemetry's modules when a tracer provider is configured in this process.
 
     Without one every span is a no-op, so the hot paths (each submit, each attempt)
-    skip OpenTelemetry's context machinery altogether."""
+    skip OpenTelemetry's context machinery altogether. Asking the API costs more than
+    a short job's whole attempt, so the answer is kept for a second: a provider set up
+    while the process runs is used from then on."""
+    global _checked
+    now = time.monotonic()
+    checked_at, answer = _checked
+    if now - checked_at < _RECHECK_SECONDS:
+        return answer
     otel = _otel()
-    if otel is None:
-        return None
-    provider = otel[2].get_tracer_provider()
-    if isinstance(provider, otel[2].ProxyTracerProvider | otel[2].NoOpTracerProvider):
-        return None
-    return otel
+    answer = None
+    if otel is not None:
+        provider = otel[2].get_tracer_provider()
+        if not isinstance(provider, otel[2].ProxyTracerProvider | otel[2].NoOpTracerProvider):
+            answer = otel
+    _checked = (now, answer)
+    return answer
 
 
 def capture(headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
     """The trace context to store with a new job, or None when there is none."""
-    otel = _active()
+    otel = active()
     if otel is None:
         # Not tracing here: hand over the client's own context, if it sent one, for
         # workers that do trace.
@@ -70,7 +84,7 @@ def capture(headers: Mapping[str, str] | None = None) -> dict[str, str] | None:
 @contextlib.contextmanager
 def attempt_span(job: Job) -> Iterator[Any]:
     """The span of one attempt, a child of the context stored with the job."""
-    otel = _active()
+    otel = active()
     if otel is None:
         yield None
         return

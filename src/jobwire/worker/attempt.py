@@ -127,21 +127,24 @@ class Attempt:
 
     async def run(self) -> Outcome:
         self._task = asyncio.current_task()
+        if tracing.active() is None:
+            return await self._steps(None)
         with tracing.attempt_span(self.job) as span:
-            outcome = await self._perform()
-            outcome = self._settle(outcome)
-            if self.code_ended is not None:
-                # The job's code is done: its slot can take the next job while this
-                # outcome is written, so claiming more overlaps with the write.
-                self.code_ended()
-            tracing.record_outcome(
-                span,
-                type(outcome).__name__.lower(),
-                outcome.error if isinstance(outcome, Failed) else None,
-            )
-            # Not shielded: the store's writer commits a queued write even if this task
-            # is cancelled while awaiting it.
-            await self._record(outcome)
+            return await self._steps(span)
+
+    async def _steps(self, span: Any) -> Outcome:
+        outcome = await self._perform()
+        outcome = self._settle(outcome)
+        if self.code_ended is not None:
+            # The job's code is done: its slot can take the next job while this outcome
+            # is written, so claiming more overlaps with the write.
+            self.code_ended()
+        if span is not None:
+            error = outcome.error if isinstance(outcome, Failed) else None
+            tracing.record_outcome(span, type(outcome).__name__.lower(), error)
+        # Not shielded: the store's writer commits a queued write even if this task is
+        # cancelled while awaiting it.
+        await self._record(outcome)
         return outcome
 
     async def _perform(self) -> Outcome:
