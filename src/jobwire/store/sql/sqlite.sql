@@ -165,9 +165,6 @@ ON CONFLICT (owner, key) DO UPDATE SET
     fingerprint = excluded.fingerprint, job_id = excluded.job_id,
     created_at = excluded.created_at;
 
--- name: prunable
-SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT 1000;
-
 -- name: delete_events
 DELETE FROM events WHERE job_id = ?;
 
@@ -228,3 +225,38 @@ WHERE status = 'pending';
 
 -- name: delete_deliveries
 DELETE FROM webhook_deliveries WHERE job_id = ?;
+
+-- name: timings
+-- The newest finished jobs first, read along the finished_at index.
+SELECT queue, state, scheduled_at, started_at, finished_at FROM jobs
+WHERE finished_at >= :since
+  AND (:owner IS NULL OR owner = :owner)
+ORDER BY finished_at DESC
+LIMIT :limit;
+
+-- name: oldest_queued
+SELECT queue, min(scheduled_at) FROM jobs
+WHERE state = 'queued' AND scheduled_at <= :now
+  AND (:owner IS NULL OR owner = :owner)
+GROUP BY queue;
+
+-- name: count_finished
+SELECT count(*) FROM jobs
+WHERE finished_at IS NOT NULL
+  AND state IN (SELECT value FROM json_each(:states))
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:job IS NULL OR job = :job)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:after IS NULL OR finished_at >= :after)
+  AND (:before IS NULL OR finished_at < :before);
+
+-- name: purgeable
+SELECT id FROM jobs
+WHERE finished_at IS NOT NULL
+  AND state IN (SELECT value FROM json_each(:states))
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:job IS NULL OR job = :job)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:after IS NULL OR finished_at >= :after)
+  AND (:before IS NULL OR finished_at < :before)
+LIMIT 1000;
