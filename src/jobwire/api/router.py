@@ -19,6 +19,7 @@ from jobwire.api.problems import from_validation, http_errors, invalid, not_foun
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
 from jobwire.api.stream import add_stream_routes
 from jobwire.app import fingerprint_of
+from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
 from jobwire.ids import is_job_id
 from jobwire.model import State
@@ -129,6 +130,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         return JSONResponse({"status": "ok"})
 
     add_stream_routes(router, jobwire, owner_param)
+    # Before "/{job_id}": "/ui" is not a job id.
+    router.include_router(build_dashboard(jobwire))
 
     @router.post(
         "",
