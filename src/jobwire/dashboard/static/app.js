@@ -432,7 +432,7 @@ function jobView(main, id) {
   const apply = (event) => {
     document.querySelector("#events tbody")?.append(eventRow(event));
     if (event.type === "output") {
-      document.getElementById("outputs")?.append(h("li", {}, h("code", {}, JSON.stringify(event.data))));
+      document.getElementById("outputs")?.append(h("li", {}, h("code", {}, JSON.stringify(event.data.output))));
     } else if (event.type === "progress") {
       const bar = document.getElementById("job-progress");
       if (bar) {
@@ -496,7 +496,7 @@ function jobPage(job, act) {
         h("td", {}, time(a.ended_at)), h("td", {}, a.ended_at ? duration(a.ended_at - a.started_at) : "running"),
         h("td", {}, a.outcome || "running", a.error ? h("span", { class: "muted" }, ` · ${a.error.type}: ${a.error.message}`) : ""))))),
     h("h3", {}, "Partial outputs"),
-    h("ol", { id: "outputs", class: "outputs" }, outputs.map((e) => h("li", {}, h("code", {}, JSON.stringify(e.data))))),
+    h("ol", { id: "outputs", class: "outputs" }, outputs.map((e) => h("li", {}, h("code", {}, JSON.stringify(e.data.output))))),
     h("h3", {}, "Event log"),
     job.events_complete ? null : h("p", { class: "muted" }, `The first ${job.events.length} of ${job.last_seq} events, then the live ones.`),
     h("table", { id: "events", class: "log" },
