@@ -192,11 +192,16 @@ async def test_purge_deletes_exactly_the_finished_jobs_its_count_announced(store
     for kept in (other_name, done, bobs, running.job, queued):
         assert await store.get(kept.id) is not None
     assert await store.count_finished(query) == 0
+    counts = await store.counts()  # the counters know what went
+    assert (counts["default"][State.FAILED], counts["default"][State.SUCCEEDED]) == (2, 1)
     everything = FinishedQuery()
     assert await store.count_finished(everything) == 3
     assert await store.count_finished(FinishedQuery(owner="alice")) == 2
     assert await store.purge(everything) == 3
     assert await store.get(running.job.id) is not None and await store.get(queued.id) is not None
+    counts = await store.counts()
+    assert counts["default"][State.FAILED] == counts["default"][State.SUCCEEDED] == 0
+    assert counts["default"][State.RUNNING] == counts["default"][State.QUEUED] == 1
 
 
 async def test_purge_by_queue_and_finished_time_window(store: Store) -> None:

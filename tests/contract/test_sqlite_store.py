@@ -166,3 +166,27 @@ async def test_many_concurrent_writes_all_commit(first: SQLiteStore) -> None:
     assert all(r[0].created for r in results)
     claims = await first.claim("w1", ["default"], ["crunch"], 1000, 3600.0)
     assert {c.job.id for c in claims} == {item.id for item in batch}
+
+
+async def test_a_file_of_the_previous_version_gets_counts_of_the_jobs_it_holds(
+    path: Path,
+) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    await store.enqueue([NewJob(id=new_job_id(), job="crunch", args={}) for _ in range(3)])
+    [claim] = await store.claim("w1", ["default"], ["crunch"], 1, 60.0)
+    await store.finish(claim.job.id, claim.token, 1)
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as version 2 left it: no counters
+        conn.execute("DROP TABLE job_stats")
+        conn.execute("UPDATE jobwire_meta SET value = '2' WHERE key = 'schema_version'")
+
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        counts = await reopened.counts()
+        assert counts["default"][State.QUEUED] == 2
+        assert counts["default"][State.SUCCEEDED] == 1
+    finally:
+        await reopened.close()

@@ -42,7 +42,7 @@ async def test_several_stores_opening_a_new_schema_at_once_all_open_it(
     )
     assert {row[0] for row in tables} == {
         "jobwire_meta", "jobwire_jobs", "jobwire_events", "jobwire_idempotency",
-        "jobwire_deliveries",
+        "jobwire_deliveries", "jobwire_stats", "jobwire_workers",
     }  # fmt: skip
 
 
@@ -126,3 +126,24 @@ async def test_a_job_id_enqueued_twice_is_refused_and_the_batch_is_not_stored(
         await first.enqueue([other, new(id=stored.job.id)])
     assert await first.get(other.id) is None
     assert await first.get(stored.job.id) == stored.job
+
+
+async def test_a_schema_of_version_1_is_migrated_with_counts_of_the_jobs_it_holds(
+    pg_url: str, schema: str
+) -> None:
+    store = PostgresStore.from_url(pg_url)
+    await store.open()
+    await store.enqueue([new(), new(), new(queue="cpu")])
+    await store.close()
+    await sql(f'DROP TABLE "{schema}".jobwire_stats, "{schema}".jobwire_workers')
+    await sql(f"UPDATE \"{schema}\".jobwire_meta SET value = '1' WHERE key = 'schema_version'")
+
+    reopened = PostgresStore.from_url(pg_url)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        counts = await reopened.counts()
+        assert (counts["default"][State.QUEUED], counts["cpu"][State.QUEUED]) == (2, 1)
+        assert await reopened.list_workers() == []
+    finally:
+        await reopened.close()

@@ -283,3 +283,19 @@ async def test_a_silent_subscriber_is_checked_with_a_ping_and_stays_subscribed(
     await writer.enqueue([job])
     await heard.until(Notice(NoticeKind.JOB, job.id))
     assert follower.subscriptions == 1  # the answered PINGs kept the connection
+
+
+async def test_data_of_version_1_is_migrated_with_counts_of_the_jobs_it_holds(
+    open_store: Opener, prefix: str
+) -> None:
+    store = await open_store()
+    await store.enqueue([new(), new(), new(queue="cpu")])
+    await store.close()
+    async with aioredis.Redis.from_url(server.URL) as raw:  # as version 1 left it
+        await raw.delete(prefix + "stats")
+        await raw.hset(prefix + "meta", "schema_version", "1")  # type: ignore[misc]
+
+    reopened = await open_store()
+    await reopened.ping()
+    counts = await reopened.counts()
+    assert (counts["default"][State.QUEUED], counts["cpu"][State.QUEUED]) == (2, 1)

@@ -41,6 +41,7 @@ from jobwire.store.insight import (
     attempts_from,
     retry_key,
 )
+from jobwire.store.stats import JobStats, counts_by_queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,29 @@ RETRIABLE = frozenset({State.FAILED, State.CANCELLED})
 class Page:
     items: list[Job]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One worker process as it registered itself, with its latest heartbeat.
+
+    The store keeps what workers write and decides nothing about them: whether a worker
+    is lost is a reading of ``last_heartbeat`` against the lease (:meth:`is_lost`).
+    """
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int  # job slots over all its executors
+    version: str  # of jobwire
+    started_at: float
+    last_heartbeat: float
+    running: tuple[str, ...] = ()  # ids of the jobs it was running at that heartbeat
+
+    def is_lost(self, lease: float, now: float) -> bool:
+        """No heartbeat for a whole lease: its jobs' leases are running out unrenewed."""
+        return now - self.last_heartbeat > lease
 
 
 class NoticeKind(StrEnum):
@@ -393,6 +417,49 @@ class Store(abc.ABC):
         if job.state not in RETRIABLE:
             return None
         return await self.idempotent_job(job.owner, retry_key(job.id))
+
+    # -- statistics --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def stats(self) -> builtins.list[JobStats]:
+        """Counts, totals and time histograms per queue and job name (see
+        :mod:`jobwire.store.stats`), maintained in the transactions that change jobs: a
+        read of a small table, whatever the number of jobs stored."""
+
+    async def counts(self) -> dict[str, dict[State, int]]:
+        """How many jobs each queue holds in each state (every state present, 0 if none).
+
+        Cheap with millions of finished jobs: it sums the per-state counters of
+        :meth:`stats`, which each engine keeps in the same transaction as the transitions
+        (SQLite adds up a whole group commit's changes into one update per counter;
+        PostgreSQL spreads each counter over a few rows so that concurrent transactions
+        do not queue on one row lock; Redis updates a hash in the transition's script),
+        and prune takes the pruned jobs off. It never counts rows of the jobs table.
+        """
+        return counts_by_queue(await self.stats())
+
+    # -- worker registry ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def register_worker(self, info: WorkerInfo) -> None:
+        """Record a worker (again: a worker with the same id is replaced)."""
+
+    @abc.abstractmethod
+    async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
+        """Set the worker's ``last_heartbeat`` and running jobs; False when it is not
+        registered (it was pruned, or the store lost it): register it again."""
+
+    @abc.abstractmethod
+    async def deregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly (drained); unknown ids are ignored."""
+
+    @abc.abstractmethod
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        """Every registered worker, by id, the lost ones included until pruned."""
+
+    @abc.abstractmethod
+    async def prune_workers(self, last_heartbeat_before: float) -> int:
+        """Forget workers silent since before this time; returns how many."""
 
     # -- webhook outbox ----------------------------------------------------------------
     #

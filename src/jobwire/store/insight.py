@@ -161,7 +161,9 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return values[min(rank, len(values)) - 1]
 
 
-def activity_from(timings: Iterable[Timing], since: float, until: float, complete: bool) -> Activity:
+def activity_from(
+    timings: Iterable[Timing], since: float, until: float, complete: bool
+) -> Activity:
     first = math.floor(since / 60) * 60
     last = math.floor(until / 60) * 60
     buckets: dict[float, tuple[list[int], list[float], list[float]]] = {}

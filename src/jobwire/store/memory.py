@@ -34,6 +34,7 @@ from jobwire.errors import (
 )
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, Job, Progress, State
+from jobwire.store import stats as job_stats
 from jobwire.store.base import (
     Claim,
     Delivery,
@@ -45,6 +46,7 @@ from jobwire.store.base import (
     NewJob,
     Page,
     Store,
+    WorkerInfo,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -88,6 +90,7 @@ class _Tx:
     changed: list[Job] = field(default_factory=list)
     deliveries: dict[str, Delivery] = field(default_factory=dict)  # new or changed
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
+    tally: job_stats.Tally = field(default_factory=job_stats.Tally)
 
     def find(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id) or self.store._jobs.get(job_id)
@@ -104,6 +107,7 @@ class _Tx:
         return stored
 
     def apply(self, change: model.Change) -> Job:
+        self.tally.add(self.find(change.job.id), change)
         stored = self.put(change.job)
         events = tuple(dataclasses.replace(e, data=_json(e.data)) for e in change.events)
         self.events.extend(events)
@@ -139,6 +143,8 @@ class MemoryStore(Store):
         self._cursor = 0  # store-wide, only grows
         self._all_events: list[Event] = []  # in cursor order, for feed()
         self._deliveries: dict[str, Delivery] = {}  # the webhook outbox, in creation order
+        self._stats: dict[job_stats.StatKey, float] = {}
+        self._workers: dict[str, WorkerInfo] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -179,6 +185,8 @@ class MemoryStore(Store):
             self._all_events.append(numbered)
         self._keys.update(tx.keys)
         self._deliveries.update(tx.deliveries)
+        for key, delta in tx.tally.totals().items():
+            self._stats[key] = self._stats.get(key, 0) + delta
 
     async def _read(self, fn: Callable[[], T]) -> T:
         self._check_open()
@@ -402,6 +410,9 @@ class MemoryStore(Store):
             # Deleting cannot fail halfway, so it needs no staging.
             doomed = {job.id for job in self._jobs.values() if query.matches(job)}
             for job_id in doomed:
+                gone = self._jobs[job_id]
+                counter = (gone.queue, gone.job, f"state:{gone.state.value}")
+                self._stats[counter] = self._stats.get(counter, 0) - 1
                 del self._jobs[job_id]
                 self._events.pop(job_id, None)
             if doomed:
@@ -561,3 +572,44 @@ class MemoryStore(Store):
             )
 
         return await self._read(fetch)
+
+    # -- statistics --------------------------------------------------------------------
+
+    async def stats(self) -> builtins.list[job_stats.JobStats]:
+        rows = await self._read(lambda: [(*key, value) for key, value in self._stats.items()])
+        return job_stats.build(rows)
+
+    # -- worker registry ---------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        def op() -> None:
+            self._workers[info.id] = info
+
+        await self._read(op)
+
+    async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
+        def op() -> bool:
+            info = self._workers.get(worker_id)
+            if info is None:
+                return False
+            self._workers[worker_id] = dataclasses.replace(
+                info, last_heartbeat=now, running=tuple(running)
+            )
+            return True
+
+        return await self._read(op)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._read(lambda: self._workers.pop(worker_id, None))
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        return await self._read(lambda: sorted(self._workers.values(), key=lambda w: w.id))
+
+    async def prune_workers(self, last_heartbeat_before: float) -> int:
+        def op() -> int:
+            gone = [w for w, i in self._workers.items() if i.last_heartbeat < last_heartbeat_before]
+            for worker_id in gone:
+                del self._workers[worker_id]
+            return len(gone)
+
+        return await self._read(op)

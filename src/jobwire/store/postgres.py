@@ -70,6 +70,7 @@ from jobwire.errors import (
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
 from jobwire.store import queries
+from jobwire.store import stats as job_stats
 from jobwire.store.base import (
     Claim,
     Delivery,
@@ -83,6 +84,7 @@ from jobwire.store.base import (
     NoticeKind,
     Page,
     Store,
+    WorkerInfo,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -100,7 +102,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 log = logging.getLogger("jobwire.store.postgres")
 
-SCHEMA_VERSION = 1
+_STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
+SCHEMA_VERSION = 2  # 2: jobwire_stats, jobwire_workers
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -430,6 +433,8 @@ class _Tx:
     deliveries: list[Delivery] = field(default_factory=list)
     changed: list[Job] = field(default_factory=list)
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
+    before: dict[str, Job] = field(default_factory=dict)  # jobs as read, for the counters
+    tally: job_stats.Tally = field(default_factory=job_stats.Tally)
 
     @property
     def sql(self) -> dict[str, str]:
@@ -440,6 +445,7 @@ class _Tx:
         self.now = row["now"]
         job = _row_to_job(row)
         self.disabled[job.id] = frozenset(row.get("disabled_urls") or ())
+        self.before[job.id] = job
         return job
 
     async def lock(self, job_id: str) -> Job:
@@ -451,12 +457,15 @@ class _Tx:
     def insert(self, change: model.Change) -> Job:
         encoded = _encoded(change.job, new=True)
         self.inserts.append(encoded)
+        self.tally.add(None, change)
         return self._staged(encoded.job, change)
 
     def apply(self, change: model.Change, fence: str | None) -> Job:
         """Stage a change to a job that held claim token ``fence`` when it was read."""
         encoded = _encoded(change.job, new=False)
         self.updates.append((encoded, fence))
+        self.tally.add(self.before[change.job.id], change)
+        self.before[change.job.id] = change.job
         return self._staged(encoded.job, change)
 
     def _staged(self, stored: Job, change: model.Change) -> Job:
@@ -503,6 +512,7 @@ class _Tx:
             self.store.channel,
             _payloads(origin, self.notices),
         ]
+        await self._add_stats()
         if self.inserts:
             rows = [_insert_row(encoded) for encoded in self.inserts]
             try:
@@ -520,6 +530,18 @@ class _Tx:
             # Unreachable while rows are read FOR UPDATE; if it ever happens, nothing of
             # this transaction is kept.
             raise StaleClaim(self.updates[0][0].job.id)
+
+    async def _add_stats(self) -> None:
+        """The transaction's counters, summed: one row per counter that moved, all in
+        one shard picked at random (see ``add_stats``)."""
+        totals = sorted(self.tally.totals().items())
+        if totals:
+            keys, values = zip(*totals, strict=True)
+            queues, names, stat_keys = _columns(keys, 3)
+            shard = random.randrange(_STAT_SHARDS)
+            await self.conn.execute(
+                self.sql["add_stats"], queues, names, stat_keys, list(values), shard
+            )
 
 
 def _insert_row(encoded: _Encoded) -> tuple[Any, ...]:
@@ -1156,7 +1178,8 @@ class PostgresStore(Store):
         params = _finished_params(query)
 
         async def op(tx: _Tx) -> int:
-            return int(await tx.conn.fetchval(tx.sql["purge"], *params, _PRUNE_BATCH))
+            shard = random.randrange(_STAT_SHARDS)
+            return int(await tx.conn.fetchval(tx.sql["purge"], *params, _PRUNE_BATCH, shard))
 
         total = 0
         while True:
@@ -1260,3 +1283,59 @@ class PostgresStore(Store):
     async def next_delivery_at(self) -> float | None:
         value = await self._fetchval("next_delivery_at")
         return None if value is None else float(value)
+
+    # -- statistics --------------------------------------------------------------------
+
+    async def stats(self) -> builtins.list[job_stats.JobStats]:
+        rows = await self._fetch("stats")
+        return job_stats.build((r["queue"], r["job"], r["key"], r["value"]) for r in rows)
+
+    # -- worker registry ---------------------------------------------------------------
+
+    async def _execute(self, name: str, *args: Any) -> str:
+        try:
+            result: str = await self._require_pool().execute(self._sql[name], *args)
+        except _REFUSED as exc:
+            raise _unavailable(exc, "a write") from exc
+        return result
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        await self._execute(
+            "register_worker",
+            info.id,
+            info.host,
+            info.pid,
+            list(info.queues),
+            info.concurrency,
+            info.version,
+            info.started_at,
+            info.last_heartbeat,
+            list(info.running),
+        )
+
+    async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
+        status = await self._execute("worker_heartbeat", worker_id, now, list(running))
+        return status != "UPDATE 0"
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._execute("deregister_worker", worker_id)
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        return [
+            WorkerInfo(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                queues=tuple(r["queues"]),
+                concurrency=r["concurrency"],
+                version=r["version"],
+                started_at=r["started_at"],
+                last_heartbeat=r["last_heartbeat"],
+                running=tuple(r["running"]),
+            )
+            for r in await self._fetch("list_workers")
+        ]
+
+    async def prune_workers(self, last_heartbeat_before: float) -> int:
+        status = await self._execute("prune_workers", last_heartbeat_before)
+        return int(status.rsplit(" ", 1)[-1])

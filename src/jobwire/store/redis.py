@@ -119,6 +119,7 @@ from jobwire.errors import (
 )
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
+from jobwire.store import stats as job_stats
 from jobwire.store.base import (
     Claim,
     Delivery,
@@ -132,6 +133,7 @@ from jobwire.store.base import (
     NoticeKind,
     Page,
     Store,
+    WorkerInfo,
     status_after_attempt,
     webhook_body,
     webhook_target,
@@ -140,7 +142,7 @@ from jobwire.store.insight import Timing
 
 log = logging.getLogger("jobwire.store.redis")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the stats and workers hashes
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_PREFIX = "jobwire:"
 
@@ -384,6 +386,10 @@ class RedisStore(Store):
             meta = self.prefix + "meta"
             await client.hsetnx(meta, "schema_version", SCHEMA_VERSION)  # type: ignore[misc]
             found = cast("str | None", await client.hget(meta, "schema_version"))  # type: ignore[misc]
+            if found == "1":
+                migrate = client.register_script(scripts()["migrate_2"])
+                await migrate(args=[self.prefix])
+                found = cast("str | None", await client.hget(meta, "schema_version"))  # type: ignore[misc]
             if found != SCHEMA_VERSION:
                 raise StoreUnavailable(
                     f"the data under prefix {self.prefix!r} has schema version {found}; "
@@ -864,6 +870,66 @@ class RedisStore(Store):
     async def next_delivery_at(self) -> float | None:
         at = await self._run("next_delivery_at")
         return None if at is None else float(at)
+
+    # -- statistics --------------------------------------------------------------------
+
+    async def stats(self) -> builtins.list[job_stats.JobStats]:
+        flat: dict[str, str] = await self._call("stats", lambda c: c.hgetall(self.prefix + "stats"))
+        rows = []
+        for field_, value in flat.items():
+            queue, name, key = json.loads(field_)
+            rows.append((queue, name, key, float(value)))
+        return job_stats.build(rows)
+
+    # -- worker registry ---------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        record = {
+            "host": info.host,
+            "pid": info.pid,
+            "queues": list(info.queues),
+            "concurrency": info.concurrency,
+            "version": info.version,
+            "started_at": _time(info.started_at),
+            "last_heartbeat": _time(info.last_heartbeat),
+            "running": _encode(list(info.running)),
+        }
+        await self._call(
+            "register_worker",
+            lambda c: c.hset(self.prefix + "workers", info.id, _encode(record)),
+        )
+
+    async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
+        found = await self._run("worker_heartbeat", worker_id, _time(now), _encode(list(running)))
+        return bool(found)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._call("deregister_worker", lambda c: c.hdel(self.prefix + "workers", worker_id))
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        flat: dict[str, str] = await self._call(
+            "list_workers", lambda c: c.hgetall(self.prefix + "workers")
+        )
+        workers = []
+        for worker_id, text in sorted(flat.items()):
+            r = json.loads(text)
+            workers.append(
+                WorkerInfo(
+                    id=worker_id,
+                    host=r["host"],
+                    pid=int(r["pid"]),
+                    queues=tuple(r["queues"]),
+                    concurrency=int(r["concurrency"]),
+                    version=r["version"],
+                    started_at=float(r["started_at"]),
+                    last_heartbeat=float(r["last_heartbeat"]),
+                    running=tuple(json.loads(r["running"])),
+                )
+            )
+        return workers
+
+    async def prune_workers(self, last_heartbeat_before: float) -> int:
+        return int(await self._run("prune_workers", _time(last_heartbeat_before)))
 
     # -- keys (as the scripts build them) ------------------------------------------------
 

@@ -43,6 +43,7 @@ from jobwire.errors import (
 from jobwire.ids import new_token
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
 from jobwire.store import queries
+from jobwire.store import stats as job_stats
 from jobwire.store.base import (
     Claim,
     Delivery,
@@ -54,6 +55,7 @@ from jobwire.store.base import (
     NewJob,
     Page,
     Store,
+    WorkerInfo,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -64,7 +66,7 @@ from jobwire.store.wakebus import WakeBus, bus_directory
 
 log = logging.getLogger("jobwire.store.sqlite")
 
-SCHEMA_VERSION = "2"  # 2: webhook_deliveries
+SCHEMA_VERSION = "3"  # 2: webhook_deliveries; 3: job_stats, workers
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -276,6 +278,7 @@ class _Tx:
     now: float
     changed: list[Job] = field(default_factory=list)
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
+    tally: job_stats.Tally = field(default_factory=job_stats.Tally)
 
     before: dict[str, Job] = field(default_factory=dict)  # jobs as read in this tx
 
@@ -294,10 +297,14 @@ class _Tx:
         # Everything that can fail in Python (JSON encoding) happens before the first
         # write, so an operation that raises has written nothing.
         job = change.job
+        before = None if new else self.before.get(job.id)
         if new:
             statement, row = SQL["insert_job"], job_to_row(job)
         else:
-            statement, row = _update_for(self.before.get(job.id), job)
+            if before is None:  # not read in this transaction: the counters need it
+                before = self.load(job.id)
+            statement, row = _update_for(before, job)
+        self.tally.add(before, change)
         self.before[job.id] = job
         events = [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events]
         deliveries = [
@@ -440,6 +447,7 @@ class _Writer(threading.Thread):
                 conn.execute("BEGIN IMMEDIATE")
                 for pending in batch:
                     self._run_one(tx, pending)
+                _add_stats(conn, tx.tally)
                 conn.execute("COMMIT")
                 break
             except sqlite3.OperationalError as exc:
@@ -474,6 +482,7 @@ class _Writer(threading.Thread):
         pending.error = None
         mark = len(tx.changed)
         outbox_mark = len(tx.outbox)
+        tally_mark = tx.tally.mark()
         if pending.atomic:
             tx.conn.execute("SAVEPOINT op")
         try:
@@ -487,6 +496,7 @@ class _Writer(threading.Thread):
                 tx.conn.execute("ROLLBACK TO op")
             del tx.changed[mark:]
             del tx.outbox[outbox_mark:]
+            tx.tally.undo_to(tally_mark)
             if isinstance(exc, sqlite3.Error):
                 exc = StoreUnavailable(f"sqlite write failed: {exc}")
             pending.error = exc
@@ -503,6 +513,27 @@ class _Writer(threading.Thread):
                 pending.future.set_result(pending.result)
         if changed:
             self._on_commit(changed, outbox)
+
+
+def _add_stats(conn: sqlite3.Connection, tally: job_stats.Tally) -> None:
+    """The counters of a whole group commit: one upsert per counter that moved."""
+    totals = tally.totals()
+    if totals:
+        conn.executemany(SQL["add_stat"], [(*key, value) for key, value in totals.items()])
+
+
+def _row_to_worker(row: tuple[Any, ...]) -> WorkerInfo:
+    return WorkerInfo(
+        id=row[0],
+        host=row[1],
+        pid=row[2],
+        queues=tuple(json.loads(row[3])),
+        concurrency=row[4],
+        version=row[5],
+        started_at=row[6],
+        last_heartbeat=row[7],
+        running=tuple(json.loads(row[8])),
+    )
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -563,7 +594,18 @@ class SQLiteStore(Store):
         conn = _connect(self.path, self.synchronous)
         try:
             conn.executescript(SQL["schema"])
-            conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(SQL["get_meta"], ("schema_version",)).fetchone()
+                if row is None or row[0] != SCHEMA_VERSION:
+                    # Counters start from the jobs already stored (none in a new file).
+                    conn.execute(SQL["clear_state_stats"])
+                    conn.execute(SQL["count_state_stats"])
+                    conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         finally:
             conn.close()
 
@@ -864,7 +906,14 @@ class SQLiteStore(Store):
         params = _finished_params(query)
 
         def op(tx: _Tx) -> int:
-            ids = [row[0] for row in tx.conn.execute(SQL["purgeable"], params)]
+            rows = tx.conn.execute(SQL["purgeable"], params).fetchall()
+            ids = [row[0] for row in rows]
+            gone: dict[tuple[str, str, str], float] = {}
+            for _, queue_name, name, state in rows:
+                key = (queue_name, name, f"state:{state}")
+                gone[key] = gone.get(key, 0) - 1
+            if gone:
+                tx.conn.executemany(SQL["add_stat"], [(*k, v) for k, v in gone.items()])
             for job_id in ids:
                 tx.conn.execute(SQL["delete_events"], (job_id,))
                 tx.conn.execute(SQL["delete_deliveries"], (job_id,))
@@ -989,3 +1038,57 @@ class SQLiteStore(Store):
             return None if value is None else float(value)
 
         return await self._read(fetch)
+
+    # -- statistics --------------------------------------------------------------------
+
+    async def stats(self) -> builtins.list[job_stats.JobStats]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[tuple[str, str, str, float]]:
+            return conn.execute(SQL["stats"]).fetchall()
+
+        return job_stats.build(await self._read(fetch))
+
+    # -- worker registry ---------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo) -> None:
+        row = (
+            info.id,
+            info.host,
+            info.pid,
+            _dumps(list(info.queues)),
+            info.concurrency,
+            info.version,
+            info.started_at,
+            info.last_heartbeat,
+            _dumps(list(info.running)),
+        )
+
+        def op(tx: _Tx) -> None:
+            tx.conn.execute(SQL["register_worker"], row)
+
+        await self._write(op)
+
+    async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
+        params = (now, _dumps(list(running)), worker_id)
+
+        def op(tx: _Tx) -> bool:
+            return bool(tx.conn.execute(SQL["worker_heartbeat"], params).rowcount)
+
+        return await self._write(op)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        def op(tx: _Tx) -> None:
+            tx.conn.execute(SQL["deregister_worker"], (worker_id,))
+
+        await self._write(op)
+
+    async def list_workers(self) -> builtins.list[WorkerInfo]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[WorkerInfo]:
+            return [_row_to_worker(row) for row in conn.execute(SQL["list_workers"])]
+
+        return await self._read(fetch)
+
+    async def prune_workers(self, last_heartbeat_before: float) -> int:
+        def op(tx: _Tx) -> int:
+            return tx.conn.execute(SQL["prune_workers"], (last_heartbeat_before,)).rowcount
+
+        return await self._write(op)

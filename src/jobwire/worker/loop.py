@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from jobwire.feed.hub import Hub, Watch
 from jobwire.ids import new_token
 from jobwire.jobs import EXECUTORS, Executor
 from jobwire.settings import Settings
-from jobwire.store.base import Claim, Store
+from jobwire.store.base import Claim, Store, WorkerInfo
 from jobwire.worker.attempt import Attempt, StopReason
 from jobwire.worker.executors import AsyncExecutor, ProcessExecutor, ThreadExecutor
 from jobwire.worker.executors import Executor as ExecutorImpl
@@ -34,8 +35,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobwire.worker")
 
 
+# A lost worker stays listed (marked lost) this long after its last heartbeat, then goes.
+FORGET_LOST_WORKERS_AFTER = 3600.0
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_token()[:6]}"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("jobwire")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Worker:
@@ -65,6 +77,7 @@ class Worker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._watchdog = LoopLagWatchdog(settings.loop_lag_warn_seconds, self._async_jobs)
         self.claimed = 0
+        self._started_at: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -88,6 +101,7 @@ class Worker:
                 executor = ProcessExecutor(sizes[kind], preload=preload)
             await executor.start()
             self._executors[kind] = executor
+        await self._register()
         loop = asyncio.get_running_loop()
         self._main = loop.create_task(self._claim_loop(), name=f"jobwire-worker-{self.id}")
         self._heartbeat = loop.create_task(self._heartbeat_loop(), name="jobwire-heartbeat")
@@ -124,7 +138,37 @@ class Worker:
         self._watchdog.stop()
         for executor in self._executors.values():
             await executor.close()
+        try:
+            await self.store.deregister_worker(self.id)
+        except JobwireError as exc:
+            log.warning("worker %s: not deregistered (it will show as lost): %s", self.id, exc)
         log.info("worker %s stopped", self.id)
+
+    # -- the registry --------------------------------------------------------------------
+
+    def info(self, now: float) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=tuple(self.queues),
+            concurrency=sum(e.size for e in self._executors.values()),
+            version=_version(),
+            started_at=self._started_at or now,
+            last_heartbeat=now,
+            running=tuple(self.attempts),
+        )
+
+    async def _register(self) -> None:
+        """Put this worker in the store's registry (and forget long-lost ones); a store
+        that is down now only delays it to the next heartbeat."""
+        now = time.time()
+        self._started_at = self._started_at or now
+        try:
+            await self.store.prune_workers(now - FORGET_LOST_WORKERS_AFTER)
+            await self.store.register_worker(self.info(now))
+        except JobwireError as exc:
+            log.warning("worker %s: not registered yet: %s", self.id, exc)
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -241,6 +285,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
+            await self._worker_heartbeat()
             tokens = {a.job_id: a.token for a in self.attempts.values()}
             if not tokens:
                 continue
@@ -257,6 +302,16 @@ class Worker:
                 attempt = self.attempts.get(job_id)
                 if attempt is not None:
                     attempt.request_cancel()
+
+    async def _worker_heartbeat(self) -> None:
+        """One write per heartbeat interval says this worker is alive (jobs or none)."""
+        try:
+            known = await self.store.worker_heartbeat(self.id, list(self.attempts), time.time())
+        except JobwireError as exc:
+            log.warning("worker %s: registry heartbeat failed: %s", self.id, exc)
+            return
+        if not known:  # pruned while cut off, or the store lost it: register again
+            await self._register()
 
     def _async_jobs(self) -> list[str]:
         return [

@@ -46,7 +46,28 @@ local function deliveries_key(job_id) return P .. 'deliveries:' .. enc(job_id) e
 local OUTBOX = P .. 'outbox'
 local OUTBOX_LEASED = P .. 'outbox-leased'
 
+local STATS = P .. 'stats'
+local WORKERS = P .. 'workers'
+
 local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+
+-- jobwire.store.stats: counters per (queue, job name, key), the field a JSON array.
+local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
+  3600 }
+local EVENT_COUNTER = { started = 'started', succeeded = 'succeeded', failed = 'failed',
+  retrying = 'retried', cancelled = 'cancelled' }
+local function stat(job, key, delta)
+  redis.call('HINCRBYFLOAT', STATS, cjson.encode({ job.queue, job.job, key }), delta)
+end
+local function observe(job, histogram, seconds)
+  if seconds < 0 then seconds = 0 end
+  local i = #BUCKETS
+  for b = 1, #BUCKETS do
+    if seconds <= BUCKETS[b] then i = b - 1; break end
+  end
+  stat(job, histogram .. ':' .. i, 1)
+  stat(job, histogram .. ':sum', seconds)
+end
 
 -- A refusal: raised before any write, turned into a jobwire exception in Python.
 local function refuse(kind, a, b, c)
@@ -160,6 +181,15 @@ local function append(job, now, etype, data)
   redis.call('ZADD', owner_feed_key(job.owner), cursor, ref)
   redis.call('HSET', job.key, 'last_seq', job.last_seq)
   job.new[#job.new + 1] = { seq = job.last_seq, type = etype, data = data, at = now }
+  if etype == 'queued' and job.last_seq == 1 then stat(job, 'total:enqueued', 1) end
+  local counter = EVENT_COUNTER[etype]
+  if counter then stat(job, 'total:' .. counter, 1) end
+  if etype == 'started' then
+    observe(job, 'wait', tonumber(now) - tonumber(redis.call('HGET', job.key, 'scheduled_at')))
+  elseif job.state == 'running' and etype ~= 'progress' and etype ~= 'output' then
+    local started = redis.call('HGET', job.key, 'started_at')
+    if started then observe(job, 'run', tonumber(now) - tonumber(started)) end
+  end
 end
 
 -- Index upkeep on entering and leaving states.
@@ -182,6 +212,8 @@ local function release_claim(job)
   job.worker_id = false
 end
 local function set_state(job, state)
+  if job.state then stat(job, 'state:' .. job.state, -1) end
+  stat(job, 'state:' .. state, 1)
   job.state = state
   redis.call('HSET', job.key, 'state', state)
 end
@@ -342,6 +374,7 @@ local function expire(job, now)
   if job.lease_expires_at and tonumber(job.lease_expires_at) > tonumber(now) then
     return false
   end
+  stat(job, 'total:expired', 1)
   if job.cancel_requested then
     append(job, now, 'cancelled', '{"reason":"lease expired after cancel request"}')
     set_state(job, 'cancelled')
@@ -391,8 +424,10 @@ end
 -- A terminal job goes, with its events, feed entries, webhook deliveries and key.
 local function delete_finished(id)
   local key = job_key(id)
-  local v = redis.call('HMGET', key, 'owner', 'last_seq', 'idempotency_key')
+  local v = redis.call('HMGET', key, 'owner', 'last_seq', 'idempotency_key', 'queue', 'job',
+    'state')
   if v[1] then
+    stat({ queue = v[4], job = v[5] }, 'state:' .. v[6], -1)
     local feeds = { FEED, owner_feed_key(v[1]) }
     local last = tonumber(v[2]) or 0
     for first = 1, last, 500 do
@@ -771,3 +806,37 @@ for q = 3, 2 + nq do
   end
 end
 return best
+
+-- name: worker_heartbeat
+-- ARGV: prefix, worker id, time, running (JSON). Answers 0 when the worker is unknown.
+local id = ARGV[2]
+local found = redis.call('HGET', WORKERS, id)
+if not found then return 0 end
+local info = cjson.decode(found)
+info.last_heartbeat = ARGV[3]
+info.running = ARGV[4]
+redis.call('HSET', WORKERS, id, cjson.encode(info))
+return 1
+
+-- name: prune_workers
+-- ARGV: prefix, cutoff. Forgets workers whose last heartbeat is before the cutoff.
+local cutoff, gone = tonumber(ARGV[2]), 0
+local flat = redis.call('HGETALL', WORKERS)
+for i = 1, #flat, 2 do
+  if tonumber(cjson.decode(flat[i + 1]).last_heartbeat) < cutoff then
+    redis.call('HDEL', WORKERS, flat[i])
+    gone = gone + 1
+  end
+end
+return gone
+
+-- name: migrate_2
+-- ARGV: prefix. Version 1 → 2: the per-state counters of the jobs already stored, once
+-- (the data of a version 1 store was written before the counters existed).
+if redis.call('HGET', P .. 'meta', 'schema_version') ~= '1' then return 0 end
+for _, id in ipairs(redis.call('ZRANGE', IDS, 0, -1)) do
+  local v = redis.call('HMGET', job_key(id), 'queue', 'job', 'state')
+  if v[1] then stat({ queue = v[1], job = v[2] }, 'state:' .. v[3], 1) end
+end
+redis.call('HSET', P .. 'meta', 'schema_version', '2')
+return 1

@@ -155,6 +155,35 @@ INSERT INTO {schema}.jobwire_meta (key, value)
 VALUES ('cursor_epoch', pg_snapshot_xmin(pg_current_snapshot())::text)
 ON CONFLICT (key) DO NOTHING;
 
+-- name: migrate_2
+-- Counters per queue and job name (jobwire.store.stats), each spread over a few shards
+-- so that concurrent transactions rarely wait on one another's row; reads sum them.
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_stats (
+    queue text NOT NULL,
+    job   text NOT NULL,
+    key   text NOT NULL,
+    shard smallint NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (queue, job, key, shard)
+);
+-- The per-state counts of the jobs stored before the counters existed.
+INSERT INTO {schema}.jobwire_stats (queue, job, key, shard, value)
+SELECT queue, job, 'state:' || state, 0, count(*) FROM {schema}.jobwire_jobs
+GROUP BY queue, job, state
+ON CONFLICT DO NOTHING;
+-- The worker registry: one row per running worker process, its heartbeat kept fresh.
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_workers (
+    id             text PRIMARY KEY,
+    host           text NOT NULL,
+    pid            integer NOT NULL,
+    queues         text[] NOT NULL,
+    concurrency    integer NOT NULL,
+    version        text NOT NULL,
+    started_at     double precision NOT NULL,
+    last_heartbeat double precision NOT NULL,
+    running        text[] NOT NULL
+);
+
 -- name: cursor_epoch
 SELECT value::bigint FROM {schema}.jobwire_meta WHERE key = 'cursor_epoch';
 
@@ -414,7 +443,8 @@ LIMIT $6;
 
 -- name: purge
 -- One batch of terminal jobs that match the filter (states, owner, job, queue, finished
--- from $5 and before $6), with their events, deliveries and keys.
+-- from $5 and before $6; at most $7), with their events, deliveries and keys; their
+-- state counters go down in stats shard $8.
 WITH doomed AS (
     SELECT id FROM {schema}.jobwire_jobs
     WHERE finished_at IS NOT NULL
@@ -433,7 +463,13 @@ WITH doomed AS (
 ), keys_gone AS (
     DELETE FROM {schema}.jobwire_idempotency WHERE job_id IN (SELECT id FROM doomed)
 ), jobs_gone AS (
-    DELETE FROM {schema}.jobwire_jobs WHERE id IN (SELECT id FROM doomed) RETURNING 1
+    DELETE FROM {schema}.jobwire_jobs WHERE id IN (SELECT id FROM doomed)
+    RETURNING queue, job, state
+), counted AS (
+    INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+    SELECT queue, job, 'state:' || state, $8, -count(*) FROM jobs_gone
+    GROUP BY queue, job, state
+    ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value
 )
 SELECT count(*) FROM jobs_gone;
 
@@ -461,6 +497,40 @@ GROUP BY queue;
 
 -- name: idempotent_job
 SELECT job_id FROM {schema}.jobwire_idempotency WHERE owner = $1 AND key = $2;
+
+-- name: add_stats
+-- In key order, so that transactions adding to the same shard cannot deadlock.
+INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+SELECT queue, job, key, $5, value
+FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) AS a(queue, job, key, value)
+ORDER BY queue, job, key
+ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value;
+
+-- name: stats
+SELECT queue, job, key, sum(value) AS value FROM {schema}.jobwire_stats
+GROUP BY queue, job, key;
+
+-- name: register_worker
+INSERT INTO {schema}.jobwire_workers AS w (
+    id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (id) DO UPDATE SET
+    host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, version = excluded.version,
+    started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
+    running = excluded.running;
+
+-- name: worker_heartbeat
+UPDATE {schema}.jobwire_workers SET last_heartbeat = $2, running = $3 WHERE id = $1;
+
+-- name: deregister_worker
+DELETE FROM {schema}.jobwire_workers WHERE id = $1;
+
+-- name: list_workers
+SELECT * FROM {schema}.jobwire_workers ORDER BY id COLLATE "C";
+
+-- name: prune_workers
+DELETE FROM {schema}.jobwire_workers WHERE last_heartbeat < $1;
 
 -- name: due_deliveries
 WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS now)

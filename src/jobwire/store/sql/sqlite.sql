@@ -77,6 +77,26 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 -- Senders read only pending rows, in due order.
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE status = 'pending';
+-- Counters per queue and job name (jobwire.store.stats), added to once per group commit.
+CREATE TABLE IF NOT EXISTS job_stats (
+    queue TEXT NOT NULL,
+    job   TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (queue, job, key)
+) WITHOUT ROWID;
+-- The worker registry: one row per running worker process, its heartbeat kept fresh.
+CREATE TABLE IF NOT EXISTS workers (
+    id             TEXT PRIMARY KEY,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    queues         TEXT NOT NULL,
+    concurrency    INTEGER NOT NULL,
+    version        TEXT NOT NULL,
+    started_at     REAL NOT NULL,
+    last_heartbeat REAL NOT NULL,
+    running        TEXT NOT NULL
+);
 
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
@@ -165,6 +185,39 @@ ON CONFLICT (owner, key) DO UPDATE SET
     fingerprint = excluded.fingerprint, job_id = excluded.job_id,
     created_at = excluded.created_at;
 
+-- name: add_stat
+INSERT INTO job_stats (queue, job, key, value) VALUES (?, ?, ?, ?)
+ON CONFLICT (queue, job, key) DO UPDATE SET value = value + excluded.value;
+
+-- name: stats
+SELECT queue, job, key, value FROM job_stats;
+
+-- name: clear_state_stats
+-- Migration to version 3: the per-state counts of the jobs already stored.
+DELETE FROM job_stats WHERE key LIKE 'state:%';
+
+-- name: count_state_stats
+INSERT INTO job_stats (queue, job, key, value)
+SELECT queue, job, 'state:' || state, count(*) FROM jobs GROUP BY queue, job, state;
+
+-- name: register_worker
+INSERT OR REPLACE INTO workers (
+    id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: worker_heartbeat
+UPDATE workers SET last_heartbeat = ?, running = ? WHERE id = ?;
+
+-- name: deregister_worker
+DELETE FROM workers WHERE id = ?;
+
+-- name: list_workers
+SELECT id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running
+FROM workers ORDER BY id;
+
+-- name: prune_workers
+DELETE FROM workers WHERE last_heartbeat < ?;
+
 -- name: delete_events
 DELETE FROM events WHERE job_id = ?;
 
@@ -251,7 +304,7 @@ WHERE finished_at IS NOT NULL
   AND (:before IS NULL OR finished_at < :before);
 
 -- name: purgeable
-SELECT id FROM jobs
+SELECT id, queue, job, state FROM jobs
 WHERE finished_at IS NOT NULL
   AND state IN (SELECT value FROM json_each(:states))
   AND (:owner IS NULL OR owner = :owner)
