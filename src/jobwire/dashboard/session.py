@@ -97,10 +97,15 @@ class Sessions:
 
 
 def same_origin(headers: Mapping[str, str], scheme: str) -> bool:
-    """False when the browser says the request comes from another site."""
+    """False when the request may come from a page of another site.
+
+    A browser that sends ``Sec-Fetch-Site`` (a header no page can set) is believed;
+    otherwise the ``Origin`` must name this host (a request without one is not a
+    browser's cross-site request: those always carry it on POST).
+    """
     site = headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site == "same-origin"
     origin = headers.get("origin")
     if origin is None:
         return True

@@ -29,7 +29,7 @@ function h(tag, attrs, ...children) {
     else if (key === "dataset") Object.assign(el.dataset, value);
     else el.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(3)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }
@@ -253,10 +253,12 @@ function latencyChart(minutes) {
   const max = Math.max(0.001, ...values);
   const step = (W - PAD) / Math.max(1, minutes.length);
   const y = (v) => (H - PAD) - (v / max) * (H - PAD - 8);
-  const lines = keys.map((k) => {
-    const points = minutes.map((m, i) => m[k] === null ? null : `${PAD + i * step + step / 2},${y(m[k])}`)
-      .filter(Boolean).join(" ");
-    return s("polyline", { points, class: `line ${k}` });
+  const lines = keys.flatMap((k) => {
+    const points = minutes.map((m, i) => m[k] === null ? null : [PAD + i * step + step / 2, y(m[k])])
+      .filter(Boolean);
+    // A dot per minute too: a minute alone has no line to draw.
+    return [s("polyline", { points: points.map((p) => p.join(",")).join(" "), class: `line ${k}` }),
+      ...points.map(([cx, cy]) => s("circle", { cx, cy, r: 2.5, class: `dot ${k}` }))];
   });
   return s("svg", { id: "latency", class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img" },
     ...axes(max, duration), ...lines);
@@ -405,7 +407,7 @@ function jobView(main, id) {
     } catch (error) { failure(main, error); return; }
     if (stopped) return;
     seen.clear();
-    main.replaceChildren(...jobPage(job, act));
+    main.replaceChildren(...jobPage(job, act).flat(2).filter(Boolean));
     for (const event of job.events) seen.add(event.seq);
     follow(job.last_seq);
   };
