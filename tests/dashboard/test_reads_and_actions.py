@@ -10,11 +10,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
 
+from jobwire.store.base import WorkerInfo
+from jobwire.store.sqlite import SQLiteStore
 from tests.dashboard.conftest import KEYS, UI, Serve, csrf_of, sign_in, submit, wait_state
 
 
@@ -200,3 +203,43 @@ async def test_the_job_stream_carries_outputs_and_ends_with_the_job(serve: Serve
             f"{UI}/api/jobs/{job_id}/events", params={"after": seen[-1]["seq"]}
         )
         assert after.status_code == 204  # a browser's EventSource stops reconnecting
+
+
+async def test_the_overview_counts_by_queue_and_the_workers_page_marks_the_lost(
+    serve: Serve, tmp_path: Path
+) -> None:
+    server = await serve(api_keys=KEYS)
+    async with signed_in(server.url) as (client, _):
+        ran = [await submit(client, "alice-key", "quick", {"x": i}) for i in range(3)]
+        ran.append(await submit(client, "alice-key", "boom", {"reason": "x"}))
+        for job_id in ran:
+            await wait_state(client, "alice-key", job_id)
+        waiting = await client.post(
+            "/jobs",
+            json={"job": "quick", "args": {"x": 9}, "queue": "later"},
+            headers={"Authorization": "Bearer bob-key"},
+        )
+        assert waiting.status_code == 202  # a queue no worker takes: it waits
+        # A worker that stopped heartbeating a minute ago, written beside the server's own.
+        store = SQLiteStore(tmp_path / "jobwire-0.db")
+        await store.open()
+        try:
+            now = time.time()
+            gone = WorkerInfo("gone-1", "elsewhere", 42, ("cpu",), 2, "0.1.0", now - 90, now - 60)
+            await store.register_worker(gone)
+        finally:
+            await store.close()
+        overview = (await client.get(f"{UI}/api/overview")).json()
+        assert overview["counts"]["default"]["succeeded"] == 3
+        assert overview["counts"]["default"]["failed"] == 1
+        assert overview["counts"]["later"]["queued"] == 1  # bob's: counts are the deployment's
+        assert overview["oldest_queued"] == {}  # alice has nothing waiting
+        assert overview["workers"] == {"online": 1, "lost": 1}
+        hour = overview["activity"]["overall"]
+        assert (hour["succeeded"], hour["failed"]) == (3, 1)
+        assert hour["run_p95"] is not None and hour["wait_p50"] is not None
+        workers = {w["id"]: w for w in (await client.get(f"{UI}/api/workers")).json()["items"]}
+        assert workers["gone-1"]["lost"] and workers["gone-1"]["host"] == "elsewhere"
+        [mine] = [w for w in workers.values() if w["id"] != "gone-1"]
+        assert not mine["lost"] and mine["queues"] == ["default"] and mine["pid"] > 0
+        assert mine["running_jobs"] == []  # ids of every owner's jobs: not for one owner
