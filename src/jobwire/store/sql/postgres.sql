@@ -437,7 +437,9 @@ WHERE ($1::text IS NULL OR owner = $1)
   AND ($2::text IS NULL OR job = $2)
   AND ($3::text IS NULL OR queue = $3)
   AND ($4::text[] IS NULL OR state = ANY($4::text[]))
-  AND ($5::text IS NULL OR id < $5)
+  -- A bound the primary key can seek to ('~' sorts after every id in the "C" collation):
+  -- "IS NULL OR" would make a page far from the newest walk the index from the top.
+  AND id < coalesce($5::text, '~')
 ORDER BY id DESC
 LIMIT $6;
 

@@ -172,7 +172,9 @@ WHERE (:owner IS NULL OR owner = :owner)
   AND (:job IS NULL OR job = :job)
   AND (:queue IS NULL OR queue = :queue)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-  AND (:before IS NULL OR id < :before)
+  -- A bound the id index can seek to ('~' sorts after every id): "IS NULL OR" would
+  -- make a page far from the newest walk the index from the top.
+  AND id < coalesce(:before, '~')
 ORDER BY id DESC
 LIMIT :limit;
 
