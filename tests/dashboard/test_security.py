@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
+from fastapi import Header, HTTPException
 
+from jobwire import Jobwire
+from tests.dashboard.app import build, jobs
 from tests.dashboard.conftest import KEYS, PREFIX, UI, Serve, csrf_of, sign_in, submit
+from tests.support.server import ServerThread
 
 
 async def test_with_no_credentials_configured_the_dashboard_is_closed(serve: Serve) -> None:
@@ -182,3 +188,31 @@ async def test_an_open_dashboard_shows_every_owner_and_warns_at_start(
         csrf = {"X-Jobwire-CSRF": csrf_of(page.text)}
         counted = await client.post(f"{UI}/api/purge/count", json={}, headers=csrf)
         assert counted.status_code == 200
+
+
+async def test_the_applications_own_auth_decides_who_sees_the_dashboard(tmp_path: Path) -> None:
+    async def current_user(x_user: Annotated[str | None, Header()] = None) -> str:
+        if not x_user:
+            raise HTTPException(401, "who are you?")
+        return x_user
+
+    served = Jobwire(f"sqlite:///{tmp_path / 'app-auth.db'}", auth=current_user)
+    served.registry = dict(jobs.registry)
+    async with ServerThread(build(served)) as server, httpx.AsyncClient(base_url=server.url) as c:
+        ann = {"X-User": "ann"}
+        body = {"job": "steps", "args": {"n": 100, "pace": 0.5}}
+        mine = await c.post(PREFIX, json=body, headers=ann)
+        assert mine.status_code == 202
+        assert (await c.get(f"{UI}/")).status_code == 401
+        assert (await c.get(f"{UI}/login")).status_code == 303  # nothing of ours to sign in to
+        page = await c.get(f"{UI}/", headers={"X-User": "ann"})
+        assert page.status_code == 200 and "ann" in page.text
+        listed = await c.get(f"{UI}/api/jobs", headers={"X-User": "ann"})
+        assert [j["id"] for j in listed.json()["items"]] == [mine.json()["id"]]
+        other = await c.get(f"{UI}/api/jobs", headers={"X-User": "ben"})
+        assert other.json()["items"] == []
+        # Its credentials may be ambient (a cookie): actions still need the page's token.
+        cancel = f"{UI}/api/jobs/{mine.json()['id']}/cancel"
+        assert (await c.post(cancel, headers={"X-User": "ann"})).status_code == 403
+        token = {"X-User": "ann", "X-Jobwire-CSRF": csrf_of(page.text)}
+        assert (await c.post(cancel, headers=token)).status_code == 202

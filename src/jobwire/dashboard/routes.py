@@ -133,6 +133,10 @@ def _states(values: list[str] | None) -> tuple[State, ...]:
     return tuple(states)
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def build_dashboard(jobwire: "Jobwire") -> APIRouter:
     settings = jobwire.settings
     keys = parse_api_keys(settings.api_keys) if settings.api_keys else {}
@@ -454,10 +458,10 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         after = body.get("finished_after")
         now = time.time()
         return FinishedQuery(
-            owner=owner if isinstance(owner, str) else None,
+            owner=_text(owner),
             states=states,
-            job=body.get("job") or None,
-            queue=body.get("queue") or None,
+            job=_text(body.get("job")),
+            queue=_text(body.get("queue")),
             finished_after=float(after) if isinstance(after, int | float) else None,
             # Fixed when counted: jobs finishing after the confirmation are not deleted.
             finished_before=min(float(before), now) if isinstance(before, int | float) else now,
