@@ -335,10 +335,13 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
     async def overview(viewer: ViewerDep) -> JSONResponse:
         now = time.time()
         with http_errors():
-            counts = await store.counts()
-            activity = await store.activity(now, owner=viewer.owner)
-            oldest = await store.oldest_queued(now, owner=viewer.owner)
-            workers = await store.list_workers()
+            # Independent reads, side by side (read connections, pooled connections).
+            counts, activity, oldest, workers = await asyncio.gather(
+                store.counts(),
+                store.activity(now, owner=viewer.owner),
+                store.oldest_queued(now, owner=viewer.owner),
+                store.list_workers(),
+            )
         lost = sum(1 for w in workers if w.is_lost(settings.lease_seconds, now))
         return _json(
             {
