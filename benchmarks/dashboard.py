@@ -4,7 +4,7 @@ Fills a fresh store (SQLite file, or a schema of its own on PostgreSQL) with ``-
 finished jobs spread over the last week (85 % succeeded, 10 % failed, 5 % cancelled;
 four queues, five job names, three owners), written straight into the tables in bulk —
 rows exactly as the store writes them, and the state counters recounted once, as the
-schema migration does — then serves the app with uvicorn on a thread and times
+schema migration does — then serves the app with uvicorn in a process of its own and times
 ``--requests`` GETs of each dashboard read with one client. The jobs carry no event
 rows: none of these reads looks at events.
 
@@ -26,19 +26,15 @@ import json
 import random
 import secrets
 import shutil
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 
-from benchmarks._common import fresh_db, percentile
+from benchmarks._common import free_port, fresh_db, percentile, start_server, wait_live
 from jobwire import Jobwire
 from jobwire.ids import new_job_id
 
@@ -155,29 +151,6 @@ async def drop_schema(dsn: str, schema: str) -> None:
         await conn.close()
 
 
-class Served:
-    """The app on a loopback port, served by uvicorn on a thread of this process."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join()
-        self.sock.close()
-
-
 def measure(url: str, requests: int) -> dict[str, dict[str, float]]:
     ui = "/jobs/ui/api"
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -243,10 +216,14 @@ def main() -> None:
         else:
             asyncio.run(fill_postgres(PG_URL, schema, args.jobs, now))
         print(f"filled {args.jobs:,} finished jobs in {time.perf_counter() - began:.0f} s")
-        app = FastAPI(lifespan=jobs.lifespan)
-        app.include_router(jobs.router, prefix="/jobs")
-        with Served(app) as served:
-            figures = measure(served.url, args.requests)
+        port = free_port()
+        server = start_server(url, port, dashboard_open="1", retention_seconds="0")
+        try:
+            wait_live(f"http://127.0.0.1:{port}")
+            figures = measure(f"http://127.0.0.1:{port}", args.requests)
+        finally:
+            server.terminate()
+            server.wait(30)
         check = figures.pop("_check")
         print(
             f"{args.store}: {check['jobs counted']:,.0f} jobs counted by the overview, "

@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,33 +24,10 @@ import httpx
 import psutil
 from httpx_sse import aconnect_sse
 
-from benchmarks._common import ROOT, fresh_db, start_worker
+from benchmarks._common import free_port, fresh_db, start_server, start_worker, wait_live
 from jobwire import Jobwire
 from jobwire.ids import new_job_id
 from jobwire.store.base import NewJob
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "JOBWIRE_URL": url,
-        "JOBWIRE_EMBEDDED_WORKERS": "0",
-        "JOBWIRE_DASHBOARD_OPEN": "1",
-        "JOBWIRE_RETENTION_SECONDS": "0",
-        "PYTHONPATH": str(ROOT),
-    }
-    argv = [sys.executable, "-m", "uvicorn", "benchmarks.http_app:app", "--port", str(port)]
-    argv += ["--log-level", "warning", "--no-access-log"]
-    return subprocess.Popen(argv, env=env, cwd=ROOT)
 
 
 async def produce(jobs: Jobwire, rate: int, seconds: float) -> int:
@@ -123,17 +97,10 @@ async def run(rate: int, seconds: float) -> None:
     base = f"http://127.0.0.1:{port}"
     jobs = Jobwire(url, embedded_workers=False)
     await jobs.store.open()
-    server = start_server(url, port)
+    server = start_server(url, port, dashboard_open="1", retention_seconds="0")
     worker = start_worker(url)
     try:
-        async with httpx.AsyncClient(base_url=base) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/jobs/health/live")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+        await asyncio.to_thread(wait_live, base)
         proc = psutil.Process(server.pid)
         quiet = await phase(jobs, proc, base, rate, seconds, watched=False)
         watched = await phase(jobs, proc, base, rate, seconds, watched=True)

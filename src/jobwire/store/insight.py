@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from jobwire.model import Event, EventType, State
 
@@ -22,9 +22,9 @@ def retry_key(job_id: str) -> str:
     return RETRY_KEY_PREFIX + job_id
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """When a terminal job was scheduled, last started and finished."""
+class Timing(NamedTuple):
+    """When a terminal job was scheduled, last started and finished (a tuple: an hour of
+    finished jobs is thousands of these, made and read on each overview)."""
 
     queue: str
     state: State
@@ -165,31 +165,31 @@ def activity_from(
     timings: Iterable[Timing], since: float, until: float, complete: bool
 ) -> Activity:
     first = math.floor(since / 60) * 60
-    last = math.floor(until / 60) * 60
-    buckets: dict[float, tuple[list[int], list[float], list[float]]] = {}
-    start = first
-    while start <= last:
-        buckets[start] = ([0, 0], [], [])
-        start += 60
-    for t in timings:
-        if t.state not in (State.SUCCEEDED, State.FAILED) or t.finished_at < since:
+    size = int((math.floor(until / 60) * 60 - first) // 60) + 1
+    succeeded, failed = [0] * size, [0] * size
+    waits: list[list[float]] = [[] for _ in range(size)]
+    runs: list[list[float]] = [[] for _ in range(size)]
+    ok, bad = State.SUCCEEDED, State.FAILED
+    for _queue, state, scheduled, started, finished in timings:
+        if (state is not ok and state is not bad) or finished < since:
             continue
-        bucket = buckets.get(math.floor(t.finished_at / 60) * 60)
-        if bucket is None:
+        i = int((finished - first) // 60)
+        if not 0 <= i < size:
             continue
-        counts, waits, runs = bucket
-        counts[0 if t.state is State.SUCCEEDED else 1] += 1
-        if t.started_at is not None:
-            waits.append(max(0.0, t.started_at - t.scheduled_at))
-            runs.append(max(0.0, t.finished_at - t.started_at))
-    minutes = [_minute(start, *bucket) for start, bucket in buckets.items()]
-    total: tuple[list[int], list[float], list[float]] = ([0, 0], [], [])
-    for counts, waits, runs in buckets.values():
-        total[0][0] += counts[0]
-        total[0][1] += counts[1]
-        total[1].extend(waits)
-        total[2].extend(runs)
-    return Activity(since, until, minutes, complete, _minute(first, *total))
+        if state is ok:
+            succeeded[i] += 1
+        else:
+            failed[i] += 1
+        if started is not None:
+            waits[i].append(max(0.0, started - scheduled))
+            runs[i].append(max(0.0, finished - started))
+    minutes = [
+        _minute(first + 60 * i, [succeeded[i], failed[i]], waits[i], runs[i]) for i in range(size)
+    ]
+    every_wait = [w for bucket in waits for w in bucket]
+    every_run = [r for bucket in runs for r in bucket]
+    overall = _minute(first, [sum(succeeded), sum(failed)], every_wait, every_run)
+    return Activity(since, until, minutes, complete, overall)
 
 
 def _minute(start: float, counts: list[int], waits: list[float], runs: list[float]) -> Minute:

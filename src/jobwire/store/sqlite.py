@@ -254,6 +254,9 @@ def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
     )
 
 
+_STATES = {state.value: state for state in State}
+
+
 def _finished_params(query: FinishedQuery) -> dict[str, Any]:
     return {
         "states": _dumps(query.state_names),
@@ -936,8 +939,9 @@ class SQLiteStore(Store):
         params = {"since": since, "owner": owner, "limit": max(0, limit)}
 
         def fetch(conn: sqlite3.Connection) -> builtins.list[Timing]:
+            states = _STATES
             return [
-                Timing(queue, State(state), scheduled, started, finished)
+                Timing(queue, states[state], scheduled, started, finished)
                 for queue, state, scheduled, started, finished in conn.execute(
                     SQL["timings"], params
                 )
