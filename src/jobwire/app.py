@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from jobwire import tracing
 from jobwire.errors import (
     ConfigError,
     JobCancelled,
@@ -334,6 +335,14 @@ class Jobwire:
             self._router = build_router(self)
         return self._router
 
+    @property
+    def metrics_router(self) -> APIRouter:
+        """``GET /metrics`` (Prometheus), for ``app.include_router(jobs.metrics_router)``:
+        every process answers with the same numbers, read from the store."""
+        from jobwire.api.metrics import build_metrics_router
+
+        return build_metrics_router(self)
+
     # -- the Python API ------------------------------------------------------------------
 
     async def enqueue(
@@ -385,7 +394,7 @@ class Jobwire:
             owner=owner,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
-            options=options or {},
+            options=_with_trace(options or {}),
         )
         if new.options.get("webhook") is not None:
             hook = await check_webhook(new.options["webhook"], self.settings)
@@ -475,3 +484,11 @@ def schedule(delay: float | None, run_at: datetime | float | None) -> float | No
 def fingerprint_of(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _with_trace(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with the submitting trace context, when tracing is on and has one."""
+    if tracing.OPTION in options:
+        return options
+    context = tracing.capture()
+    return options if context is None else {**options, tracing.OPTION: context}

@@ -111,6 +111,23 @@ class SubmitOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthOptions:
+    url: str | None = None
+    app: str | None = None
+    host: str | None = None  # None: this machine's (the pod's) hostname
+    max_age: float | None = None  # None: the lease, after which a worker counts as lost
+
+
+@dataclass(frozen=True, slots=True)
+class TopOptions:
+    url: str | None = None
+    app: str | None = None
+    interval: float = 1.0
+    refreshes: int | None = None  # None: until interrupted
+    once: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StatusOptions:
     job_id: str
     url: str | None = None
@@ -578,6 +595,58 @@ class FollowView:
 
 
 @command
+async def run_health(opts: HealthOptions, out: Console, err: Console) -> int:
+    """Exit 0 when a worker on this host wrote its registry heartbeat recently.
+
+    The heartbeat is written by the worker's event loop every third of the lease, so a
+    fresh one says the loop is responsive and the store reachable from the worker: the
+    liveness probe of a worker-only pod.
+    """
+    host = opts.host or socket.gethostname()
+    async with _store_jobwire(opts.url, opts.app) as jobs:
+        max_age = jobs.settings.lease_seconds if opts.max_age is None else opts.max_age
+        workers = [w for w in await jobs.store.list_workers() if w.host == host]
+    if not workers:
+        raise CliError(f"no worker is registered on host {host}", NOT_OK)
+    now = time.time()
+    freshest = max(workers, key=lambda w: w.last_heartbeat)
+    age = now - freshest.last_heartbeat
+    if age > max_age:
+        raise CliError(
+            f"worker {freshest.id}: last heartbeat {age:.1f} s ago, expected within {max_age:g} s",
+            NOT_OK,
+        )
+    say(out, f"ok: worker {freshest.id} heartbeat {age:.1f} s ago")
+    return 0
+
+
+@command
+async def run_top(opts: TopOptions, out: Console, err: Console) -> int:
+    """Show jobs per queue and state and the workers, refreshed every ``interval``."""
+    from rich.live import Live
+
+    from jobwire import metrics, top
+
+    async with _store_jobwire(opts.url, opts.app) as jobs:
+        source = redact(jobs.settings.url)
+        lease = jobs.settings.lease_seconds
+
+        async def frame() -> Any:
+            return top.render(await metrics.snapshot(jobs.store, lease), source)
+
+        if opts.once:
+            out.print(await frame())
+            return 0
+        with Live(await frame(), console=out, auto_refresh=False) as live:
+            shown = 0
+            while opts.refreshes is None or shown < opts.refreshes:
+                await asyncio.sleep(opts.interval)
+                live.update(await frame(), refresh=True)
+                shown += 1
+    return 0
+
+
+@command
 async def run_status(opts: StatusOptions, out: Console, err: Console) -> int:
     """Print one job; exit 1 when it does not exist."""
     async with _store_jobwire(opts.url, opts.app) as jobs:
@@ -1026,6 +1095,50 @@ def list_jobs(
         as_json=json_,
     )
     _execute(run_ls(opts, _console(), _console(stderr=True)))
+
+
+@cli.command()
+def health(
+    url: UrlOption = None,
+    app: StoreAppOption = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Check workers of this host.", show_default="this hostname"),
+    ] = None,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-age",
+            min=0.0,
+            help="Oldest acceptable heartbeat, in seconds.",
+            show_default="JOBWIRE_LEASE_SECONDS",
+        ),
+    ] = None,
+) -> None:
+    """Exit 0 if a worker on this host heartbeats (a Kubernetes liveness probe)."""
+    opts = HealthOptions(url, app, host, max_age)
+    _execute(run_health(opts, _console(), _console(stderr=True)))
+
+
+@cli.command()
+def top(
+    url: UrlOption = None,
+    app: StoreAppOption = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.05, help="Seconds between refreshes.")
+    ] = 1.0,
+    refreshes: Annotated[
+        int | None,
+        typer.Option("--refreshes", min=0, help="Stop after N refreshes.", show_default="never"),
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+) -> None:
+    """Jobs per queue and state, and the workers, live in the terminal."""
+    opts = TopOptions(url, app, interval, refreshes, once)
+    try:
+        _execute(run_top(opts, _console(), _console(stderr=True)))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @cli.command()

@@ -395,6 +395,7 @@ class StoreMachine(RuleBasedStateMachine):
         merged = sorted((e for log in logs.values() for e in log), key=lambda e: e.cursor)
         assert feed == merged
         assert last_cursor == (merged[-1].cursor if merged else 0)
+        self.check_stats(jobs, logs)
         self.running = sorted(
             (job.id, job.claim_token) for job in jobs.values() if job.claim_token is not None
         )
@@ -402,6 +403,21 @@ class StoreMachine(RuleBasedStateMachine):
         self.due = any(
             job.state is State.QUEUED and job.scheduled_at <= now for job in jobs.values()
         )
+
+    def check_stats(self, jobs: dict[str, Job], logs: dict[str, list[Event]]) -> None:
+        """The maintained counters agree with the jobs and their logs, read the slow way."""
+        stats = self.run(self.store.stats())
+        states: dict[tuple[str, str], dict[State, int]] = {}
+        started: dict[tuple[str, str], int] = {}
+        for job in jobs.values():
+            group = (job.queue, job.job)
+            states.setdefault(group, dict.fromkeys(State, 0))[job.state] += 1
+            started[group] = started.get(group, 0) + sum(
+                e.type is EventType.STARTED for e in logs[job.id]
+            )
+        assert {(s.queue, s.job): s.states for s in stats} == states
+        assert {(s.queue, s.job): s.totals["started"] for s in stats} == started
+        assert all(s.wait.count == s.totals["started"] for s in stats)
 
     def check_record(self, job: Job) -> None:
         running = job.state is State.RUNNING

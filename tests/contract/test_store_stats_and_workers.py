@@ -223,3 +223,22 @@ async def test_registering_again_replaces_the_entry(store: Store) -> None:
     again = worker("a", at=2000.0)
     await store.register_worker(again)
     assert await store.list_workers() == [again]
+
+
+async def test_webhook_attempts_are_counted_delivered_or_failed(store: Store) -> None:
+    [enqueued] = await store.enqueue([new(options={"webhook": {"url": "https://h/x"}})])
+    [claim] = await store.claim("w1", ["default"], ["crunch"], 1, LEASE)
+    await store.finish(claim.job.id, claim.token, 1)
+    [delivery] = await store.claim_deliveries(10, 60.0)
+    await store.record_delivery_attempt(
+        delivery.id, delivery.claim_token or "", ok=False, status_code=500, error=None,
+        next_attempt_at=time.time(),
+    )  # fmt: skip
+    [again] = await store.claim_deliveries(10, 60.0)
+    await store.record_delivery_attempt(
+        again.id, again.claim_token or "", ok=True, status_code=200, error=None,
+        next_attempt_at=None,
+    )  # fmt: skip
+    assert await store.webhook_totals() == {"delivered": 1, "failures": 1}
+    assert [(s.queue, s.job) for s in await store.stats()] == [("default", "crunch")]
+    assert enqueued.created

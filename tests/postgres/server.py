@@ -97,7 +97,8 @@ _MADE: set[str] = set()
 EMPTY_TABLES = (
     "DELETE FROM {s}.jobwire_events; DELETE FROM {s}.jobwire_deliveries; "
     "DELETE FROM {s}.jobwire_idempotency; DELETE FROM {s}.jobwire_jobs; "
-    "DELETE FROM {s}.jobwire_stats; DELETE FROM {s}.jobwire_workers;"
+    "DELETE FROM {s}.jobwire_stats; DELETE FROM {s}.jobwire_workers; "
+    "DELETE FROM {s}.jobwire_stats_pending;"
 )
 
 

@@ -3,6 +3,7 @@ workers hear of it, if and only if that transaction commits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeAlias
 
@@ -141,3 +142,23 @@ async def test_an_idempotent_replay_reads_the_job_back_through_the_applications_
     assert not again.created and again.job == stored.job
     [created] = await first.enqueue([new(args={"x": {"y": None}})], connection=app_conn)
     assert await first.get(created.job.id) == created.job
+
+
+async def test_an_open_application_transaction_holds_up_no_other_writer_and_is_counted(
+    first: PostgresStore, second: PostgresStore, app_conn: Conn, schema: str
+) -> None:
+    async with app_conn.transaction():
+        await first.enqueue([new()], connection=app_conn)
+        # Other processes enqueue and claim jobs of the same name while it stays open:
+        # none of them may wait for it (each picks a counter shard at random).
+        async with asyncio.timeout(20):
+            for _ in range(40):
+                await second.enqueue([new()])
+            claims = await second.claim("w2", ["default"], ["crunch"], 40, 60.0)
+        assert len(claims) == 40
+    counts = (await second.counts())["default"]
+    assert (counts[State.QUEUED], counts[State.RUNNING]) == (1, 40)
+    await second.reap()  # folds what the application's transaction counted
+    pending = await app_conn.fetchval(f'SELECT count(*) FROM "{schema}".jobwire_stats_pending')
+    assert pending == 0
+    assert (await first.counts())["default"] == counts

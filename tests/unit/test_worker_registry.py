@@ -48,3 +48,19 @@ async def test_a_worker_is_listed_while_it_runs_with_its_jobs_and_gone_after_dra
 
 async def _none_running(app: Jobwire) -> bool:
     return await running_ids(app) == ()
+
+
+async def test_a_worker_the_store_forgot_registers_again_at_its_next_heartbeat(
+    make_app: AppFactory,
+) -> None:
+    app = make_app("stamp", lease_seconds=0.6)
+    async with app.lifespan():
+        worker = app.worker
+        assert worker is not None
+        await app.store.deregister_worker(worker.id)  # as a prune after a long cut-off
+        assert await app.store.list_workers() == []
+
+        async def listed_again() -> bool:
+            return [w.id for w in await app.store.list_workers()] == [worker.id]
+
+        await until(listed_again, within=10, what="the worker registered again")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from jobwire import tracing
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
 from jobwire.api.problems import from_validation, http_errors, invalid, not_found
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
@@ -199,9 +200,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     idempotency_key=idempotency_key,
                     owner=owner,
                     fingerprint=fingerprint_of(payload) if idempotency_key is not None else None,
-                    options=(
-                        {"webhook": body.webhook.model_dump(mode="json")} if body.webhook else None
-                    ),
+                    options=_submit_options(body, request),
                 )
         finally:
             if key is not None:
@@ -304,3 +303,15 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         return JSONResponse(job_view(job, _base(request, f"/{job_id}/cancel")), status_code=202)
 
     return router
+
+
+def _submit_options(body: Any, request: Request) -> dict[str, Any] | None:
+    """The job's options from a submit: its webhook, and the request's trace context
+    (the server's span, or the client's ``traceparent`` when the server is not traced)."""
+    options: dict[str, Any] = {}
+    if body.webhook:
+        options["webhook"] = body.webhook.model_dump(mode="json")
+    context = tracing.capture(request.headers)
+    if context is not None:
+        options[tracing.OPTION] = context
+    return options or None

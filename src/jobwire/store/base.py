@@ -41,7 +41,7 @@ from jobwire.store.insight import (
     attempts_from,
     retry_key,
 )
-from jobwire.store.stats import JobStats, counts_by_queue
+from jobwire.store.stats import JobStats, StatRow, build, counts_by_queue, webhook_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,10 +421,18 @@ class Store(abc.ABC):
     # -- statistics --------------------------------------------------------------------
 
     @abc.abstractmethod
+    async def stat_rows(self) -> builtins.list[StatRow]:
+        """The stored counters as ``(queue, job, key, value)`` (see
+        :mod:`jobwire.store.stats`), maintained in the transactions that change jobs and
+        record webhook attempts: a read of a small table, whatever the number of jobs."""
+
     async def stats(self) -> builtins.list[JobStats]:
-        """Counts, totals and time histograms per queue and job name (see
-        :mod:`jobwire.store.stats`), maintained in the transactions that change jobs: a
-        read of a small table, whatever the number of jobs stored."""
+        """Counts, totals and time histograms per queue and job name."""
+        return build(await self.stat_rows())
+
+    async def webhook_totals(self) -> dict[str, int]:
+        """``delivered`` webhooks and delivery attempts that were ``failures``."""
+        return webhook_totals(await self.stat_rows())
 
     async def counts(self) -> dict[str, dict[State, int]]:
         """How many jobs each queue holds in each state (every state present, 0 if none).
@@ -433,8 +441,10 @@ class Store(abc.ABC):
         :meth:`stats`, which each engine keeps in the same transaction as the transitions
         (SQLite adds up a whole group commit's changes into one update per counter;
         PostgreSQL spreads each counter over a few rows so that concurrent transactions
-        do not queue on one row lock; Redis updates a hash in the transition's script),
-        and prune takes the pruned jobs off. It never counts rows of the jobs table.
+        do not queue on one row lock, and an application's own transaction (transactional
+        enqueue) only inserts its increments, folded in by the reaper; Redis updates a
+        hash in the transition's script), and prune takes the pruned jobs off. It never
+        counts rows of the jobs table.
         """
         return counts_by_queue(await self.stats())
 

@@ -532,6 +532,8 @@ class MemoryStore(Store):
                 lease_expires_at=None,
             )
             tx.deliveries[delivery_id] = recorded
+            counter = job_stats.webhook_key(ok)
+            self._stats[counter] = self._stats.get(counter, 0) + 1
             if status is DeliveryStatus.DISABLED:
                 reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
                 for other in self._deliveries.values():
@@ -575,9 +577,8 @@ class MemoryStore(Store):
 
     # -- statistics --------------------------------------------------------------------
 
-    async def stats(self) -> builtins.list[job_stats.JobStats]:
-        rows = await self._read(lambda: [(*key, value) for key, value in self._stats.items()])
-        return job_stats.build(rows)
+    async def stat_rows(self) -> builtins.list[job_stats.StatRow]:
+        return await self._read(lambda: [(*key, value) for key, value in self._stats.items()])
 
     # -- worker registry ---------------------------------------------------------------
 

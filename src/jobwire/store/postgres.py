@@ -435,6 +435,8 @@ class _Tx:
     outbox: list[str] = field(default_factory=list)  # jobs given webhook deliveries
     before: dict[str, Job] = field(default_factory=dict)  # jobs as read, for the counters
     tally: job_stats.Tally = field(default_factory=job_stats.Tally)
+    webhooks: list[job_stats.StatKey] = field(default_factory=list)  # attempts recorded
+    lent: bool = False  # runs in the application's transaction (see _add_stats)
 
     @property
     def sql(self) -> dict[str, str]:
@@ -494,6 +496,7 @@ class _Tx:
         """Send the staged writes and their NOTIFY in one statement. ``span``: the
         transaction id whose span the events' cursors take (None: this transaction's)."""
         if not self.inserts and not self.updates:
+            await self._add_stats()  # webhook attempts, if any
             return
         if len(self.events) > _MAX_EVENTS:
             raise ValueError(f"one transaction may append at most {_MAX_EVENTS} events")
@@ -531,17 +534,31 @@ class _Tx:
             # this transaction is kept.
             raise StaleClaim(self.updates[0][0].job.id)
 
+    def tally_webhook(self, ok: bool) -> None:
+        self.webhooks.append(job_stats.webhook_key(ok))
+
     async def _add_stats(self) -> None:
         """The transaction's counters, summed: one row per counter that moved, all in
         one shard picked at random (see ``add_stats``)."""
-        totals = sorted(self.tally.totals().items())
-        if totals:
-            keys, values = zip(*totals, strict=True)
-            queues, names, stat_keys = _columns(keys, 3)
-            shard = random.randrange(_STAT_SHARDS)
+        summed = self.tally.totals()
+        for key in self.webhooks:
+            summed[key] = summed.get(key, 0) + 1
+        totals = sorted(summed.items())
+        if not totals:
+            return
+        keys, values = zip(*totals, strict=True)
+        queues, names, stat_keys = _columns(keys, 3)
+        if self.lent:
+            # The application's transaction may stay open for long: a counter row
+            # locked until it commits would stall every writer that picked its shard.
             await self.conn.execute(
-                self.sql["add_stats"], queues, names, stat_keys, list(values), shard
+                self.sql["add_pending_stats"], queues, names, stat_keys, list(values)
             )
+            return
+        shard = random.randrange(_STAT_SHARDS)
+        await self.conn.execute(
+            self.sql["add_stats"], queues, names, stat_keys, list(values), shard
+        )
 
 
 def _insert_row(encoded: _Encoded) -> tuple[Any, ...]:
@@ -877,7 +894,7 @@ class PostgresStore(Store):
                 # This transaction may have had an id for long: its cursors take the span
                 # of an id assigned now, after its announcement, and never used again.
                 span = await pool.fetchval(self._sql["fresh_span"])
-                tx = _Tx(self, conn)
+                tx = _Tx(self, conn, lent=True)
                 result = await op(tx)
                 await tx.flush(origin="", span=span)
         except _REFUSED as exc:
@@ -1169,7 +1186,18 @@ class PostgresStore(Store):
                 reaped.append(tx.apply(model.expire(job, tx.now), fence=job.claim_token))
             return reaped
 
-        return await self._write(op)
+        reaped = await self._write(op)
+        await self.fold_stats()
+        return reaped
+
+    async def fold_stats(self) -> None:
+        """Move the counter increments of committed application transactions into the
+        counters (the reaper does it at each round; reads count them either way)."""
+
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute(tx.sql["fold_stats"])
+
+        await self._write(op, appends=False)
 
     async def prune(self, finished_before: float) -> int:
         return await self.purge(FinishedQuery(finished_before=finished_before))
@@ -1268,6 +1296,7 @@ class PostgresStore(Store):
             )
             if recorded is None:
                 raise StaleClaim(delivery_id)
+            tx.tally_webhook(ok)
             if status is DeliveryStatus.DISABLED:
                 reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
                 await tx.conn.execute(
@@ -1286,9 +1315,9 @@ class PostgresStore(Store):
 
     # -- statistics --------------------------------------------------------------------
 
-    async def stats(self) -> builtins.list[job_stats.JobStats]:
+    async def stat_rows(self) -> builtins.list[job_stats.StatRow]:
         rows = await self._fetch("stats")
-        return job_stats.build((r["queue"], r["job"], r["key"], r["value"]) for r in rows)
+        return [(r["queue"], r["job"], r["key"], r["value"]) for r in rows]
 
     # -- worker registry ---------------------------------------------------------------
 

@@ -873,13 +873,13 @@ class RedisStore(Store):
 
     # -- statistics --------------------------------------------------------------------
 
-    async def stats(self) -> builtins.list[job_stats.JobStats]:
+    async def stat_rows(self) -> builtins.list[job_stats.StatRow]:
         flat: dict[str, str] = await self._call("stats", lambda c: c.hgetall(self.prefix + "stats"))
         rows = []
         for field_, value in flat.items():
             queue, name, key = json.loads(field_)
             rows.append((queue, name, key, float(value)))
-        return job_stats.build(rows)
+        return rows
 
     # -- worker registry ---------------------------------------------------------------
 

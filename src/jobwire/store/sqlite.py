@@ -1022,6 +1022,7 @@ class SQLiteStore(Store):
                 "error": error,
             }
             tx.conn.execute(SQL["record_delivery"], params)
+            tx.conn.execute(SQL["add_stat"], (*job_stats.webhook_key(ok), 1))
             if status is DeliveryStatus.DISABLED:
                 reason = f"disabled: delivery {delivery_id} to this URL was answered 410 Gone"
                 params = {"job_id": current.job_id, "url": current.url, "id": delivery_id}
@@ -1045,11 +1046,11 @@ class SQLiteStore(Store):
 
     # -- statistics --------------------------------------------------------------------
 
-    async def stats(self) -> builtins.list[job_stats.JobStats]:
-        def fetch(conn: sqlite3.Connection) -> builtins.list[tuple[str, str, str, float]]:
+    async def stat_rows(self) -> builtins.list[job_stats.StatRow]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[job_stats.StatRow]:
             return conn.execute(SQL["stats"]).fetchall()
 
-        return job_stats.build(await self._read(fetch))
+        return await self._read(fetch)
 
     # -- worker registry ---------------------------------------------------------------
 

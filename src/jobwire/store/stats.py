@@ -17,7 +17,7 @@ The keys:
   ``run:sum`` the same for how long attempts ran. ``<i>`` indexes :data:`BUCKETS`
   (``len(BUCKETS)`` is the overflow bucket); buckets are not cumulative here.
 
-:func:`tally` turns one transition into these increments; the engines add up the
+:func:`tally` gives one transition's increments; the engines add up the
 increments of a whole transaction (of a whole group commit on SQLite) before writing,
 so a batch of a thousand finished jobs costs a handful of row updates.
 """
@@ -70,40 +70,71 @@ def _lease_expired(change: Change) -> bool:
     return False
 
 
-def tally(before: Job | None, change: Change) -> list[tuple[StatKey, float]]:
-    """The increments one transition makes; ``before`` is None for a new job."""
+# The counters of one (queue, job name) while a transaction's increments are summed:
+# a flat list indexed by these positions, so that summing a change is a handful of list
+# updates (this runs for every job a group commit changes).
+_KEYS: tuple[str, ...] = (
+    *(f"state:{state.value}" for state in State),
+    *(f"total:{counter}" for counter in COUNTERS),
+    *(f"wait:{i}" for i in range(len(BUCKETS) + 1)),
+    "wait:sum",
+    *(f"run:{i}" for i in range(len(BUCKETS) + 1)),
+    "run:sum",
+)
+_AT = {key: i for i, key in enumerate(_KEYS)}
+_STATE_AT = {state: _AT[f"state:{state.value}"] for state in State}
+_EVENT_AT = {event: _AT[f"total:{counter}"] for event, counter in _EVENT_COUNTER.items()}
+_ENQUEUED_AT = _AT["total:enqueued"]
+_EXPIRED_AT = _AT["total:expired"]
+_WAIT_AT, _WAIT_SUM_AT = _AT["wait:0"], _AT["wait:sum"]
+_RUN_AT, _RUN_SUM_AT = _AT["run:0"], _AT["run:sum"]
+_RUNNING = State.RUNNING
+_STARTED = EventType.STARTED
+
+
+def _add(counters: list[float], before: Job | None, change: Change) -> None:
+    """Add one transition's increments to the counters of its queue and job name."""
     after = change.job
-    queue, name = after.queue, after.job
-    out: list[tuple[StatKey, float]] = []
-    if before is None or before.state is not after.state:
-        if before is not None:
-            out.append(((queue, name, f"state:{before.state.value}"), -1))
-        out.append(((queue, name, f"state:{after.state.value}"), 1))
-    if not change.events:
-        return out
+    state = after.state
     if before is None:
-        out.append(((queue, name, "total:enqueued"), 1))
-    for event in change.events:
-        counter = _EVENT_COUNTER.get(event.type)
-        if counter is None:
+        counters[_STATE_AT[state]] += 1
+        if change.events:
+            counters[_ENQUEUED_AT] += 1
+    elif before.state is not state:
+        counters[_STATE_AT[before.state]] -= 1
+        counters[_STATE_AT[state]] += 1
+    events = change.events
+    if not events:
+        return
+    for event in events:
+        at = _EVENT_AT.get(event.type)
+        if at is None:
             continue
-        out.append(((queue, name, f"total:{counter}"), 1))
-        if event.type is EventType.STARTED and before is not None:
-            waited = max(0.0, event.at - before.scheduled_at)
-            out.append(((queue, name, f"wait:{bucket(waited)}"), 1))
-            out.append(((queue, name, "wait:sum"), waited))
+        counters[at] += 1
+        if event.type is _STARTED and before is not None:
+            waited = event.at - before.scheduled_at
+            waited = waited if waited > 0.0 else 0.0
+            counters[_WAIT_AT + bisect.bisect_left(BUCKETS, waited)] += 1
+            counters[_WAIT_SUM_AT] += waited
     if (
         before is not None
-        and before.state is State.RUNNING
-        and after.state is not State.RUNNING
+        and before.state is _RUNNING
+        and state is not _RUNNING
         and before.started_at is not None
     ):
-        ran = max(0.0, change.events[-1].at - before.started_at)
-        out.append(((queue, name, f"run:{bucket(ran)}"), 1))
-        out.append(((queue, name, "run:sum"), ran))
+        ran = events[-1].at - before.started_at
+        ran = ran if ran > 0.0 else 0.0
+        counters[_RUN_AT + bisect.bisect_left(BUCKETS, ran)] += 1
+        counters[_RUN_SUM_AT] += ran
         if _lease_expired(change):
-            out.append(((queue, name, "total:expired"), 1))
-    return out
+            counters[_EXPIRED_AT] += 1
+
+
+def tally(before: Job | None, change: Change) -> dict[str, float]:
+    """The increments one transition makes, by key; ``before`` is None for a new job."""
+    counters = [0.0] * len(_KEYS)
+    _add(counters, before, change)
+    return {key: value for key, value in zip(_KEYS, counters, strict=True) if value}
 
 
 @dataclass
@@ -124,11 +155,21 @@ class Tally:
 
     def totals(self) -> dict[StatKey, float]:
         """The summed increments, zeros left out."""
-        sums: dict[StatKey, float] = defaultdict(float)
+        groups: dict[tuple[str, str], list[float]] = {}
+        width = len(_KEYS)
         for before, change in self.entries:
-            for key, delta in tally(before, change):
-                sums[key] += delta
-        return {key: value for key, value in sums.items() if value}
+            job = change.job
+            group = (job.queue, job.job)
+            counters = groups.get(group)
+            if counters is None:
+                counters = groups[group] = [0.0] * width
+            _add(counters, before, change)
+        return {
+            (queue, name, key): value
+            for (queue, name), counters in groups.items()
+            for key, value in zip(_KEYS, counters, strict=True)
+            if value
+        }
 
     def clear(self) -> None:
         self.entries.clear()
@@ -172,12 +213,35 @@ def _histogram(values: Mapping[str, float], prefix: str) -> Histogram:
     return Histogram(counts, float(values.get(f"{prefix}:sum", 0.0)))
 
 
-def build(rows: Iterable[tuple[str, str, str, float]]) -> list[JobStats]:
+StatRow = tuple[str, str, str, float]  # (queue, job name, key, value) as stored
+
+# Webhook outcomes are counted under no queue and no job name: a delivery attempt is
+# recorded by its id, and looking up its job's queue would cost a read per attempt.
+WEBHOOKS: tuple[str, str] = ("", "")
+WEBHOOK_COUNTERS = ("delivered", "failures")
+
+
+def webhook_key(ok: bool) -> StatKey:
+    """The counter one recorded delivery attempt adds to."""
+    return (*WEBHOOKS, "webhook:delivered" if ok else "webhook:failures")
+
+
+def webhook_totals(rows: Iterable[StatRow]) -> dict[str, int]:
+    """Delivered webhooks and failed delivery attempts, over every job."""
+    totals = dict.fromkeys(WEBHOOK_COUNTERS, 0)
+    for queue, name, key, value in rows:
+        if (queue, name) == WEBHOOKS and key.startswith("webhook:"):
+            totals[key.removeprefix("webhook:")] += int(value)
+    return totals
+
+
+def build(rows: Iterable[StatRow]) -> list[JobStats]:
     """:class:`JobStats` per (queue, job name) from stored ``(queue, job, key, value)``
     rows (several rows with the same key are summed: sharded counters)."""
     grouped: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for queue, name, key, value in rows:
-        grouped[(queue, name)][key] += value
+        if (queue, name) != WEBHOOKS:
+            grouped[(queue, name)][key] += value
     out = []
     for (queue, name), values in sorted(grouped.items()):
         states = {state: int(values.get(f"state:{state.value}", 0)) for state in State}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from jobwire import tracing
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
 from jobwire.store.base import Claim, Store
 from jobwire.worker.call import Call, JobRaised, describe
@@ -114,11 +115,17 @@ class Attempt:
     # -- the steps -----------------------------------------------------------------------
 
     async def run(self) -> Outcome:
-        outcome = await self._perform()
-        outcome = self._settle(outcome)
-        # Not shielded: the store's writer commits a queued write even if this task is
-        # cancelled while awaiting it.
-        await self._record(outcome)
+        with tracing.attempt_span(self.job) as span:
+            outcome = await self._perform()
+            outcome = self._settle(outcome)
+            tracing.record_outcome(
+                span,
+                type(outcome).__name__.lower(),
+                outcome.error if isinstance(outcome, Failed) else None,
+            )
+            # Not shielded: the store's writer commits a queued write even if this task
+            # is cancelled while awaiting it.
+            await self._record(outcome)
         return outcome
 
     async def _perform(self) -> Outcome:

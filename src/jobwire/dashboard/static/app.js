@@ -456,10 +456,13 @@ function jobView(main, id) {
     } catch (error) { note.replaceChildren(h("span", { class: "error" }, error.message)); }
   };
 
-  // A change of the job's state that the job's own stream does not carry (a cancel
-  // request by another viewer) reaches the page through the global stream.
+  // The global stream carries the job's state changes too: a second path to the same
+  // page, should the job's own stream be between connections when the job moves.
+  const refresh = throttle(load, 300);
   feed.listeners.add((events) => {
-    if (events.some((e) => e.job_id === id && e.type === "cancelled") && source === null) load();
+    if (events.some((e) => e.job_id === id && EVENT_STATE[e.type] && EVENT_STATE[e.type] !== job?.state)) {
+      refresh();
+    }
   });
   load();
   return { stop() { stopped = true; if (source) source.close(); } };

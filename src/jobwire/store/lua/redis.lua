@@ -688,6 +688,8 @@ local v = redis.call('HMGET', key, 'claim_token', 'status', 'job_id', 'url')
 if not v[2] or v[1] ~= token or v[2] ~= 'pending' then refuse('stale', id) end
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'status', status, 'last_attempt_at', NOW)
+-- jobwire.store.stats.webhook_key
+stat({ queue = '', job = '' }, status == 'delivered' and 'webhook:delivered' or 'webhook:failures', 1)
 redis.call('HDEL', key, 'claim_token', 'lease_expires_at')
 redis.call('ZREM', OUTBOX_LEASED, id)
 if status == 'pending' then

@@ -171,6 +171,15 @@ INSERT INTO {schema}.jobwire_stats (queue, job, key, shard, value)
 SELECT queue, job, 'state:' || state, 0, count(*) FROM {schema}.jobwire_jobs
 GROUP BY queue, job, state
 ON CONFLICT DO NOTHING;
+-- Increments written inside an application's transaction (transactional enqueue): only
+-- inserted, so a long application transaction holds no counter row that others need;
+-- read together with jobwire_stats and folded into it by the reaper (fold_stats).
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_stats_pending (
+    queue text NOT NULL,
+    job   text NOT NULL,
+    key   text NOT NULL,
+    value double precision NOT NULL
+);
 -- The worker registry: one row per running worker process, its heartbeat kept fresh.
 CREATE TABLE IF NOT EXISTS {schema}.jobwire_workers (
     id             text PRIMARY KEY,
@@ -508,8 +517,28 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) AS a(queue, job, k
 ORDER BY queue, job, key
 ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value;
 
+-- name: add_pending_stats
+INSERT INTO {schema}.jobwire_stats_pending (queue, job, key, value)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]);
+
+-- name: fold_stats
+-- Committed pending increments move into shard 0 of the counters; rows of transactions
+-- still open are not visible here and stay for the next fold.
+WITH moved AS (
+    DELETE FROM {schema}.jobwire_stats_pending RETURNING queue, job, key, value
+)
+INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+SELECT queue, job, key, 0, sum(value) FROM moved
+GROUP BY queue, job, key
+ORDER BY queue, job, key
+ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value;
+
 -- name: stats
-SELECT queue, job, key, sum(value) AS value FROM {schema}.jobwire_stats
+SELECT queue, job, key, sum(value) AS value FROM (
+    SELECT queue, job, key, value FROM {schema}.jobwire_stats
+    UNION ALL
+    SELECT queue, job, key, value FROM {schema}.jobwire_stats_pending
+) AS counters
 GROUP BY queue, job, key;
 
 -- name: register_worker
