@@ -26,6 +26,44 @@ def start_worker(url: str, *extra_env: tuple[str, str]) -> subprocess.Popen[byte
     return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(url: str, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """``benchmarks.http_app`` (the jobs router at /jobs) in a uvicorn process of its own,
+    without embedded workers, with these ``JOBWIRE_*`` settings (lower-case names)."""
+    env = {**os.environ, "JOBWIRE_URL": url, "JOBWIRE_EMBEDDED_WORKERS": "0"}
+    env.update({f"JOBWIRE_{k.upper()}": v for k, v in settings.items()})
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "uvicorn", "benchmarks.http_app:app", "--port", str(port)]
+    argv += ["--log-level", "warning", "--no-access-log"]
+    return subprocess.Popen(argv, env=env, cwd=ROOT)
+
+
+def wait_live(base: str, within: float = 30.0) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + within
+    with httpx.Client(base_url=base) as client:
+        while True:
+            try:
+                if client.get("/jobs/health/live").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{base} did not start within {within} s")
+            time.sleep(0.1)
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:

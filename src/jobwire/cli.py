@@ -765,7 +765,9 @@ async def run_demo(opts: DemoOptions, out: Console, err: Console) -> int:
 
     db = opts.db.expanduser().resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
-    jobs = configured(demo.jobs, url=f"sqlite:///{db}")
+    # The dashboard is opened without credentials (it logs a warning saying so), like the
+    # demo's API: both are for a look on this machine.
+    jobs = configured(demo.jobs, url=f"sqlite:///{db}", dashboard_open=True)
     app = demo.create_app(jobs)
     if opts.host not in ("127.0.0.1", "localhost", "::1"):
         err.print(
@@ -809,6 +811,7 @@ async def run_demo(opts: DemoOptions, out: Console, err: Console) -> int:
 def print_demo_urls(out: Console, base: str, db: Path, seeded: Sequence[Job]) -> None:
     out.print(Text.assemble(("jobwire demo", "bold green"), f" running at {base}  (Ctrl-C stops)"))
     lines = [
+        f"  {'dashboard, live:':<36}{base}/jobs/ui",
         f"  {'API docs, a console for every job:':<36}{base}/docs",
         f"  {'jobs, newest first:':<36}{base}/jobs",
         *(f"  {job.job + ':':<36}{base}/jobs/{job.id}?wait=30" for job in seeded),

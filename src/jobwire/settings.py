@@ -65,6 +65,8 @@ class Settings:
     webhook_poll_seconds: float = 5.0  # backstop when a wake-up is lost; not the hot path
     webhook_allow_private: bool = False  # private, loopback, link-local… targets allowed
     webhook_allowed_cidrs: tuple[str, ...] = ()  # or only these networks, e.g. "10.1.0.0/16"
+    # Dashboard (P/ui): needs credentials unless opened for local development
+    dashboard_open: bool = False  # anyone who reaches it sees and acts on every job
 
     def __post_init__(self) -> None:
         _positive(self, "async_concurrency", "thread_concurrency", "process_concurrency")

@@ -18,6 +18,9 @@ def test_demo_serves_on_loopback_and_exits_0_on_a_signal(tmp_path: Path, stop: i
     try:
         base = proc.wait_for(r"running at (http://127\.0\.0\.1:\d+)", stream="stdout").group(1)
         proc.wait_for(r"too_slow:\s+http://127\.0\.0\.1:\d+/jobs/[0-9a-f-]{36}", stream="stdout")
+        ui = proc.wait_for(r"dashboard, live:\s+(http://\S+)", stream="stdout").group(1)
+        assert ui == f"{base}/jobs/ui"
+        proc.wait_for(r"WARNING.*dashboard is open \(JOBWIRE_DASHBOARD_OPEN=1\)")
         with httpx.Client(base_url=base, timeout=10) as client:
             live = client.get("/jobs/health/live")
             assert (live.status_code, live.json()) == (200, {"status": "ok"})
@@ -25,6 +28,10 @@ def test_demo_serves_on_loopback_and_exits_0_on_a_signal(tmp_path: Path, stop: i
             names = sorted(item["job"] for item in listed)
             assert names == ["crawl", "crunch", "flaky", "too_slow"]
             assert client.get("/docs").status_code == 200
+            dashboard = client.get("/jobs/ui")  # open on the demo, for a look on this machine
+            assert dashboard.status_code == 200 and "jobwire dashboard" in dashboard.text
+            shown = client.get("/jobs/ui/api/jobs").json()["items"]
+            assert sorted(item["job"] for item in shown) == names
         assert db.exists()
         proc.signal(stop)
         assert proc.wait() == 0, proc.report()

@@ -20,6 +20,7 @@ from jobwire.api.problems import RETRY_AFTER, from_validation, http_errors, inva
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
 from jobwire.api.stream import add_stream_routes
 from jobwire.app import fingerprint_of
+from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
 from jobwire.ids import is_job_id
 from jobwire.model import State
@@ -136,6 +137,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         )
 
     add_stream_routes(router, jobwire, owner_param)
+    # Before "/{job_id}": "/ui" is not a job id.
+    router.include_router(build_dashboard(jobwire))
 
     @router.post(
         "",

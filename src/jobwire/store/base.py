@@ -22,7 +22,25 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from jobwire.model import TERMINAL_EVENTS, Change, Event, EventDraft, EventType, Job, State
+from jobwire.errors import InvalidTransition, JobNotFound
+from jobwire.model import (
+    TERMINAL_EVENTS,
+    TERMINAL_STATES,
+    Change,
+    Event,
+    EventDraft,
+    EventType,
+    Job,
+    State,
+)
+from jobwire.store.insight import (
+    Activity,
+    Attempt,
+    Timing,
+    activity_from,
+    attempts_from,
+    retry_key,
+)
 from jobwire.store.stats import JobStats, StatRow, build, counts_by_queue, webhook_totals
 
 
@@ -70,6 +88,47 @@ class ListQuery:
     queue: str | None = None
     before_id: str | None = None  # cursor: newest first, strictly older than this id
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedQuery:
+    """Terminal jobs to count or purge: every filter given must hold."""
+
+    owner: str | None = None
+    states: tuple[State, ...] = ()  # terminal states only; empty: all of them
+    job: str | None = None
+    queue: str | None = None
+    finished_after: float | None = None  # inclusive
+    finished_before: float | None = None  # exclusive
+
+    def __post_init__(self) -> None:
+        for state in self.states:
+            if state not in TERMINAL_STATES:
+                raise ValueError(f"expected terminal states only, got {state.value!r}")
+
+    @property
+    def state_names(self) -> builtins.list[str]:
+        """The states asked for, as text: every terminal state when none is named."""
+        chosen = self.states or (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+        return [state.value for state in chosen]
+
+    def matches(self, job: Job) -> bool:
+        at = job.finished_at
+        return (
+            job.terminal
+            and at is not None
+            and job.state.value in self.state_names
+            and (self.owner is None or job.owner == self.owner)
+            and (self.job is None or job.job == self.job)
+            and (self.queue is None or job.queue == self.queue)
+            and (self.finished_after is None or at >= self.finished_after)
+            and (self.finished_before is None or at < self.finished_before)
+        )
+
+
+# How many finished jobs the activity of one window read at most (the newest ones).
+ACTIVITY_LIMIT = 20_000
+RETRIABLE = frozenset({State.FAILED, State.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +337,89 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune(self, finished_before: float) -> int:
         """Delete terminal jobs (and their events) finished before this time."""
+
+    # -- the dashboard -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def timings(
+        self, since: float, owner: str | None = None, limit: int = ACTIVITY_LIMIT
+    ) -> builtins.list[Timing]:
+        """Terminal jobs finished at or after ``since``, newest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def oldest_queued(self, now: float, owner: str | None = None) -> dict[str, float]:
+        """Per queue, when its longest-waiting job became due: the earliest
+        ``scheduled_at`` among queued jobs due at ``now``; queues with none are left out."""
+
+    @abc.abstractmethod
+    async def count_finished(self, query: FinishedQuery) -> int:
+        """How many terminal jobs match; what :meth:`purge` would delete now."""
+
+    @abc.abstractmethod
+    async def purge(self, query: FinishedQuery) -> int:
+        """Delete the terminal jobs that match, with their events, deliveries and
+        idempotency keys, as :meth:`prune` does; returns how many."""
+
+    @abc.abstractmethod
+    async def idempotent_job(self, owner: str, key: str) -> str | None:
+        """The id of the job enqueued by ``owner`` under this idempotency key, if any."""
+
+    async def attempts(self, job_id: str) -> builtins.list[Attempt]:
+        """Every attempt of the job (worker, start, end, how it ended), from its log."""
+        events: builtins.list[Event] = []
+        while True:
+            page = await self.events(job_id, events[-1].seq if events else 0, 1000)
+            events.extend(page)
+            if len(page) < 1000:
+                return attempts_from(events)
+
+    async def activity(
+        self, now: float, window: float = 3600.0, owner: str | None = None
+    ) -> Activity:
+        """Succeeded and failed per minute, wait and run percentiles, over the window."""
+        since = now - window
+        timings = await self.timings(since, owner, ACTIVITY_LIMIT + 1)
+        complete = len(timings) <= ACTIVITY_LIMIT
+        return activity_from(timings[:ACTIVITY_LIMIT], since, now, complete)
+
+    async def retry(self, job_id: str, new_id: str, owner: str | None = None) -> Enqueued:
+        """A new queued job with the arguments and options of a failed or cancelled one.
+
+        The new job's ``options["retry_of"]`` names the original, and
+        :meth:`retried_by` finds the new job from the original. One retry per job: asking
+        again returns the same new job (``created=False``); retry that one to go on.
+        Raises :class:`~jobwire.errors.JobNotFound` (also for a job ``owner`` does not
+        own) or :class:`~jobwire.errors.InvalidTransition` unless failed or cancelled.
+        """
+        original = await self.get(job_id, owner)
+        if original is None:
+            raise JobNotFound(job_id)
+        if original.state not in RETRIABLE:
+            raise InvalidTransition(job_id, original.state.value, "retry it")
+        options = {k: v for k, v in original.options.items() if k != "retry_of"}
+        [enqueued] = await self.enqueue(
+            [
+                NewJob(
+                    id=new_id,
+                    job=original.job,
+                    args=original.args,
+                    queue=original.queue,
+                    priority=original.priority,
+                    max_attempts=original.max_attempts,
+                    timeout=original.timeout,
+                    owner=original.owner,
+                    idempotency_key=retry_key(original.id),
+                    options={**options, "retry_of": original.id},
+                )
+            ]
+        )
+        return enqueued
+
+    async def retried_by(self, job: Job) -> str | None:
+        """The id of the job that retried this one, if any (see :meth:`retry`)."""
+        if job.state not in RETRIABLE:
+            return None
+        return await self.idempotent_job(job.owner, retry_key(job.id))
 
     # -- statistics --------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from jobwire.store.base import (
     Delivery,
     DeliveryStatus,
     Enqueued,
+    FinishedQuery,
     HeartbeatReply,
     ListQuery,
     NewJob,
@@ -51,6 +52,7 @@ from jobwire.store.base import (
     status_after_attempt,
     webhook_deliveries,
 )
+from jobwire.store.insight import Timing
 
 T = TypeVar("T")
 
@@ -401,13 +403,12 @@ class MemoryStore(Store):
         return await self._write(op)
 
     async def prune(self, finished_before: float) -> int:
+        return await self.purge(FinishedQuery(finished_before=finished_before))
+
+    async def purge(self, query: FinishedQuery) -> int:
         def op(tx: _Tx) -> int:
             # Deleting cannot fail halfway, so it needs no staging.
-            doomed = {
-                job.id
-                for job in self._jobs.values()
-                if job.finished_at is not None and job.finished_at < finished_before
-            }
+            doomed = {job.id for job in self._jobs.values() if query.matches(job)}
             for job_id in doomed:
                 gone = self._jobs[job_id]
                 counter = (gone.queue, gone.job, f"state:{gone.state.value}")
@@ -425,6 +426,51 @@ class MemoryStore(Store):
             return len(doomed)
 
         return await self._write(op)
+
+    # -- the dashboard -----------------------------------------------------------------
+
+    async def timings(
+        self, since: float, owner: str | None = None, limit: int = 20_000
+    ) -> builtins.list[Timing]:
+        def fetch() -> list[Timing]:
+            found = [
+                Timing(job.queue, job.state, job.scheduled_at, job.started_at, job.finished_at)
+                for job in self._jobs.values()
+                if job.terminal
+                and job.finished_at is not None
+                and job.finished_at >= since
+                and (owner is None or job.owner == owner)
+            ]
+            found.sort(key=lambda t: t.finished_at, reverse=True)
+            return found[: max(0, limit)]
+
+        return await self._read(fetch)
+
+    async def oldest_queued(self, now: float, owner: str | None = None) -> dict[str, float]:
+        def fetch() -> dict[str, float]:
+            oldest: dict[str, float] = {}
+            for job in self._jobs.values():
+                if (
+                    job.state is State.QUEUED
+                    and job.scheduled_at <= now
+                    and (owner is None or job.owner == owner)
+                ):
+                    oldest[job.queue] = min(
+                        oldest.get(job.queue, job.scheduled_at), job.scheduled_at
+                    )
+            return oldest
+
+        return await self._read(fetch)
+
+    async def count_finished(self, query: FinishedQuery) -> int:
+        return await self._read(lambda: sum(1 for job in self._jobs.values() if query.matches(job)))
+
+    async def idempotent_job(self, owner: str, key: str) -> str | None:
+        def fetch() -> str | None:
+            seen = self._keys.get((owner, key))
+            return None if seen is None else seen[1]
+
+        return await self._read(fetch)
 
     # -- webhook outbox ----------------------------------------------------------------
 

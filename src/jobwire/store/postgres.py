@@ -86,6 +86,7 @@ from jobwire.store.base import (
     Delivery,
     DeliveryStatus,
     Enqueued,
+    FinishedQuery,
     HeartbeatReply,
     ListQuery,
     NewJob,
@@ -99,6 +100,7 @@ from jobwire.store.base import (
     status_after_attempt,
     webhook_deliveries,
 )
+from jobwire.store.insight import Timing
 
 try:
     import asyncpg
@@ -616,6 +618,17 @@ def _update_row(encoded: _Encoded, fence: str | None) -> tuple[Any, ...]:
 
 
 # -- the store --------------------------------------------------------------------------
+
+
+def _finished_params(query: FinishedQuery) -> tuple[Any, ...]:
+    return (
+        query.state_names,
+        query.owner,
+        query.job,
+        query.queue,
+        query.finished_after,
+        query.finished_before,
+    )
 
 
 def _digest(text: str) -> bytes:
@@ -1251,11 +1264,14 @@ class PostgresStore(Store):
         await self._write(op, appends=False)
 
     async def prune(self, finished_before: float) -> int:
+        return await self.purge(FinishedQuery(finished_before=finished_before))
+
+    async def purge(self, query: FinishedQuery) -> int:
+        params = _finished_params(query)
+
         async def op(tx: _Tx) -> int:
             shard = random.randrange(_STAT_SHARDS)
-            return int(
-                await tx.conn.fetchval(tx.sql["prune"], finished_before, _PRUNE_BATCH, shard)
-            )
+            return int(await tx.conn.fetchval(tx.sql["purge"], *params, _PRUNE_BATCH, shard))
 
         total = 0
         while True:
@@ -1263,6 +1279,30 @@ class PostgresStore(Store):
             total += removed
             if removed < _PRUNE_BATCH:
                 return total
+
+    # -- the dashboard -----------------------------------------------------------------
+
+    async def timings(
+        self, since: float, owner: str | None = None, limit: int = 20_000
+    ) -> builtins.list[Timing]:
+        rows = await self._fetch("timings", since, owner, max(0, limit))
+        return [
+            Timing(
+                r["queue"], State(r["state"]), r["scheduled_at"], r["started_at"], r["finished_at"]
+            )
+            for r in rows
+        ]
+
+    async def oldest_queued(self, now: float, owner: str | None = None) -> dict[str, float]:
+        rows = await self._fetch("oldest_queued", now, owner)
+        return {row["queue"]: float(row["at"]) for row in rows}
+
+    async def count_finished(self, query: FinishedQuery) -> int:
+        return int(await self._fetchval("count_finished", *_finished_params(query)))
+
+    async def idempotent_job(self, owner: str, key: str) -> str | None:
+        value = await self._fetchval("idempotent_job", owner, key)
+        return None if value is None else str(value)
 
     # -- webhook outbox ----------------------------------------------------------------
 

@@ -87,6 +87,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -96,7 +97,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -125,6 +126,7 @@ from jobwire.store.base import (
     Delivery,
     DeliveryStatus,
     Enqueued,
+    FinishedQuery,
     HeartbeatReply,
     ListQuery,
     NewJob,
@@ -137,6 +139,7 @@ from jobwire.store.base import (
     webhook_body,
     webhook_target,
 )
+from jobwire.store.insight import Timing
 
 log = logging.getLogger("jobwire.store.redis")
 
@@ -146,6 +149,7 @@ DEFAULT_PREFIX = "jobwire:"
 
 _REAP_BATCH = 500  # expired leases per reap, as in the SQLite store
 _PRUNE_BATCH = 1000  # jobs deleted per script; prune() loops until fewer are left
+_SCAN_PAGE = 1000  # job ids the dashboard's reads look at per round trip
 _LIST_BUDGET = 1000  # ids one list script looks at before handing back to Python
 _SUBSCRIBE_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
 
@@ -701,6 +705,141 @@ class RedisStore(Store):
             if removed < _PRUNE_BATCH:
                 return total
 
+    # -- the dashboard -----------------------------------------------------------------
+
+    async def _hmget(
+        self, ids: Sequence[str], names: Sequence[str]
+    ) -> builtins.list[builtins.list[str | None]]:
+        """The named fields of these jobs, one round trip."""
+
+        async def run(client: aioredis.Redis) -> builtins.list[builtins.list[str | None]]:
+            async with client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(self._job_key(job_id), list(names))
+                return list(await pipe.execute())
+
+        return await self._call("read jobs", run) if ids else []
+
+    async def _finished_ids(
+        self, low: str, high: str, newest_first: bool, offset: int, count: int
+    ) -> builtins.list[str]:
+        key = self.prefix + "finished"
+
+        async def run(client: aioredis.Redis) -> Any:
+            if newest_first:
+                return await client.zrevrangebyscore(key, high, low, start=offset, num=count)
+            return await client.zrangebyscore(key, low, high, start=offset, num=count)
+
+        ids: builtins.list[str] = await self._call("finished", run)
+        return ids
+
+    async def timings(
+        self, since: float, owner: str | None = None, limit: int = 20_000
+    ) -> builtins.list[Timing]:
+        names = ("owner", "queue", "state", "scheduled_at", "started_at", "finished_at")
+        found: builtins.list[Timing] = []
+        offset = 0
+        while len(found) < limit:
+            ids = await self._finished_ids(_time(since), "+inf", True, offset, _SCAN_PAGE)
+            offset += len(ids)
+            for row in await self._hmget(ids, names):
+                who, queue, state, scheduled, started, finished = row
+                if state is None or finished is None or (owner is not None and who != owner):
+                    continue
+                found.append(
+                    Timing(
+                        queue or "",
+                        State(state),
+                        float(scheduled or 0.0),
+                        _float_or_none(started),
+                        float(finished),
+                    )
+                )
+            if len(ids) < _SCAN_PAGE:
+                break
+        return found[: max(0, limit)]
+
+    async def oldest_queued(self, now: float, owner: str | None = None) -> dict[str, float]:
+        levels = self.prefix + "levels:"
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", levels) + "*"
+
+        async def scan(client: aioredis.Redis) -> builtins.list[str]:
+            return [key async for key in client.scan_iter(match=pattern, count=500)]
+
+        oldest: dict[str, float] = {}
+        for key in await self._call("oldest queued", scan):
+            queue_part, _, name_part = key[len(levels) :].partition(":")
+            queue, name = unquote(queue_part), unquote(name_part)
+            priorities = await self._zrange(key)
+            for priority in priorities:
+                due = f"{self.prefix}due:{_key_part(queue)}:{_key_part(name)}:{priority}"
+                at = await self._earliest_due(due, now, owner)
+                if at is not None:
+                    oldest[queue] = min(oldest.get(queue, at), at)
+        return oldest
+
+    async def _zrange(self, key: str) -> builtins.list[str]:
+        members: builtins.list[str] = await self._call("levels", lambda c: c.zrange(key, 0, -1))
+        return members
+
+    async def _earliest_due(self, key: str, now: float, owner: str | None) -> float | None:
+        offset = 0
+        while True:
+            entries: builtins.list[tuple[str, float]] = await self._call(
+                "oldest queued",
+                functools.partial(
+                    _due_page, key=key, until=_time(now), offset=offset, count=_SCAN_PAGE
+                ),
+            )
+            if owner is None:
+                return entries[0][1] if entries else None
+            owners = await self._hmget([job_id for job_id, _ in entries], ("owner",))
+            for (_, at), (who,) in zip(entries, owners, strict=True):
+                if who == owner:
+                    return float(at)
+            if len(entries) < _SCAN_PAGE:
+                return None
+            offset += len(entries)
+
+    async def _matching_finished(self, query: FinishedQuery) -> builtins.list[str]:
+        """Ids of the terminal jobs the query matches, oldest finished first."""
+        low = "-inf" if query.finished_after is None else _time(query.finished_after)
+        high = "+inf" if query.finished_before is None else "(" + _time(query.finished_before)
+        states = set(query.state_names)
+        names = ("owner", "state", "job", "queue")
+        matched: builtins.list[str] = []
+        offset = 0
+        while True:
+            ids = await self._finished_ids(low, high, False, offset, _SCAN_PAGE)
+            offset += len(ids)
+            for job_id, (who, state, name, queue) in zip(
+                ids, await self._hmget(ids, names), strict=True
+            ):
+                if (
+                    state in states
+                    and (query.owner is None or who == query.owner)
+                    and (query.job is None or name == query.job)
+                    and (query.queue is None or queue == query.queue)
+                ):
+                    matched.append(job_id)
+            if len(ids) < _SCAN_PAGE:
+                return matched
+
+    async def count_finished(self, query: FinishedQuery) -> int:
+        return len(await self._matching_finished(query))
+
+    async def purge(self, query: FinishedQuery) -> int:
+        doomed = await self._matching_finished(query)
+        total = 0
+        for first in range(0, len(doomed), _PRUNE_BATCH):
+            total += int(await self._write("purge_ids", *doomed[first : first + _PRUNE_BATCH]))
+        return total
+
+    async def idempotent_job(self, owner: str, key: str) -> str | None:
+        name = f"{self.prefix}idem:{_key_part(owner)}:{_key_part(key)}"
+        value: str | None = await self._call("idempotent job", lambda c: c.hget(name, "job"))
+        return value
+
     # -- webhook outbox ----------------------------------------------------------------
 
     async def claim_deliveries(self, limit: int, lease: float) -> builtins.list[Delivery]:
@@ -900,6 +1039,12 @@ class RedisStore(Store):
             self._notify(_notices(body.split("\n")))
         except Exception:
             log.exception("a wake-up listener failed")
+
+
+async def _due_page(
+    client: aioredis.Redis, *, key: str, until: str, offset: int, count: int
+) -> Any:
+    return await client.zrangebyscore(key, "-inf", until, start=offset, num=count, withscores=True)
 
 
 def _key_part(name: str) -> str:

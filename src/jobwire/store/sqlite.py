@@ -49,6 +49,7 @@ from jobwire.store.base import (
     Delivery,
     DeliveryStatus,
     Enqueued,
+    FinishedQuery,
     HeartbeatReply,
     ListQuery,
     NewJob,
@@ -60,6 +61,7 @@ from jobwire.store.base import (
     status_after_attempt,
     webhook_deliveries,
 )
+from jobwire.store.insight import Timing
 from jobwire.store.wakebus import WakeBus, bus_directory
 
 log = logging.getLogger("jobwire.store.sqlite")
@@ -251,6 +253,20 @@ def _row_to_delivery(row: tuple[Any, ...]) -> Delivery:
         claim_token=claim_token,
         lease_expires_at=lease_expires_at,
     )
+
+
+_STATES = {state.value: state for state in State}
+
+
+def _finished_params(query: FinishedQuery) -> dict[str, Any]:
+    return {
+        "states": _dumps(query.state_names),
+        "owner": query.owner,
+        "job": query.job,
+        "queue": query.queue,
+        "after": query.finished_after,
+        "before": query.finished_before,
+    }
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -985,8 +1001,13 @@ class SQLiteStore(Store):
         return await self._write(op, atomic=True)
 
     async def prune(self, finished_before: float) -> int:
+        return await self.purge(FinishedQuery(finished_before=finished_before))
+
+    async def purge(self, query: FinishedQuery) -> int:
+        params = _finished_params(query)
+
         def op(tx: _Tx) -> int:
-            rows = tx.conn.execute(SQL["prunable"], (finished_before,)).fetchall()
+            rows = tx.conn.execute(SQL["purgeable"], params).fetchall()
             ids = [row[0] for row in rows]
             gone: dict[tuple[str, str, str], float] = {}
             for _, queue_name, name, state in rows:
@@ -1008,6 +1029,46 @@ class SQLiteStore(Store):
             total += removed
             if removed < 1000:
                 return total
+
+    # -- the dashboard -----------------------------------------------------------------
+
+    async def timings(
+        self, since: float, owner: str | None = None, limit: int = 20_000
+    ) -> builtins.list[Timing]:
+        params = {"since": since, "owner": owner, "limit": max(0, limit)}
+
+        def fetch(conn: sqlite3.Connection) -> builtins.list[Timing]:
+            states = _STATES
+            return [
+                Timing(queue, states[state], scheduled, started, finished)
+                for queue, state, scheduled, started, finished in conn.execute(
+                    SQL["timings"], params
+                )
+            ]
+
+        return await self._read(fetch)
+
+    async def oldest_queued(self, now: float, owner: str | None = None) -> dict[str, float]:
+        def fetch(conn: sqlite3.Connection) -> dict[str, float]:
+            rows = conn.execute(SQL["oldest_queued"], {"now": now, "owner": owner})
+            return {queue: at for queue, at in rows}
+
+        return await self._read(fetch)
+
+    async def count_finished(self, query: FinishedQuery) -> int:
+        params = _finished_params(query)
+
+        def fetch(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(SQL["count_finished"], params).fetchone()[0])
+
+        return await self._read(fetch)
+
+    async def idempotent_job(self, owner: str, key: str) -> str | None:
+        def fetch(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(SQL["get_idempotency"], (owner, key)).fetchone()
+            return None if row is None else str(row[1])
+
+        return await self._read(fetch)
 
     # -- webhook outbox ----------------------------------------------------------------
 

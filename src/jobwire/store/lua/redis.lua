@@ -421,6 +421,36 @@ local function bytes_less(a, b)
 end
 
 
+-- A terminal job goes, with its events, feed entries, webhook deliveries and key.
+local function delete_finished(id)
+  local key = job_key(id)
+  local v = redis.call('HMGET', key, 'owner', 'last_seq', 'idempotency_key', 'queue', 'job',
+    'state')
+  if v[1] then
+    stat({ queue = v[4], job = v[5] }, 'state:' .. v[6], -1)
+    local feeds = { FEED, owner_feed_key(v[1]) }
+    local last = tonumber(v[2]) or 0
+    for first = 1, last, 500 do
+      local refs = {}
+      for seq = first, math.min(last, first + 499) do refs[#refs + 1] = seq .. ' ' .. id end
+      for _, feed in ipairs(feeds) do redis.call('ZREM', feed, unpack(refs)) end
+    end
+    for _, delivery in ipairs(redis.call('ZRANGE', deliveries_key(id), 0, -1)) do
+      redis.call('ZREM', OUTBOX, delivery)
+      redis.call('ZREM', OUTBOX_LEASED, delivery)
+      redis.call('UNLINK', delivery_key(delivery))
+    end
+    if v[3] then
+      local ik = idem_key(v[1], v[3])
+      if redis.call('HGET', ik, 'job') == id then redis.call('DEL', ik) end
+    end
+    redis.call('ZREM', IDS, id)
+    redis.call('ZREM', owner_ids_key(v[1]), id)
+    redis.call('UNLINK', key, events_key(id), deliveries_key(id))
+  end
+  redis.call('ZREM', FINISHED, id)
+end
+
 -- name: enqueue
 -- ARGV: prefix, origin, now, then one JSON spec per job (strings; null where absent).
 -- Returns {created (1 or 0), job fields} per job. All or none: every refusal (a key
@@ -610,35 +640,21 @@ return reply(out)
 -- deliveries and idempotency key. Returns how many.
 local cutoff, batch = ARGV[4], tonumber(ARGV[5])
 local ids = redis.call('ZRANGEBYSCORE', FINISHED, '-inf', '(' .. cutoff, 'LIMIT', 0, batch)
-for _, id in ipairs(ids) do
-  local key = job_key(id)
-  local v = redis.call('HMGET', key, 'owner', 'last_seq', 'idempotency_key', 'queue', 'job',
-    'state')
-  if v[1] then
-    stat({ queue = v[4], job = v[5] }, 'state:' .. v[6], -1)
-    local feeds = { FEED, owner_feed_key(v[1]) }
-    local last = tonumber(v[2]) or 0
-    for first = 1, last, 500 do
-      local refs = {}
-      for seq = first, math.min(last, first + 499) do refs[#refs + 1] = seq .. ' ' .. id end
-      for _, feed in ipairs(feeds) do redis.call('ZREM', feed, unpack(refs)) end
-    end
-    for _, delivery in ipairs(redis.call('ZRANGE', deliveries_key(id), 0, -1)) do
-      redis.call('ZREM', OUTBOX, delivery)
-      redis.call('ZREM', OUTBOX_LEASED, delivery)
-      redis.call('UNLINK', delivery_key(delivery))
-    end
-    if v[3] then
-      local ik = idem_key(v[1], v[3])
-      if redis.call('HGET', ik, 'job') == id then redis.call('DEL', ik) end
-    end
-    redis.call('ZREM', IDS, id)
-    redis.call('ZREM', owner_ids_key(v[1]), id)
-    redis.call('UNLINK', key, events_key(id), deliveries_key(id))
-  end
-  redis.call('ZREM', FINISHED, id)
-end
+for _, id in ipairs(ids) do delete_finished(id) end
 return reply(#ids)
+
+-- name: purge_ids
+-- ARGV: prefix, origin, now, then job ids. Deletes those of them that are terminal, as
+-- prune does (Python chose them by the filter). Returns how many.
+local n = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if TERMINAL[redis.call('HGET', job_key(id), 'state') or ''] then
+    delete_finished(id)
+    n = n + 1
+  end
+end
+return reply(n)
 
 -- name: claim_deliveries
 -- ARGV: prefix, origin, now, lease_until, limit, then `limit` fresh tokens. Leases up

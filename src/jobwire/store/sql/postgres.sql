@@ -446,16 +446,26 @@ WHERE ($1::text IS NULL OR owner = $1)
   AND ($2::text IS NULL OR job = $2)
   AND ($3::text IS NULL OR queue = $3)
   AND ($4::text[] IS NULL OR state = ANY($4::text[]))
-  AND ($5::text IS NULL OR id < $5)
+  -- A bound the primary key can seek to ('~' sorts after every id in the "C" collation):
+  -- "IS NULL OR" would make a page far from the newest walk the index from the top.
+  AND id < coalesce($5::text, '~')
 ORDER BY id DESC
 LIMIT $6;
 
--- name: prune
--- One batch of terminal jobs finished before $1, with their events, deliveries and keys.
+-- name: purge
+-- One batch of terminal jobs that match the filter (states, owner, job, queue, finished
+-- from $5 and before $6; at most $7), with their events, deliveries and keys; their
+-- state counters go down in stats shard $8.
 WITH doomed AS (
     SELECT id FROM {schema}.jobwire_jobs
-    WHERE finished_at IS NOT NULL AND finished_at < $1
-    LIMIT $2
+    WHERE finished_at IS NOT NULL
+      AND state = ANY($1::text[])
+      AND ($2::text IS NULL OR owner = $2)
+      AND ($3::text IS NULL OR job = $3)
+      AND ($4::text IS NULL OR queue = $4)
+      AND ($5::float8 IS NULL OR finished_at >= $5)
+      AND ($6::float8 IS NULL OR finished_at < $6)
+    LIMIT $7
     FOR UPDATE SKIP LOCKED
 ), events_gone AS (
     DELETE FROM {schema}.jobwire_events WHERE job_id IN (SELECT id FROM doomed)
@@ -468,11 +478,36 @@ WITH doomed AS (
     RETURNING queue, job, state
 ), counted AS (
     INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
-    SELECT queue, job, 'state:' || state, $3, -count(*) FROM jobs_gone
+    SELECT queue, job, 'state:' || state, $8, -count(*) FROM jobs_gone
     GROUP BY queue, job, state
     ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value
 )
 SELECT count(*) FROM jobs_gone;
+
+-- name: count_finished
+SELECT count(*) FROM {schema}.jobwire_jobs
+WHERE finished_at IS NOT NULL
+  AND state = ANY($1::text[])
+  AND ($2::text IS NULL OR owner = $2)
+  AND ($3::text IS NULL OR job = $3)
+  AND ($4::text IS NULL OR queue = $4)
+  AND ($5::float8 IS NULL OR finished_at >= $5)
+  AND ($6::float8 IS NULL OR finished_at < $6);
+
+-- name: timings
+-- The newest finished jobs first, read along the finished_at index.
+SELECT queue, state, scheduled_at, started_at, finished_at FROM {schema}.jobwire_jobs
+WHERE finished_at >= $1 AND ($2::text IS NULL OR owner = $2)
+ORDER BY finished_at DESC
+LIMIT $3;
+
+-- name: oldest_queued
+SELECT queue, min(scheduled_at) AS at FROM {schema}.jobwire_jobs
+WHERE state = 'queued' AND scheduled_at <= $1 AND ($2::text IS NULL OR owner = $2)
+GROUP BY queue;
+
+-- name: idempotent_job
+SELECT job_id FROM {schema}.jobwire_idempotency WHERE owner = $1 AND key = $2;
 
 -- name: add_stats
 -- In key order, so that transactions adding to the same shard cannot deadlock.

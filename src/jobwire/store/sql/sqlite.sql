@@ -175,7 +175,9 @@ WHERE (:owner IS NULL OR owner = :owner)
   AND (:job IS NULL OR job = :job)
   AND (:queue IS NULL OR queue = :queue)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-  AND (:before IS NULL OR id < :before)
+  -- A bound the id index can seek to ('~' sorts after every id): "IS NULL OR" would
+  -- make a page far from the newest walk the index from the top.
+  AND id < coalesce(:before, '~')
 ORDER BY id DESC
 LIMIT :limit;
 
@@ -187,10 +189,6 @@ INSERT INTO idempotency (owner, key, fingerprint, job_id, created_at) VALUES (?,
 ON CONFLICT (owner, key) DO UPDATE SET
     fingerprint = excluded.fingerprint, job_id = excluded.job_id,
     created_at = excluded.created_at;
-
--- name: prunable
-SELECT id, queue, job, state FROM jobs
-WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT 1000;
 
 -- name: add_stat
 INSERT INTO job_stats (queue, job, key, value) VALUES (?, ?, ?, ?)
@@ -285,3 +283,38 @@ WHERE status = 'pending';
 
 -- name: delete_deliveries
 DELETE FROM webhook_deliveries WHERE job_id = ?;
+
+-- name: timings
+-- The newest finished jobs first, read along the finished_at index.
+SELECT queue, state, scheduled_at, started_at, finished_at FROM jobs
+WHERE finished_at >= :since
+  AND (:owner IS NULL OR owner = :owner)
+ORDER BY finished_at DESC
+LIMIT :limit;
+
+-- name: oldest_queued
+SELECT queue, min(scheduled_at) FROM jobs
+WHERE state = 'queued' AND scheduled_at <= :now
+  AND (:owner IS NULL OR owner = :owner)
+GROUP BY queue;
+
+-- name: count_finished
+SELECT count(*) FROM jobs
+WHERE finished_at IS NOT NULL
+  AND state IN (SELECT value FROM json_each(:states))
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:job IS NULL OR job = :job)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:after IS NULL OR finished_at >= :after)
+  AND (:before IS NULL OR finished_at < :before);
+
+-- name: purgeable
+SELECT id, queue, job, state FROM jobs
+WHERE finished_at IS NOT NULL
+  AND state IN (SELECT value FROM json_each(:states))
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:job IS NULL OR job = :job)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:after IS NULL OR finished_at >= :after)
+  AND (:before IS NULL OR finished_at < :before)
+LIMIT 1000;
