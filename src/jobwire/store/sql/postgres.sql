@@ -188,6 +188,16 @@ FROM {schema}.jobwire_jobs AS j WHERE j.id = ANY($1::text[])
 ORDER BY j.id
 FOR UPDATE OF j;
 
+-- name: lock_changing
+-- The rows of a batch of transitions, as lock_job reads one; in id order, as heartbeats
+-- lock theirs, so that neither waits on the other in a circle.
+SELECT j.*, extract(epoch FROM clock_timestamp())::float8 AS now,
+       ARRAY(SELECT DISTINCT d.url FROM {schema}.jobwire_deliveries AS d
+             WHERE d.job_id = j.id AND d.status = 'disabled') AS disabled_urls
+FROM {schema}.jobwire_jobs AS j WHERE j.id = ANY($1::text[])
+ORDER BY j.id
+FOR UPDATE OF j;
+
 -- name: due_jobs
 -- Rows another claimer holds are skipped, not waited for: concurrent claims take
 -- different jobs. The model decides each claim; update_jobs writes them.
