@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from benchmarks._common import median, percentile
 from benchmarks.peers import envs
@@ -39,11 +42,15 @@ class Figures:
         }
 
 
+def _log_file(path: Path) -> IO[bytes]:
+    return path.open("ab")
+
+
 async def drain(system: System, workers: int, jobs: int, logs: Path) -> float:
     await system.reset()
     system.driver("prefill", str(jobs))
     count, close = await system.counter(jobs)
-    with open(logs / f"{system.name}-drain-{workers}.log", "ab") as log:
+    with _log_file(logs / f"{system.name}-drain-{workers}.log") as log:
         procs = [system.start_worker(i, log) for i in range(workers)]
         try:
             deadline = time.monotonic() + 600
@@ -72,7 +79,7 @@ async def drain(system: System, workers: int, jobs: int, logs: Path) -> float:
 async def latency(system: System, workers: int, jobs: int, logs: Path) -> tuple[float, float]:
     await system.reset()
     warmup = 5 if system.latency_jobs else 20
-    with open(logs / f"{system.name}-latency-{workers}.log", "ab") as log:
+    with _log_file(logs / f"{system.name}-latency-{workers}.log") as log:
         procs = [system.start_worker(i, log) for i in range(workers)]
         try:
             done = system.driver("latency", str(jobs), str(warmup))
@@ -129,7 +136,8 @@ def report(
 ) -> None:
     print(f"\n{workers} worker process(es), medians of {runs} run(s):")
     print(
-        "| system | drain jobs/s | submit→start p50 ms | p99 ms | jobwire drain ÷ peer | peer p50 ÷ jobwire p50 |"
+        "| system | drain jobs/s | submit→start p50 ms | p99 ms "
+        "| jobwire drain ÷ peer | peer p50 ÷ jobwire p50 |"
     )
     print("|---|---|---|---|---|---|")
     for system in chosen:
@@ -145,9 +153,10 @@ def report(
         )
         ratios = "— | —"
         if ours is not None and system.name != "jobwire":
-            ratios = f"{ours['drain'] / own['drain']:.2f}× | {own['p50'] / ours['p50']:.2f}×"
+            ratios = f"{ours['drain'] / own['drain']:.2f}x | {own['p50'] / ours['p50']:.2f}x"
         print(
-            f"| {system.label} | {own['drain']:,.0f} | {own['p50']:.2f} | {own['p99']:.2f} | {ratios} |"
+            f"| {system.label} | {own['drain']:,.0f} | {own['p50']:.2f} "
+            f"| {own['p99']:.2f} | {ratios} |"
         )
     print(flush=True)
 
@@ -172,6 +181,8 @@ def main() -> None:
     args.systems = [s for s in args.systems.split(",") if s]
     if args.more_runs is None:
         args.more_runs = args.runs
+    # A stopped run still drops its databases and flushes its Redis DBs (measure's finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = asyncio.run(measure(args))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

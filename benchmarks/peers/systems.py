@@ -4,7 +4,9 @@ count its finished jobs from the harness."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -171,7 +173,9 @@ class System:
             conn = await asyncpg.connect(self.url)
             query = {
                 "jobwire": "SELECT count(*) FROM jobwire_jobs WHERE state = 'succeeded'",
-                "procrastinate": "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'",
+                "procrastinate": (
+                    "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+                ),
                 # pgqueuer deletes a finished job from its queue table.
                 "pgqueuer": f"SELECT {enqueued} - count(*) FROM pgqueuer",
             }[self.name]
@@ -198,12 +202,12 @@ class System:
 
 SYSTEMS = [
     System("jobwire", "postgresql", "jobwire (PostgreSQL)"),
-    System("procrastinate", "postgresql", "Procrastinate 3.10", drain_jobs=5_000),
+    System("procrastinate", "postgresql", "Procrastinate 3.10", drain_jobs=2_000),
     System("pgqueuer", "postgresql", "pgqueuer 1.6"),
     System("jobwire", "redis", "jobwire (Redis)"),
     System("celery", "redis", "Celery 5.7"),
-    System("arq", "redis", "arq 0.28", drain_jobs=5_000, latency_jobs=60),
-    System("rq", "redis", "RQ 3.0", drain_jobs=2_000),
+    System("arq", "redis", "arq 0.28", drain_jobs=3_000, latency_jobs=60),
+    System("rq", "redis", "RQ 3.0", drain_jobs=1_000, latency_jobs=200),
 ]
 
 
@@ -223,13 +227,11 @@ async def check_redis_dbs_free() -> None:
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for proc in procs:
-        try:
-            os.killpg(proc.pid, 15)
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs:
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from benchmarks.noop_app import jobs, stamp
 from jobwire.ids import new_job_id
 from jobwire.store.base import NewJob
-
-from benchmarks.noop_app import jobs, stamp
 
 __all__ = ["jobs"]
 

@@ -62,5 +62,5 @@ class Client:
     async def wait(self, job_id: int) -> None:
         # pgqueuer has no result API: a finished job has left the queue table.
         query = "SELECT count(*) FROM pgqueuer WHERE id = $1"
-        while await self.conn.fetchval(query, job_id):
+        while await self.conn.fetchval(query, job_id):  # noqa: ASYNC110 (nothing to await)
             await asyncio.sleep(0.001)

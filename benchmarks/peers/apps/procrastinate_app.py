@@ -41,5 +41,6 @@ class Client:
 
     async def wait(self, job_id: int) -> None:
         # Procrastinate has no result API: poll the job's status, as a caller would.
-        while str(await app.job_manager.get_job_status_async(job_id)) != "Status.SUCCEEDED":
+        status = app.job_manager.get_job_status_async
+        while str(await status(job_id)) != "Status.SUCCEEDED":  # noqa: ASYNC110
             await asyncio.sleep(0.001)

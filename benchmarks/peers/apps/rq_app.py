@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import time
 
 from redis import Redis
 from rq import Queue
@@ -42,5 +42,6 @@ class Client:
         return self.queue.enqueue(stamp, port)
 
     async def wait(self, job: Job) -> None:
-        while job.get_status(refresh=True) != "finished":
-            time.sleep(0.001)
+        # RQ's own wait is a poll of the job's status too.
+        while job.get_status(refresh=True) != "finished":  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
