@@ -1013,8 +1013,12 @@ class PostgresStore(Store):
             return []
         queue_list, name_list = list(dict.fromkeys(queues)), list(dict.fromkeys(names))
 
+        # One queue (the usual case): the index gives the order, no sort of the queue.
+        due = "due_jobs_in_queue" if len(queue_list) == 1 else "due_jobs"
+        queue_arg: str | builtins.list[str] = queue_list[0] if len(queue_list) == 1 else queue_list
+
         async def op(tx: _Tx) -> builtins.list[Claim]:
-            rows = await tx.conn.fetch(tx.sql["due_jobs"], queue_list, name_list, limit)
+            rows = await tx.conn.fetch(tx.sql[due], queue_arg, name_list, limit)
             claims = []
             for row in rows:
                 job = tx.read(row)
