@@ -55,6 +55,7 @@ import builtins
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -135,6 +136,7 @@ _MAX_EVENTS = (1 << _SPAN_BITS) - 1
 _PAYLOAD_LIMIT = 7900  # NOTIFY payloads must stay under 8000 bytes
 _PRUNE_BATCH = 1000
 _RETRIES = 5  # for serialization failures and deadlocks, which only ask to try again
+_BATCH_MAX = 500  # transitions written in one transaction at most
 _CLOSE_TIMEOUT = 10.0
 _LISTEN_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
 
@@ -522,6 +524,17 @@ class _Tx:
     def _disabled(self, job_id: str, url: str) -> bool:
         return url in self.disabled.get(job_id, ())
 
+    def mark(self) -> tuple[int, ...]:
+        """How much is staged: :meth:`undo` takes back what was staged after it."""
+        return tuple(len(staged) for staged in self._staged_lists())
+
+    def undo(self, mark: tuple[int, ...]) -> None:
+        for staged, length in zip(self._staged_lists(), mark, strict=True):
+            del staged[length:]
+
+    def _staged_lists(self) -> tuple[list[Any], ...]:
+        return (self.inserts, self.updates, self.events, self.deliveries, self.changed, self.outbox)
+
     @property
     def notices(self) -> list[Notice]:
         return notices_for(self.changed) + delivery_notices(self.outbox)
@@ -615,6 +628,15 @@ def _update_row(encoded: _Encoded, fence: str | None) -> tuple[Any, ...]:
         job.lease_expires_at, job.claim_token, job.worker_id, job.cancel_requested,
         job.last_seq,
     )  # fmt: skip
+
+
+@dataclass
+class _Pending:
+    """A transition waiting for the next batch; ``done`` gets the job as committed."""
+
+    job_id: str
+    decide: Callable[[Job, float], model.Change]
+    done: asyncio.Future[Job]
 
 
 # -- the store --------------------------------------------------------------------------
@@ -731,6 +753,8 @@ class PostgresStore(Store):
         self._listener: _Listener | None = None
         self._epoch = 0
         self._open_lock = asyncio.Lock()
+        self._pending: builtins.list[_Pending] = []
+        self._batching: asyncio.Task[None] | None = None
         self._lent: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
             f"jobwire-postgres-{id(self)}", default=None
         )
@@ -860,6 +884,9 @@ class PostgresStore(Store):
         return epoch
 
     async def close(self) -> None:
+        if self._batching is not None:
+            # Transitions already handed over are written (or refused) before the pool goes.
+            await asyncio.wait([self._batching])
         listener, self._listener = self._listener, None
         pool, self._pool = self._pool, None
         if listener is not None:
@@ -1102,8 +1129,12 @@ class PostgresStore(Store):
             return []
         queue_list, name_list = list(dict.fromkeys(queues)), list(dict.fromkeys(names))
 
+        # One queue (the usual case): the index gives the order, no sort of the queue.
+        due = "due_jobs_in_queue" if len(queue_list) == 1 else "due_jobs"
+        queue_arg: str | builtins.list[str] = queue_list[0] if len(queue_list) == 1 else queue_list
+
         async def op(tx: _Tx) -> builtins.list[Claim]:
-            rows = await tx.conn.fetch(tx.sql["due_jobs"], queue_list, name_list, limit)
+            rows = await tx.conn.fetch(tx.sql[due], queue_arg, name_list, limit)
             claims = []
             for row in rows:
                 job = tx.read(row)
@@ -1154,11 +1185,73 @@ class PostgresStore(Store):
         await self._write(op)
 
     async def _transition(self, job_id: str, decide: Callable[[Job, float], model.Change]) -> Job:
-        async def op(tx: _Tx) -> Job:
-            job = await tx.lock(job_id)
-            return tx.apply(decide(job, tx.now), fence=job.claim_token)
+        """Decide and write one job's transition, in a transaction shared with the other
+        transitions that arrive while the previous one is being written: one commit for
+        many finishes when the worker is busy, no wait when it is not. The job is
+        returned (or the transition refused) only once that transaction has committed."""
+        self._require_pool()
+        pending = _Pending(job_id, decide, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        if self._batching is None:
+            self._batching = asyncio.create_task(
+                self._write_transitions(), name="jobwire-postgres-transitions"
+            )
+        return await pending.done
 
-        return await self._write(op)
+    async def _write_transitions(self) -> None:
+        try:
+            while self._pending:
+                batch: builtins.list[_Pending] = []
+                later: builtins.list[_Pending] = []
+                ids: set[str] = set()
+                for pending in self._pending:
+                    # A job changes once per transaction: a second change waits for the next.
+                    if pending.job_id in ids or len(batch) >= _BATCH_MAX:
+                        later.append(pending)
+                    elif not pending.done.done():  # its caller gave up before the write
+                        ids.add(pending.job_id)
+                        batch.append(pending)
+                self._pending = later
+                if not batch:
+                    continue
+                try:
+                    outcomes = await self._write(functools.partial(self._decide, batch=batch))
+                except Exception as exc:
+                    outcomes = [exc] * len(batch)
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    if pending.done.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        pending.done.set_exception(outcome)
+                    else:
+                        pending.done.set_result(outcome)
+        finally:
+            self._batching = None
+            for pending in self._pending:  # only when this task itself was cancelled
+                pending.done.cancel()
+            self._pending = []
+
+    async def _decide(
+        self, tx: _Tx, batch: builtins.list[_Pending]
+    ) -> builtins.list[Job | Exception]:
+        """Each transition of the batch, decided by the model on its locked row; one
+        that is refused stages nothing and leaves the others as they are."""
+        rows = await tx.conn.fetch(tx.sql["lock_changing"], [p.job_id for p in batch])
+        found = {row["id"]: row for row in rows}
+        outcomes: builtins.list[Job | Exception] = []
+        for pending in batch:
+            row = found.get(pending.job_id)
+            if row is None:
+                outcomes.append(JobNotFound(pending.job_id))
+                continue
+            job = tx.read(row)
+            mark = tx.mark()
+            try:
+                outcomes.append(tx.apply(pending.decide(job, tx.now), fence=job.claim_token))
+            except Exception as exc:
+                tx.undo(mark)
+                outcomes.append(exc)
+        return outcomes
 
     async def finish(self, job_id: str, token: str, result: Any) -> Job:
         return await self._transition(

@@ -226,6 +226,16 @@ FROM {schema}.jobwire_jobs AS j WHERE j.id = ANY($1::text[])
 ORDER BY j.id
 FOR UPDATE OF j;
 
+-- name: lock_changing
+-- The rows of a batch of transitions, as lock_job reads one; in id order, as heartbeats
+-- lock theirs, so that neither waits on the other in a circle.
+SELECT j.*, extract(epoch FROM clock_timestamp())::float8 AS now,
+       ARRAY(SELECT DISTINCT d.url FROM {schema}.jobwire_deliveries AS d
+             WHERE d.job_id = j.id AND d.status = 'disabled') AS disabled_urls
+FROM {schema}.jobwire_jobs AS j WHERE j.id = ANY($1::text[])
+ORDER BY j.id
+FOR UPDATE OF j;
+
 -- name: due_jobs
 -- Rows another claimer holds are skipped, not waited for: concurrent claims take
 -- different jobs. The model decides each claim; update_jobs writes them.
@@ -236,6 +246,22 @@ SELECT j.*, clock.now,
 FROM {schema}.jobwire_jobs AS j, clock
 WHERE j.state = 'queued'
   AND j.queue = ANY($1::text[])
+  AND j.job = ANY($2::text[])
+  AND j.scheduled_at <= clock.now
+ORDER BY j.priority DESC, j.scheduled_at, j.id
+LIMIT $3
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: due_jobs_in_queue
+-- As due_jobs, for one queue (the usual case): the due index then gives the order, so
+-- the scan stops after $3 rows instead of sorting every queued job of the queue.
+WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS now)
+SELECT j.*, clock.now,
+       ARRAY(SELECT DISTINCT d.url FROM {schema}.jobwire_deliveries AS d
+             WHERE d.job_id = j.id AND d.status = 'disabled') AS disabled_urls
+FROM {schema}.jobwire_jobs AS j, clock
+WHERE j.state = 'queued'
+  AND j.queue = $1
   AND j.job = ANY($2::text[])
   AND j.scheduled_at <= clock.now
 ORDER BY j.priority DESC, j.scheduled_at, j.id
