@@ -199,6 +199,15 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
+def _running(server: PrivatePostgres | PrivateRedis) -> Iterator[None]:
+    try:
+        server.start()
+        yield
+    finally:
+        server.kill()
+
+
+@contextlib.contextmanager
 def private_postgres() -> Iterator[PrivatePostgres]:
     # Not under pytest's tmp_path: its parents are private to root, and the server
     # runs as postgres.
@@ -206,11 +215,8 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     try:
         server = PrivatePostgres(root, free_port())
         server.init()
-        server.start()
-        try:
+        with _running(server):
             yield server
-        finally:
-            server.kill()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -220,10 +226,7 @@ def private_redis() -> Iterator[PrivateRedis]:
     root = Path(tempfile.mkdtemp(prefix="jobwire-redis-"))
     try:
         server = PrivateRedis(root, free_port())
-        server.start()
-        try:
+        with _running(server):
             yield server
-        finally:
-            server.kill()
     finally:
         shutil.rmtree(root, ignore_errors=True)

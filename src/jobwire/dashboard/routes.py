@@ -283,22 +283,25 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         )
         return HTMLResponse(body, status_code=status_code, headers=_headers())
 
-    @router.get("/ui/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
+    def without_sign_in(request: Request) -> tuple[str, Response | None]:
+        """The dashboard's base path, and the answer when this mode has no sign-in."""
         if mode == Mode.CLOSED:
-            return closed_page()
+            return "", closed_page()
         base = _ui_base(request, "/login")
         if mode != Mode.KEYS:
-            return RedirectResponse(base + "/", 303, headers=_headers())
-        return login_page(base, "")
+            return base, RedirectResponse(base + "/", 303, headers=_headers())
+        return base, None
+
+    @router.get("/ui/login", response_class=HTMLResponse)
+    async def login_form(request: Request) -> Response:
+        base, answer = without_sign_in(request)
+        return answer if answer is not None else login_page(base, "")
 
     @router.post("/ui/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
-        if mode == Mode.CLOSED:
-            return closed_page()
-        base = _ui_base(request, "/login")
-        if mode != Mode.KEYS:
-            return RedirectResponse(base + "/", 303, headers=_headers())
+        base, answer = without_sign_in(request)
+        if answer is not None:
+            return answer
         if not same_origin(request.headers, request.url.scheme):
             return login_page(base, "Sign-in from another site refused.", 403)
         raw = await request.body()

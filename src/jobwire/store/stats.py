@@ -126,7 +126,7 @@ def _add(counters: list[float], before: Job | None, change: Change) -> None:
         ran = ran if ran > 0.0 else 0.0
         counters[_RUN_AT + bisect.bisect_left(BUCKETS, ran)] += 1
         counters[_RUN_SUM_AT] += ran
-        if _lease_expired(change):
+        if after.state is not State.SUCCEEDED and _lease_expired(change):
             counters[_EXPIRED_AT] += 1
 
 
