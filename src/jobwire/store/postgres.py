@@ -944,17 +944,28 @@ class PostgresStore(Store):
             raise StoreUnavailable("the store is not open")
         return self._pool
 
-    async def _write(self, op: Callable[[_Tx], Awaitable[T]], *, appends: bool = True) -> T:
+    async def _write(
+        self, op: Callable[[_Tx], Awaitable[T]], *, appends: bool = True, durable: bool = True
+    ) -> T:
         """Run ``op`` in a transaction of its own; notify after it commits.
 
         ``appends``: the operation may append events, so its transaction announces
-        itself to feed() readers before it gets a transaction id (see feed())."""
+        itself to feed() readers before it gets a transaction id (see feed()).
+        ``durable=False``: the commit returns without waiting for the WAL to reach disk
+        (``synchronous_commit = off`` for this transaction only). For claims and lease
+        renewals: a server crash may forget one that had committed, which hands the job
+        back to ``queued``, exactly as a worker's crash would; every later durable
+        commit (the attempt's outcome) makes it durable with itself, as the WAL is one
+        sequence."""
         pool = self._require_pool()
+        begin = self._begin_appending if appends else "BEGIN"
+        if not durable:
+            begin += "; SET LOCAL synchronous_commit = off"
         for attempt in itertools.count(1):
             try:
                 async with pool.acquire() as conn:
                     try:
-                        await conn.execute(self._begin_appending if appends else "BEGIN")
+                        await conn.execute(begin)
                         tx = _Tx(self, conn)
                         result = await op(tx)
                         await tx.flush(self._origin)
@@ -1143,7 +1154,7 @@ class PostgresStore(Store):
                 claims.append(Claim(tx.apply(change, fence=job.claim_token), token))
             return claims
 
-        return await self._write(op)
+        return await self._write(op, durable=False)
 
     async def heartbeat(
         self, worker_id: str, tokens: Mapping[str, str], lease: float
@@ -1171,7 +1182,7 @@ class PostgresStore(Store):
                 await tx.conn.execute(tx.sql["extend_leases"], *_columns(leases, 3))
             return HeartbeatReply(frozenset(lost), frozenset(cancel))
 
-        return await self._write(op, appends=False)
+        return await self._write(op, appends=False, durable=False)
 
     async def report(self, job_id: str, token: str, events: Sequence[EventDraft]) -> None:
         if not events:
