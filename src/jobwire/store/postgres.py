@@ -14,7 +14,8 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   claim token each row was read with. A claim reads its rows ``FOR UPDATE SKIP LOCKED``
   in one statement: concurrent claimers, in any number of processes, take different
   jobs and never wait on each other. "Accepted" means committed, as durable as the
-  server's ``synchronous_commit`` and replication make a commit.
+  server's ``synchronous_commit`` and replication make a commit; claims and lease
+  renewals do not wait for the WAL flush (see :meth:`PostgresStore._write`).
 - **A frozen or cut-off client lets go.** Every transaction of the store is a few
   statements with nothing between them but Python, so its connections end any
   transaction left idle for ``idle_in_transaction_timeout`` seconds (10 by default; the
