@@ -14,8 +14,10 @@ import time
 from jobwire import JobContext, Jobwire
 from tests.chaos.effects import record
 
-# Long enough that a worker always holds jobs mid-run when it is killed.
-TALLY_SECONDS = 0.02
+# Long enough that a worker always holds jobs mid-run when it is killed, and that four
+# workers (100 jobs at once each) need at least 20,000 / 400 x 0.25 = 12.5 s however fast
+# the store is, so that a kill every 2 s falls several times inside the drain.
+TALLY_SECONDS = 0.25
 
 jobs = Jobwire()
 
