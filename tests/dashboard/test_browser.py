@@ -127,7 +127,7 @@ async def test_the_dashboard_in_a_browser(serve: Serve) -> None:
 
             # -- overview and workers -------------------------------------------------------
             await page.goto(f"{ui}/#/")
-            await page.wait_for_selector("#counts", timeout=WAIT)
+            await page.wait_for_selector("#succeeded-hour", timeout=WAIT)
             assert int(await page.inner_text("#succeeded-hour")) >= 7
             assert await page.locator("#throughput rect.ok").count() > 0
             assert await page.inner_text("#workers-online") == "1"

@@ -183,6 +183,10 @@ async def test_an_open_dashboard_shows_every_owner_and_warns_at_start(
         assert listed == {a, b}
         only_bob = (await client.get(f"{UI}/api/jobs", params={"owner": "bob"})).json()
         assert [j["id"] for j in only_bob["items"]] == [b]
+        overview = (await client.get(f"{UI}/api/overview")).json()
+        assert overview["counts_visible"] is True
+        default = overview["counts"]["default"]
+        assert sum(default.values()) == 2  # both owners' jobs, whatever their state now
         # Open is not unguarded: actions still need the page's token.
         assert (await client.post(f"{UI}/api/purge/count", json={})).status_code == 403
         csrf = {"X-Jobwire-CSRF": csrf_of(page.text)}

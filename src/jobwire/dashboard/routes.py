@@ -6,8 +6,9 @@ gets a session cookie (see :mod:`jobwire.dashboard.session`); a script may send
 ``Authorization: Bearer``. With the application's own auth dependency, that dependency
 decides. ``JOBWIRE_DASHBOARD_OPEN=1`` opens it to anyone who reaches it (every job, no
 sign-in), for local development, with a warning logged at each start. Otherwise it is
-closed. A signed-in viewer sees and acts on the jobs they own; queue counts and workers
-are of the whole deployment.
+closed. A signed-in viewer sees and acts on the jobs they own; the per-queue counts
+(kept for every owner together) are shown only to a viewer who may see every job, and the
+workers list, shown to all, names other owners' running jobs only to such a viewer.
 
 Every view reads its history from the store and then follows a stream over the same
 event feed as ``GET P/events`` (``P/ui/api/events``, and the job's own log with its
@@ -337,10 +338,17 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
     @router.get("/ui/api/overview")
     async def overview(viewer: ViewerDep) -> JSONResponse:
         now = time.time()
+        # The counters cover every owner's jobs: they are not for a viewer who may see
+        # only their own (their jobs, activity and oldest queued job are theirs alone).
+        sees_all = viewer.owner is None
+
+        async def all_counts() -> dict[str, dict[State, int]]:
+            return await store.counts() if sees_all else {}
+
         with http_errors():
             # Independent reads, side by side (read connections, pooled connections).
             counts, activity, oldest, workers = await asyncio.gather(
-                store.counts(),
+                all_counts(),
                 store.activity(now, owner=viewer.owner),
                 store.oldest_queued(now, owner=viewer.owner),
                 store.list_workers(),
@@ -353,6 +361,7 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
                     queue: {state.value: n for state, n in by_state.items()}
                     for queue, by_state in sorted(counts.items())
                 },
+                "counts_visible": sees_all,
                 "activity": activity.as_dict(),
                 "oldest_queued": {q: {"since": at, "age": now - at} for q, at in oldest.items()},
                 "workers": {"online": len(workers) - lost, "lost": lost},

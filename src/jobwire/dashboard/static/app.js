@@ -204,7 +204,9 @@ function overview(data) {
       tile("Wait p50 / p95", `${duration(all.wait_p50)} / ${duration(all.wait_p95)}`, "wait"),
       tile("Run p50 / p95", `${duration(all.run_p50)} / ${duration(all.run_p95)}`, "run")),
     h("h2", {}, "Jobs by queue and state"),
-    queues.length ? countsTable : h("p", { class: "muted" }, "No jobs yet."),
+    !data.counts_visible
+      ? h("p", { class: "muted" }, "Queue counts cover every owner's jobs: they are shown to viewers who may see every job.")
+      : queues.length ? countsTable : h("p", { class: "muted" }, "No jobs yet."),
     h("h2", {}, "Finished per minute, last hour"),
     throughputChart(act.minutes),
     h("p", { class: "legend" }, h("span", { class: "key ok" }, "succeeded"), h("span", { class: "key bad" }, "failed"),
