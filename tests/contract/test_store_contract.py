@@ -936,6 +936,15 @@ async def claim_delivery(store: Store, lease: float = LONG_LEASE) -> Delivery:
     return delivery
 
 
+async def finished_with_a_claimed_delivery(store: Store) -> tuple[Claim, Delivery, str]:
+    """A hooked job that succeeded, and its delivery claimed: (claim, delivery, token)."""
+    claim = await hooked_claim(store)
+    await store.finish(claim.job.id, claim.token, 1)
+    delivery = await claim_delivery(store)
+    assert delivery.claim_token is not None
+    return claim, delivery, delivery.claim_token
+
+
 async def test_a_terminal_event_of_a_job_with_a_webhook_creates_a_delivery_in_the_same_write(
     store: Store,
 ) -> None:
@@ -1072,13 +1081,10 @@ async def test_claims_take_the_earliest_due_deliveries_up_to_the_limit(store: St
 
 
 async def test_a_successful_attempt_marks_the_delivery_delivered(store: Store) -> None:
-    claim = await hooked_claim(store)
-    await store.finish(claim.job.id, claim.token, 1)
-    delivery = await claim_delivery(store)
-    assert delivery.claim_token is not None
+    claim, delivery, token = await finished_with_a_claimed_delivery(store)
     recorded = await store.record_delivery_attempt(
         delivery.id,
-        delivery.claim_token,
+        token,
         ok=True,
         status_code=204,
         error=None,
@@ -1097,14 +1103,11 @@ async def test_a_successful_attempt_marks_the_delivery_delivered(store: Store) -
 
 
 async def test_a_failed_attempt_with_a_next_time_stays_pending_until_then(store: Store) -> None:
-    claim = await hooked_claim(store)
-    await store.finish(claim.job.id, claim.token, 1)
-    delivery = await claim_delivery(store)
-    assert delivery.claim_token is not None
+    _claim, delivery, token = await finished_with_a_claimed_delivery(store)
     later = time.time() + HOUR
     recorded = await store.record_delivery_attempt(
         delivery.id,
-        delivery.claim_token,
+        token,
         ok=False,
         status_code=500,
         error="HTTP 500",
@@ -1120,13 +1123,10 @@ async def test_a_failed_attempt_with_a_next_time_stays_pending_until_then(store:
 async def test_a_failed_attempt_due_now_is_claimed_again_with_its_attempts_counted(
     store: Store,
 ) -> None:
-    claim = await hooked_claim(store)
-    await store.finish(claim.job.id, claim.token, 1)
-    delivery = await claim_delivery(store)
-    assert delivery.claim_token is not None
+    _claim, delivery, token = await finished_with_a_claimed_delivery(store)
     await store.record_delivery_attempt(
         delivery.id,
-        delivery.claim_token,
+        token,
         ok=False,
         status_code=None,
         error="connection refused",
@@ -1137,13 +1137,10 @@ async def test_a_failed_attempt_due_now_is_claimed_again_with_its_attempts_count
 
 
 async def test_a_failed_attempt_without_a_next_time_fails_the_delivery(store: Store) -> None:
-    claim = await hooked_claim(store)
-    await store.finish(claim.job.id, claim.token, 1)
-    delivery = await claim_delivery(store)
-    assert delivery.claim_token is not None
+    _claim, delivery, token = await finished_with_a_claimed_delivery(store)
     recorded = await store.record_delivery_attempt(
         delivery.id,
-        delivery.claim_token,
+        token,
         ok=False,
         status_code=302,
         error="redirect",
@@ -1154,7 +1151,7 @@ async def test_a_failed_attempt_without_a_next_time_fails_the_delivery(store: St
     with pytest.raises(StaleClaim):
         await store.record_delivery_attempt(
             delivery.id,
-            delivery.claim_token,
+            token,
             ok=True,
             status_code=200,
             error=None,

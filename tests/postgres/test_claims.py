@@ -8,7 +8,7 @@ import random
 from jobwire.model import State
 from jobwire.store.base import Claim, ListQuery
 from jobwire.store.postgres import PostgresStore
-from tests.postgres.support import new
+from tests.support.stores import new
 
 JOBS = 2000
 CLAIMERS = 8

@@ -12,7 +12,7 @@ from jobwire.feed.hub import Hub
 from jobwire.model import Event, EventDraft, EventType
 from jobwire.store.postgres import PostgresStore
 from tests.postgres.server import server_url
-from tests.postgres.support import WAIT, new
+from tests.support.stores import WAIT, new
 
 
 async def test_events_committed_after_a_running_writer_wait_for_it_and_follow_it_in_order(

@@ -14,7 +14,7 @@ from jobwire.settings import Settings
 from jobwire.store import store_from_url
 from jobwire.store.postgres import SCHEMA_VERSION, PostgresStore
 from tests.postgres.server import server_url
-from tests.postgres.support import new
+from tests.support.stores import new
 
 
 async def sql(query: str, *args: Any) -> Any:

@@ -11,7 +11,7 @@ from jobwire.errors import StoreUnavailable
 from jobwire.model import State
 from jobwire.store.postgres import PostgresStore, _Tx
 from tests.postgres.conftest import open_store
-from tests.postgres.support import new
+from tests.support.stores import new
 from tests.support.waiting import until
 
 

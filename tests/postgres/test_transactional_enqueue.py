@@ -15,7 +15,7 @@ from jobwire.errors import IdempotencyConflict
 from jobwire.model import EventType, State
 from jobwire.store.base import ListQuery, Notice, NoticeKind
 from jobwire.store.postgres import PostgresStore
-from tests.postgres.support import Heard, new
+from tests.support.stores import Heard, new
 
 Conn: TypeAlias = "asyncpg.Connection[Any]"
 

@@ -12,7 +12,7 @@ from jobwire.feed.hub import Hub
 from jobwire.store.base import Notice, NoticeKind
 from jobwire.store.postgres import PostgresStore
 from tests.postgres.server import server_url
-from tests.postgres.support import WAIT, Heard, new
+from tests.support.stores import WAIT, Heard, new
 
 
 async def test_an_enqueue_in_one_store_wakes_a_worker_waiting_in_another(

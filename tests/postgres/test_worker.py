@@ -13,14 +13,7 @@ from jobwire import EventType, Jobwire, State
 from jobwire.store.postgres import PostgresStore
 from tests.support import jobs as support
 from tests.support.processes import no_new_child_survives
-
-FAST = {
-    "lease_seconds": 5.0,
-    "cancel_grace_seconds": 0.5,
-    "poll_seconds": 0.5,
-    "process_concurrency": 1,
-    "thread_concurrency": 2,
-}
+from tests.support.stores import FAST
 
 
 @pytest.fixture(autouse=True)

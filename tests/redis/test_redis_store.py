@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,38 +13,12 @@ from jobwire.errors import ConfigError, StaleClaim, StoreUnavailable
 from jobwire.ids import new_job_id
 from jobwire.model import State
 from jobwire.store import store_from_url
-from jobwire.store.base import ListQuery, NewJob, Notice, NoticeKind
+from jobwire.store.base import ListQuery, Notice, NoticeKind
 from jobwire.store.redis import RedisStore, scripts
 from tests.redis import server
+from tests.support.stores import Heard, new
 
 Opener = Callable[..., Awaitable[RedisStore]]
-
-
-def new(**fields: Any) -> NewJob:
-    fields.setdefault("id", new_job_id())
-    fields.setdefault("job", "crunch")
-    fields.setdefault("args", {"n": 1})
-    return NewJob(**fields)
-
-
-class Heard:
-    """A listener that can be awaited until a given notice arrives."""
-
-    def __init__(self) -> None:
-        self.notices: list[Notice] = []
-        self._changed = asyncio.Condition()
-
-    def __call__(self, batch: Sequence[Notice]) -> None:
-        self.notices.extend(batch)
-        asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def until(self, notice: Notice) -> None:
-        async with asyncio.timeout(10), self._changed:
-            await self._changed.wait_for(lambda: notice in self.notices)
 
 
 # -- configuration -----------------------------------------------------------------------
@@ -178,7 +151,7 @@ async def test_a_write_through_one_instance_wakes_a_listener_of_another(
     follower.add_listener(heard)
     job = new(queue="cpu")
     await writer.enqueue([job])
-    await heard.until(Notice(NoticeKind.JOB, job.id))
+    await heard.wait_for(Notice(NoticeKind.JOB, job.id))
     assert Notice(NoticeKind.JOBS, "cpu") in heard.notices
 
 
@@ -191,7 +164,7 @@ async def test_a_cancel_through_one_instance_reaches_the_worker_of_another(
     heard = Heard()
     worker_side.add_listener(heard)
     await client_side.cancel(claim.job.id)
-    await heard.until(Notice(NoticeKind.CANCEL, claim.job.id))
+    await heard.wait_for(Notice(NoticeKind.CANCEL, claim.job.id))
 
 
 async def test_an_instance_hears_its_own_writes_once(open_store: Opener) -> None:
@@ -206,7 +179,7 @@ async def test_an_instance_hears_its_own_writes_once(open_store: Opener) -> None
     # not delivered a second time).
     marker = new()
     await other.enqueue([marker])
-    await heard.until(Notice(NoticeKind.JOB, marker.id))
+    await heard.wait_for(Notice(NoticeKind.JOB, marker.id))
     assert heard.notices.count(Notice(NoticeKind.JOB, job.id)) == 1
 
 
@@ -221,9 +194,9 @@ async def test_a_listener_that_raises_does_not_stop_the_wake_ups(open_store: Ope
     follower.add_listener(broken)
     first, second = new(), new()
     await writer.enqueue([first])
-    await heard.until(Notice(NoticeKind.JOB, first.id))
+    await heard.wait_for(Notice(NoticeKind.JOB, first.id))
     await writer.enqueue([second])
-    await heard.until(Notice(NoticeKind.JOB, second.id))
+    await heard.wait_for(Notice(NoticeKind.JOB, second.id))
 
 
 async def test_a_burst_of_more_commands_than_connections_waits_for_a_free_one(
@@ -258,7 +231,7 @@ async def test_the_subscriber_reconnects_after_its_connection_is_killed(
     assert await asyncio.wait_for(follower.wait_subscribed(before), 10) == before + 1
     job = new()
     await writer.enqueue([job])
-    await heard.until(Notice(NoticeKind.JOB, job.id))
+    await heard.wait_for(Notice(NoticeKind.JOB, job.id))
 
 
 async def test_closing_stops_the_subscriber(open_store: Opener, prefix: str) -> None:
@@ -291,7 +264,7 @@ async def test_a_silent_subscriber_is_checked_with_a_ping_and_stays_subscribed(
             await asyncio.sleep(0.02)
     job = new()
     await writer.enqueue([job])
-    await heard.until(Notice(NoticeKind.JOB, job.id))
+    await heard.wait_for(Notice(NoticeKind.JOB, job.id))
     assert follower.subscriptions == 1  # the answered PINGs kept the connection
 
 

@@ -1,4 +1,5 @@
-"""Small helpers of the PostgreSQL tests."""
+"""Helpers of the tests that drive a store directly (PostgreSQL, Redis): a new job,
+and a listener that can be awaited for a notice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from jobwire.ids import new_job_id
 from jobwire.store.base import NewJob, Notice
 
 WAIT = 30.0  # the most any test waits for a wake-up, on a loaded machine
+
+# Settings for an app whose workers must notice leases, cancels and new work quickly.
+FAST = {
+    "lease_seconds": 5.0,
+    "cancel_grace_seconds": 0.5,
+    "poll_seconds": 0.5,
+    "process_concurrency": 1,
+    "thread_concurrency": 2,
+}
 
 
 def new(**fields: Any) -> NewJob:
