@@ -89,7 +89,7 @@ def start_server(
         "JOBWIRE_MAX_STREAMS_PER_OWNER": str(followers + 100),
         "FANOUT_SERVER_GC": args.server_gc,
         # "untuned": the collector as CPython sets it, without jobwire's server tuning.
-        "JOBWIRE_SERVER_GC_TUNING": "false" if args.server_gc == "untuned" else "true",
+        "JOBWIRE_GC_TUNING": "false" if args.server_gc == "untuned" else "true",
     }
     argv = [
         args.python,
@@ -284,7 +284,7 @@ def main() -> None:
         "--server-gc",
         choices=["default", "off", "untuned"],
         default="default",
-        help="'default': jobwire's tuning (JOBWIRE_SERVER_GC_TUNING); 'untuned': CPython's "
+        help="'default': jobwire's tuning (JOBWIRE_GC_TUNING); 'untuned': CPython's "
         "own thresholds; 'off': no cyclic GC at all, a diagnostic of the latency tail",
     )
     parser.add_argument(

@@ -27,7 +27,7 @@ from jobwire.errors import (
 )
 from jobwire.feed.follow import RECHECK_SECONDS, follow
 from jobwire.feed.hub import Hub
-from jobwire.gcpolicy import tune_for_server
+from jobwire.gcpolicy import tune_collector
 from jobwire.ids import new_job_id
 from jobwire.jobs import Executor, JobSpec, P, R, build_options
 from jobwire.model import Event, Job, State
@@ -294,8 +294,8 @@ class Jobwire:
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         """FastAPI lifespan: the store opens, embedded workers run, all stop with the app."""
         await self.open()
-        if self.settings.server_gc_tuning:
-            tune_for_server()
+        if self.settings.gc_tuning:
+            tune_collector()
         worker = None
         try:
             await self.start_services()
@@ -316,6 +316,8 @@ class Jobwire:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.open()
+        if self.settings.gc_tuning:
+            tune_collector()
         try:
             await self.start_services()
             worker = await self.start_worker(queues)

@@ -43,6 +43,7 @@ class Settings:
     event_loop: str = "auto"  # the CLI's loop: "auto" (uvloop when installed) or "asyncio"
     # Maintenance
     retention_seconds: float = 7 * 24 * 3600.0
+    gc_tuning: bool = True  # servers and workers: freeze the start-up heap, rarer young GCs
     reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
     # HTTP
     api_keys: str = ""  # "key1=owner1,key2=owner2"; empty: one anonymous owner
@@ -50,7 +51,6 @@ class Settings:
     sse_keepalive_seconds: float = 15.0
     sse_retry_ms: int = 2000
     max_streams_per_owner: int = 100
-    server_gc_tuning: bool = True  # freeze the start-up heap, rarer young collections
     max_body_bytes: int = 1_048_576
     max_wait_seconds: float = 60.0
     max_page_size: int = 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from fastapi import FastAPI
 
@@ -55,3 +56,10 @@ def square(ctx: JobContext, x: int) -> int:
 # Not a Jobwire: `jobwire worker tests.cli.app:web` refuses it, naming `jobs`.
 web = FastAPI(lifespan=jobs.lifespan)
 web.include_router(jobs.router, prefix="/jobs")
+
+
+@jobs.job
+async def collector() -> dict[str, object]:
+    """How the collector of the process running this job is set."""
+    return {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
+

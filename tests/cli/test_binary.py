@@ -46,6 +46,14 @@ def test_arguments_a_job_refuses_fail_the_job_without_app(
     assert "ValidationError" in done.stderr
 
 
+def test_a_standalone_worker_tunes_its_collector(worker_process: Proc, db_url: str) -> None:
+    done = run_cli("submit", "collector", "--url", db_url, "--follow")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.split(maxsplit=1)[1])
+    assert seen["threshold"][0] == 50_000
+    assert seen["frozen"] > 10_000  # the start-up heap: modules, the app, its schemas
+
+
 def test_status_ls_and_cancel_of_a_delayed_job(db_url: str) -> None:
     submitted = run_cli("submit", "add", "a=1", "b=2", "--url", db_url, "--delay", "3600")
     assert submitted.returncode == 0, submitted.stderr

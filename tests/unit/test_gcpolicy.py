@@ -23,7 +23,7 @@ asyncio.run(main())
 
 
 def probe(tmp_path: object, tuning: str) -> dict[str, object]:
-    env = {"JOBWIRE_SERVER_GC_TUNING": tuning, "PATH": ""}
+    env = {"JOBWIRE_GC_TUNING": tuning, "PATH": ""}
     out = subprocess.run(
         [sys.executable, "-c", PROBE, f"{tmp_path}/gc.db"],
         env=env,

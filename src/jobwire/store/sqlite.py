@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,13 +75,33 @@ _MAX_BATCH = 512
 _PREFETCH_CHUNK = 500  # ids per prefetch query, under SQLite's bound-parameter limit
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# The C encoder made once: ``JSONEncoder.encode`` builds a new one for every value, which
+# costs more than encoding the small dicts of a job's events. It has no check for
+# circular values: every value stored here was encoded once already where it was made
+# (results by the worker, events by the reporter), and the fallback keeps the check.
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encode = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+)
 
 
 def _dumps(value: Any) -> str:
     if not value and isinstance(value, dict):
         return "{}"
-    return _encode(value)
+    if _c_encode is None:
+        return _encode(value)
+    if isinstance(value, str):
+        return json.encoder.encode_basestring(value)
+    return "".join(_c_encode(value, 0))
 
 
 def _loads_or_none(text: str | None) -> Any:
@@ -385,7 +406,7 @@ class _Tx:
         self.tally.add(before, change)
         self.before[job.id] = job
         self.rows.pop(job.id, None)
-        events = [(e.job_id, e.seq, e.type, _dumps(e.data), e.at) for e in change.events]
+        events = [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events]
         deliveries = [
             (d.id, d.job_id, d.seq, d.event, d.url, d.body, d.created_at, d.next_attempt_at)
             for d in webhook_deliveries(change, self.now, self._disabled)
@@ -410,7 +431,9 @@ class _Tx:
 
 # The columns a transition may change, and how each is stored.
 _MUTABLE: dict[str, Callable[[Job], Any]] = {
-    "state": lambda j: j.state,  # a StrEnum binds as its text
+    # Enums bind as their plain text: sqlite3 would first look for an adapter for the
+    # subclass, failing two attribute lookups per value on the hot path.
+    "state": lambda j: j.state.value,
     "attempts": lambda j: j.attempts,
     "scheduled_at": lambda j: j.scheduled_at,
     "started_at": lambda j: j.started_at,
@@ -424,8 +447,45 @@ _MUTABLE: dict[str, Callable[[Job], Any]] = {
     "cancel_requested": lambda j: int(j.cancel_requested),
     "last_seq": lambda j: j.last_seq,
 }
-_UPDATES: dict[tuple[str, ...], str] = {}
-_CANDIDATES: dict[tuple[str, ...], tuple[tuple[str, ...], Callable[[Job], Any]]] = {}
+_JSON_COLUMNS = {"progress", "result", "error"}  # stored as text, encoded when written
+
+
+@dataclass(frozen=True, slots=True)
+class _Compare:
+    """How to find what a transition changed, for one set of fields it may set."""
+
+    columns: tuple[str, ...]
+    values: Callable[[Job], tuple[Any, ...]]  # those fields, then the id
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """An UPDATE of some columns, and how to take its parameters from a job."""
+
+    sql: str
+    values: Callable[[Job], tuple[Any, ...]]  # the columns' raw values, then the id
+    encode: tuple[tuple[int, Callable[[Job], Any]], ...]  # positions stored otherwise
+
+
+_COMPARES: dict[tuple[str, ...], _Compare] = {}
+_STATEMENTS: dict[tuple[str, ...], _Statement] = {}
+
+
+def _compare_for(fields: tuple[str, ...]) -> _Compare:
+    wanted = set(fields) if fields else set(_MUTABLE)
+    columns = tuple(name for name in _MUTABLE if name in wanted)
+    # attrgetter of one name returns a value, not a 1-tuple: always ask for two.
+    return _Compare(columns, operator.attrgetter(*columns, "id"))
+
+
+def _statement_for(columns: tuple[str, ...]) -> _Statement:
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    plain = {"state", "cancel_requested"} | _JSON_COLUMNS  # not bound as the field is
+    return _Statement(
+        f"UPDATE jobs SET {assignments} WHERE id = ?",
+        operator.attrgetter(*columns, "id"),
+        tuple((i, _MUTABLE[name]) for i, name in enumerate(columns) if name in plain),
+    )
 
 
 def _update_for(before: Job | None, after: Job, fields: tuple[str, ...] = ()) -> tuple[str, Any]:
@@ -438,25 +498,23 @@ def _update_for(before: Job | None, after: Job, fields: tuple[str, ...] = ()) ->
     """
     if before is None:
         return SQL["update_job"], state_row(after)
-    known = _CANDIDATES.get(fields)
-    if known is None:
-        wanted = set(fields) if fields else set(_MUTABLE)
-        names = tuple(name for name in _MUTABLE if name in wanted)
-        # attrgetter of one name returns a value, not a 1-tuple: always ask for two.
-        known = _CANDIDATES[fields] = (names, operator.attrgetter(*names, "id"))
-    candidates, values = known
+    compare = _COMPARES.get(fields)
+    if compare is None:
+        compare = _COMPARES[fields] = _compare_for(fields)
     columns = tuple(
-        name
-        for name, old, new in zip(candidates, values(before), values(after), strict=False)
-        if old != new
+        compress(compare.columns, map(operator.ne, compare.values(before), compare.values(after)))
     )
     if not columns:
         return "", ()
-    statement = _UPDATES.get(columns)
+    statement = _STATEMENTS.get(columns)
     if statement is None:
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-        statement = _UPDATES[columns] = f"UPDATE jobs SET {assignments} WHERE id = ?"
-    return statement, (*(_MUTABLE[name](after) for name in columns), after.id)
+        statement = _STATEMENTS[columns] = _statement_for(columns)
+    if not statement.encode:
+        return statement.sql, statement.values(after)
+    row = list(statement.values(after))
+    for i, encode in statement.encode:
+        row[i] = encode(after)
+    return statement.sql, row
 
 
 Op = Callable[[_Tx], Any]
