@@ -62,4 +62,3 @@ web.include_router(jobs.router, prefix="/jobs")
 async def collector() -> dict[str, object]:
     """How the collector of the process running this job is set."""
     return {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
-
