@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,59 @@ async def test_a_write_through_one_store_is_fenced_by_a_claim_through_another(
         await first.finish(zombie.job.id, zombie.token, "zombie")
     done = await second.finish(current.job.id, current.token, "current")
     assert (await first.get(done.id)) == done and done.result == "current"
+
+
+async def test_an_outcome_sees_a_cancel_request_made_through_another_store(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    # A store remembers the running jobs it wrote, so that an outcome need not read its
+    # job again; a cancel request elsewhere changes the job without an event, and the
+    # outcome must still be decided on, and return, the job as stored.
+    await first.enqueue([new()])
+    [claim] = await first.claim("w1", ["default"], ["crunch"], 1, 3600.0)
+    await first.report(claim.job.id, claim.token, [EventDraft(EventType.OUTPUT, {"i": 1})])
+    await second.cancel(claim.job.id)
+    done = await first.finish(claim.job.id, claim.token, 7)
+    assert done.cancel_requested and done.state is State.SUCCEEDED
+    assert (await second.get(done.id)) == done
+    events = await second.events(done.id)
+    assert [(e.seq, e.type) for e in events] == [
+        (1, EventType.QUEUED),
+        (2, EventType.STARTED),
+        (3, EventType.OUTPUT),
+        (4, EventType.SUCCEEDED),
+    ]
+
+
+async def test_progress_and_an_outcome_after_another_store_wrote_the_job_keep_the_log_gapless(
+    first: SQLiteStore, second: SQLiteStore
+) -> None:
+    await first.enqueue([new(max_attempts=3)])
+    [claim] = await first.claim("w1", ["default"], ["crunch"], 1, 3600.0)
+    progress = [EventDraft(EventType.PROGRESS, {"current": 1, "total": 2})]
+    await first.report(claim.job.id, claim.token, progress)
+    # Another process's write that moves the log on: the zombie case without a reclaim.
+    await second.reap(now=claim.job.started_at or 0.0)  # nothing expired: no change
+    await second.cancel(claim.job.id)
+    await first.report(claim.job.id, claim.token, progress)
+    retry_at = time.time() + 60
+    failed = await first.fail(claim.job.id, claim.token, {"type": "E", "message": "x"}, retry_at)
+    assert failed.state is State.CANCELLED  # a job whose cancel was asked is not retried
+    assert [e.seq for e in await second.events(failed.id)] == [1, 2, 3, 4, 5]
+    assert (await second.get(failed.id)) == failed
+
+
+async def test_a_wrong_token_is_refused_and_leaves_the_remembered_job_as_it_was(
+    first: SQLiteStore,
+) -> None:
+    await first.enqueue([new()])
+    [claim] = await first.claim("w1", ["default"], ["crunch"], 1, 3600.0)
+    with pytest.raises(StaleClaim):
+        await first.finish(claim.job.id, "not-the-token", 1)
+    stored = await first.get(claim.job.id)
+    assert stored is not None and stored.state is State.RUNNING
+    done = await first.finish(claim.job.id, claim.token, 2)
+    assert done.result == 2 and done.last_seq == 3
 
 
 async def test_a_notice_crosses_between_two_stores_on_one_file(

@@ -305,6 +305,13 @@ class _Tx:
     Rows of the jobs a batch's operations will load are fetched with one query up front;
     such a row is dropped as soon as its job is written, so a load never sees it stale.
     A write to ``jobs`` that does not go through :meth:`apply` must call :meth:`forget`.
+
+    The job an attempt's own operation loads (its outcome, its progress) may come from
+    the writer's memory of the running jobs it last wrote, without a read: such a job's
+    update is fenced on what was remembered (``last_seq``, the only column every other
+    change moves with an event, and ``cancel_requested``, which a cancel request sets
+    without one). An update the fence stops means another process changed the job
+    meanwhile: :class:`_Outdated` is raised and the batch runs again from fresh rows.
     """
 
     raw_conn: sqlite3.Connection  # without the flush: for the writer's own bookkeeping
@@ -319,6 +326,12 @@ class _Tx:
     updates: list[tuple[str, list[Any]]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     flushes: int = 0
+    # The writer's running jobs as last committed, and which job the operation now
+    # running may take from there (its own); jobs so taken and not yet written.
+    remembered: dict[str, Job] = field(default_factory=dict)
+    own: str | None = None
+    unverified: dict[str, tuple[int, int]] = field(default_factory=dict)
+    forgotten: list[str] = field(default_factory=list)  # written around apply()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -330,7 +343,9 @@ class _Tx:
         self.flushes += 1
         if self.updates:
             for statement, rows in self.updates:
-                self.raw_conn.executemany(statement, rows)
+                written = self.raw_conn.executemany(statement, rows).rowcount
+                if written != len(rows) and statement in _FENCED:
+                    raise _Outdated
             self.updates = []
         if self.events:
             self.raw_conn.executemany(SQL["insert_event"], self.events)
@@ -367,6 +382,11 @@ class _Tx:
 
     def load(self, job_id: str) -> Job:
         row = self.rows.pop(job_id, None)
+        if row is None and job_id == self.own:
+            job = self.remembered.get(job_id)
+            if job is not None and job_id not in self.before:
+                self.unverified[job_id] = (job.last_seq, int(job.cancel_requested))
+                return self.track(job)
         if row is None:
             row = self.conn.execute(SQL["get_job"], (job_id,)).fetchone()
             if row is None:
@@ -382,6 +402,7 @@ class _Tx:
     def forget(self, job_id: str) -> None:
         self.before.pop(job_id, None)
         self.rows.pop(job_id, None)
+        self.forgotten.append(job_id)
 
     def update(self, statement: str, row: Any) -> None:
         updates = self.updates
@@ -403,6 +424,9 @@ class _Tx:
             if before is None:  # not read in this transaction: the counters need it
                 before = self.load(job.id)
             statement, row = _update_for(before, job, change.fields)
+            fence = self.unverified.pop(job.id, None)
+            if fence is not None and statement:
+                statement, row = _fenced(statement), (*row, *fence)
         self.tally.add(before, change)
         self.before[job.id] = job
         self.rows.pop(job.id, None)
@@ -517,6 +541,22 @@ def _update_for(before: Job | None, after: Job, fields: tuple[str, ...] = ()) ->
     return statement.sql, row
 
 
+class _Outdated(Exception):
+    """A fenced update found its job changed by another process since it was remembered."""
+
+
+_FENCED: dict[str, str] = {}  # fenced statement → itself, to know one at flush
+
+
+def _fenced(statement: str) -> str:
+    fenced = statement + " AND last_seq = ? AND cancel_requested = ?"
+    return _FENCED.setdefault(fenced, fenced)
+
+
+# The running jobs a writer remembers between transactions; past this many (jobs that
+# others finished, so this writer never saw them end) it starts again from none.
+_REMEMBER_AT_MOST = 20_000
+
 Op = Callable[[_Tx], Any]
 
 
@@ -549,6 +589,7 @@ class _Writer(threading.Thread):
         self._loop = loop
         self._on_commit = on_commit
         self.inbox: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
+        self._remembered: dict[str, Job] = {}  # running jobs as this writer last wrote them
         self.ready = threading.Event()
         self.startup_error: BaseException | None = None
 
@@ -587,11 +628,14 @@ class _Writer(threading.Thread):
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         delay = 0.005
+        remembered = self._remembered
         while True:
-            tx = _Tx(conn, time.time())
+            tx = _Tx(conn, time.time(), remembered=remembered)
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                loads = [p.job_id for p in batch if p.job_id is not None]
+                loads = [
+                    p.job_id for p in batch if p.job_id is not None and p.job_id not in remembered
+                ]
                 if len(loads) > 1:
                     tx.prefetch(loads)
                 for pending in batch:
@@ -599,7 +643,15 @@ class _Writer(threading.Thread):
                 tx.flush()
                 _add_stats(conn, tx.tally)
                 conn.execute("COMMIT")
+                self._remember(tx)
                 break
+            except _Outdated:
+                # Another process changed a job this writer remembered: forget them all
+                # and run the batch again from what is stored.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                remembered.clear()
+                continue
             except sqlite3.OperationalError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -626,8 +678,34 @@ class _Writer(threading.Thread):
         changed = tx.changed
         self._loop.call_soon_threadsafe(self._settle, batch, changed, tx.outbox)
 
+    def _remember(self, tx: _Tx) -> None:
+        """Keep the running jobs as this transaction left them; forget the others."""
+        remembered = self._remembered
+        if len(remembered) > _REMEMBER_AT_MOST:
+            remembered.clear()
+        running = State.RUNNING
+        for job_id, job in tx.before.items():
+            if job.state is running:
+                remembered[job_id] = job
+            else:
+                remembered.pop(job_id, None)
+        for job_id in tx.forgotten:
+            remembered.pop(job_id, None)
+
+    @classmethod
+    def _run_one(cls, tx: _Tx, pending: _Pending) -> None:
+        tx.own = pending.job_id
+        taken = len(tx.unverified)
+        cls._run_op(tx, pending)
+        tx.own = None
+        if pending.error is not None and len(tx.unverified) != taken:
+            # Refused on a remembered job: only a fresh read may refuse it.
+            tx.unverified.pop(pending.job_id or "", None)
+            tx.forget(pending.job_id or "")
+            cls._run_op(tx, pending)
+
     @staticmethod
-    def _run_one(tx: _Tx, pending: _Pending) -> None:
+    def _run_op(tx: _Tx, pending: _Pending) -> None:
         pending.result = None
         pending.error = None
         mark = len(tx.changed)
@@ -640,8 +718,8 @@ class _Writer(threading.Thread):
             pending.result = pending.op(tx)
             if pending.atomic:
                 tx.flush()  # inside the savepoint, so a failing write undoes only this op
-        except sqlite3.OperationalError:
-            raise  # busy or broken: the whole batch is retried or refused
+        except (sqlite3.OperationalError, _Outdated):
+            raise  # busy, broken or outdated: the whole batch is retried or refused
         except Exception as exc:
             # The operation was refused (stale token, illegal transition…) or cannot be
             # stored (a result that is not JSON): undo only it, not its batch.
