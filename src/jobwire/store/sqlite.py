@@ -560,7 +560,7 @@ _REMEMBER_AT_MOST = 20_000
 Op = Callable[[_Tx], Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     op: Op
     future: asyncio.Future[Any]

@@ -149,7 +149,6 @@ class Attempt:
 
     async def _perform(self) -> Outcome:
         timeout = self.job.timeout if self.job.timeout is not None else self.spec.options.timeout
-        loop = asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
 
         def start_clock() -> None:
@@ -157,9 +156,11 @@ class Attempt:
             # waits for a job process to start (seconds on a cold, busy machine).
             nonlocal timer
             if timeout is not None:
+                loop = asyncio.get_running_loop()
                 timer = loop.call_later(timeout, self.stop, StopReason.TIMEOUT)
 
-        self.call.on_start = start_clock
+        if timeout is not None:
+            self.call.on_start = start_clock
         self._performing = True
         try:
             return Succeeded(await self.executor.run(self.call))
