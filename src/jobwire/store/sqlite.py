@@ -430,11 +430,16 @@ class _Tx:
         self.tally.add(before, change)
         self.before[job.id] = job
         self.rows.pop(job.id, None)
-        events = [(e.job_id, e.seq, e.type.value, _dumps(e.data), e.at) for e in change.events]
-        deliveries = [
-            (d.id, d.job_id, d.seq, d.event, d.url, d.body, d.created_at, d.next_attempt_at)
-            for d in webhook_deliveries(change, self.now, self._disabled)
-        ]
+        # str() of a StrEnum member is its plain text, without the enum's property.
+        events = [(e.job_id, e.seq, str(e.type), _dumps(e.data), e.at) for e in change.events]
+        deliveries = (
+            [
+                (d.id, d.job_id, d.seq, d.event, d.url, d.body, d.created_at, d.next_attempt_at)
+                for d in webhook_deliveries(change, self.now, self._disabled)
+            ]
+            if job.options
+            else None  # no webhook without options: the common case, decided here
+        )
         if insert is not None:
             # Written at once: a duplicate id must fail this operation, not the batch.
             self.raw_conn.execute(SQL["insert_job"], insert)
@@ -457,7 +462,7 @@ class _Tx:
 _MUTABLE: dict[str, Callable[[Job], Any]] = {
     # Enums bind as their plain text: sqlite3 would first look for an adapter for the
     # subclass, failing two attribute lookups per value on the hot path.
-    "state": lambda j: j.state.value,
+    "state": lambda j: str(j.state),
     "attempts": lambda j: j.attempts,
     "scheduled_at": lambda j: j.scheduled_at,
     "started_at": lambda j: j.started_at,

@@ -128,13 +128,18 @@ class Attempt:
     async def run(self) -> Outcome:
         self._task = asyncio.current_task()
         if tracing.active() is None:
-            return await self._steps(None)
+            # Not shielded: the store's writer commits a queued write even if this task
+            # is cancelled while awaiting it.
+            outcome = self._concluded(await self._perform(), None)
+            await self._record(outcome)
+            return outcome
         with tracing.attempt_span(self.job) as span:
-            return await self._steps(span)
+            outcome = self._concluded(await self._perform(), span)
+            await self._record(outcome)
+            return outcome
 
-    async def _steps(self, span: Any) -> Outcome:
-        outcome = await self._perform()
-        outcome = self._settle(outcome)
+    def _concluded(self, performed: Outcome, span: Any) -> Outcome:
+        outcome = self._settle(performed)
         if self.code_ended is not None:
             # The job's code is done: its slot can take the next job while this outcome
             # is written, so claiming more overlaps with the write.
@@ -142,9 +147,6 @@ class Attempt:
         if span is not None:
             error = outcome.error if isinstance(outcome, Failed) else None
             tracing.record_outcome(span, type(outcome).__name__.lower(), error)
-        # Not shielded: the store's writer commits a queued write even if this task is
-        # cancelled while awaiting it.
-        await self._record(outcome)
         return outcome
 
     async def _perform(self) -> Outcome:
@@ -211,7 +213,8 @@ class Attempt:
             self.reporter.close()
             log.warning("job %s: lease lost; this attempt's result is discarded", self.job.id)
             return
-        await self.reporter.drain()
+        if self.reporter.used:
+            await self.reporter.drain()
         self.reporter.close()
         job_id, token = self.job.id, self.token
         outage = self._outage

@@ -76,6 +76,11 @@ class Reporter:
             except JobwireError as exc:
                 log.warning("job %s: progress not recorded: %s", self._job_id, exc)
 
+    @property
+    def used(self) -> bool:
+        """Whether anything was pushed so far, from any thread."""
+        return self._used
+
     async def drain(self) -> None:
         """Wait until every event pushed so far is written."""
         if not self._used:
