@@ -89,8 +89,6 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wake: Watch | None = None
         self._doorbell: Doorbell | None = None
-        # The executor kinds whose new work the doorbell wait in progress listens for.
-        self._listening: frozenset[Executor] = frozenset()
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat: asyncio.Task[None] | None = None  # the heartbeat in flight
@@ -256,18 +254,16 @@ class Worker:
         if doorbell is None or not kinds or timeout is None or timeout <= 0 or wake.woken:
             await wake.wait(timeout)
             return
-        names = [n for k in kinds for n in self._names(k)]
+        names = [n for k in sorted(kinds) for n in self._names(k)]
         loop = asyncio.get_running_loop()
         rang = loop.create_task(doorbell.wait(self.queues, names, timeout))
         woken = loop.create_task(wake.wait(timeout))
-        self._listening = kinds
         try:
             await asyncio.wait((rang, woken), return_when=asyncio.FIRST_COMPLETED)
             if not rang.done():
                 await doorbell.interrupt()
             ring = await rang
         finally:
-            self._listening = frozenset()
             rang.cancel()
             woken.cancel()
         if ring is not None and self._stopping.is_set():
@@ -355,9 +351,11 @@ class Worker:
             nonlocal holds_slot
             if holds_slot:
                 holds_slot = False
+                # With a doorbell, only a slot of a full executor calls for a claim: the
+                # claims since it had room asked for its jobs, and its new ones ring.
+                was_full = self._free(kind) <= 0
                 self._running_by_kind[kind] -= 1
-                # A doorbell wait for this kind already hears of new work for the slot.
-                if self._wake is not None and kind not in self._listening:
+                if self._wake is not None and (self._doorbell is None or was_full):
                     self._wake.wake()
 
         def done(t: asyncio.Task[Any]) -> None:
