@@ -44,6 +44,9 @@ stands for a name with ``%`` and ``:`` percent-encoded):
                                     next_attempt_at (ties by id)
 ``outbox-leased``                   sorted set of leased deliveries, score = lease expiry
 ``wake``                            pub/sub channel (below)
+``ready:<queue>:<name>``            list: the doorbell, wake-ups for idle workers (below)
+``bell:<worker>``                   list: a worker's own interrupt of its doorbell wait,
+                                    gone a minute after its last use
 =================================== =========================================================
 
 Wake-ups: each script that changes jobs PUBLISHes, in the same script, one message on
@@ -55,6 +58,19 @@ hands other instances' notices to :meth:`Store._notify`. A store's own notices (
 script returns them) are delivered as soon as the script returns. Notices are hints:
 one lost while the subscriber reconnects costs a follower latency (it re-reads the
 log), never an event.
+
+Workers do not claim on the ``jobs`` notice, which every process hears: each idle
+worker would run a claim script for every new job, and the one that finds the job would
+wait in Redis behind the others. They wait at a doorbell (:class:`RedisDoorbell`): the
+scripts that make a job queued and due (enqueue, release, retry, reap) push one token
+per such job onto ``ready:<queue>:<name>`` in the same script (at most 64 waiting; a
+job due later pushes one only when none is waiting, so that a worker learns when it
+falls due), and each idle worker blocks in ``BLPOP`` on the lists of its queues and of
+the job names it has free slots for, on a connection of its own, so Redis hands each
+token to one worker. A claim leaves no more tokens than jobs still due, and one when it
+took all it asked for and jobs are left, for another idle worker. Tokens are hints too:
+a worker killed holding one, or a doorbell connection that drops, loses it, and the job
+is found by the next claim of any worker (at the latest its ``poll_seconds`` backstop).
 
 Durability is whatever the Redis server is configured to keep; a script's writes are
 acknowledged once they are in Redis's memory (and its AOF buffer, when AOF is on):
@@ -155,6 +171,8 @@ _SCAN_PAGE = 1000  # job ids the dashboard's reads look at per round trip
 _LIST_BUDGET = 1000  # ids one list script looks at before handing back to Python
 _SUBSCRIBE_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
 _BELL_TTL_MS = 60_000  # how long a worker's interrupt outlives a worker killed mid-wait
+# The shortest BLPOP timeout: a server that truncates it to 0 ms would block forever.
+_SHORTEST_BLOCK = 0.01
 
 _checked: set[str] = set()  # servers whose persistence was looked at, once per process
 _HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -1117,7 +1135,9 @@ class RedisDoorbell(Doorbell):
             # A link that died without a word answers nothing: give up a while after
             # Redis would have answered the timeout.
             async with asyncio.timeout(timeout + self._store.health_check_interval):
-                reply = await client.blpop(keys, timeout=timeout)  # type: ignore[misc]
+                reply = await client.blpop(  # type: ignore[misc]
+                    keys, timeout=max(timeout, _SHORTEST_BLOCK)
+                )
         finally:
             self._blocking = False
         return None if reply is None else (str(reply[0]), str(reply[1]))

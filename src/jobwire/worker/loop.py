@@ -245,7 +245,11 @@ class Worker:
                 # already; yield once to let finished jobs free their slots.
                 await asyncio.sleep(0)
                 continue
-            await self._wait_for_work(wake, idle)
+            try:
+                await self._wait_for_work(wake, idle)
+            except Exception:
+                log.exception("worker %s: waiting for work failed", self.id)
+                await wake.wait(min(self.settings.poll_seconds, STORE_BACKOFF.cap))
 
     async def _wait_for_work(self, wake: Watch, timeout: float | None) -> None:
         """Sleep until new work, a freed slot, stop, or ``timeout``."""
