@@ -5,10 +5,11 @@
   own in a thread, so the synchronous tests read while the workers write. It answers
   the same questions as the SQLite :class:`~tests.chaos.harness.Ledger`.
 - :class:`Engine` is one store: its URL, its ledger, and :meth:`Engine.cut_wake_ups`,
-  which kills the connection a given worker process hears wake-ups on —
+  which kills the connections a given worker process hears wake-ups on —
   ``pg_terminate_backend`` of its ``LISTEN`` connection, ``CLIENT KILL`` of its pub/sub
-  connection — found by the local ports of that process's own sockets, so another
-  store's listener on the same server (another test, another session) is never touched.
+  connection and of its worker's doorbell connection (blocked in ``BLPOP``) — found by
+  the local ports of that process's own sockets, so another store's listener on the
+  same server (another test, another session) is never touched.
 
 PostgreSQL stores live in a schema of their own, Redis stores under a key prefix of
 their own (``tests/postgres/server.py``, ``tests/redis/server.py``).
@@ -166,9 +167,15 @@ class Engine:
 
     # -- wake-up connections -----------------------------------------------------------
 
+    @property
+    def wake_up_connections(self) -> int:
+        """How many connections :meth:`cut_wake_ups` kills in a worker process that has
+        them all: PostgreSQL's ``LISTEN``; Redis's pub/sub and the worker's doorbell."""
+        return 2 if self.name == "redis" else 1
+
     def cut_wake_ups(self, pid: int) -> int:
-        """Kill the connection process ``pid`` hears wake-ups on; how many were killed
-        (0 while it has none: it is reconnecting)."""
+        """Kill the connections process ``pid`` hears wake-ups on; how many were killed
+        (fewer while some are reconnecting)."""
         if self.name == "postgres":
             return asyncio.run(self._terminate_listen(pid))
         if self.name == "redis":
@@ -200,9 +207,11 @@ class Engine:
         ports = _local_ports(pid, 6379)
         killed = 0
         with redis.Redis.from_url(URL) as admin:
-            for client in admin.client_list(_type="pubsub"):
+            for client in admin.client_list():
                 port = int(str(client["addr"]).rsplit(":", 1)[1])
-                if port in ports:
+                listens = "P" in str(client["flags"])  # a pub/sub subscriber
+                rings = str(client["name"]).startswith("jobwire-doorbell-")
+                if port in ports and (listens or rings):
                     killed += int(admin.client_kill_filter(_id=client["id"]))
         return killed
 

@@ -1,7 +1,7 @@
 """Wake-ups are hints: workers whose wake-up connections are killed every five seconds
 (``pg_terminate_backend`` of each one's ``LISTEN`` connection, ``CLIENT KILL`` of each
-one's pub/sub connection) while jobs arrive at 200 a second lose none of them, and pick
-them up almost as fast as when nothing is wrong.
+one's pub/sub and doorbell connections) while jobs arrive at 200 a second lose none of
+them, and pick them up almost as fast as when nothing is wrong.
 
 Pickup is measured by the jobs themselves: each returns the time its first statement
 ran, and its pickup is the time from its ``queued`` event (the store's clock when it
@@ -38,8 +38,11 @@ WORKERS = 1
 TARGET = "tests.chaos.fleet_app:jobs"
 # The default backstop poll, not the chaos suite's shorter one.
 ENV = {"JOBWIRE_POLL_SECONDS": "2"}
-# What the worker logs when its wake-up connection goes (PostgreSQL, Redis).
-LOST = r"LISTEN connection to PostgreSQL was lost|wake-up subscription lost"
+# What the worker logs when a wake-up connection goes (PostgreSQL, Redis).
+LOST = (
+    r"LISTEN connection to PostgreSQL was lost|wake-up subscription lost"
+    r"|doorbell connection lost"
+)
 
 
 @dataclass
@@ -167,7 +170,7 @@ def test_jobs_arriving_while_the_wake_up_connection_is_killed_every_5_s_are_all_
         f"lost {len(lost)}, unexpected {len(unexpected)}; test {time.monotonic() - began:.1f} s"
     )
     # Each cut found every worker listening again: killed the connections made after the last.
-    assert faulted.cuts == [WORKERS] * 10
+    assert faulted.cuts == [WORKERS * chaos.engine.wake_up_connections] * 10
     assert lost_connections >= len(faulted.cuts)
     healthy_p50 = figures["healthy"][0]
     faulted_p99 = figures["faulted"][1]

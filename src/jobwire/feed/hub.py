@@ -114,6 +114,7 @@ class Hub:
         self._jobs: defaultdict[str, set[Watch]] = defaultdict(set)
         self._queues: defaultdict[str, set[Watch]] = defaultdict(set)
         self._everything: set[Watch] = set()
+        self._resyncs: set[Watch] = set()
         self._cancel_callbacks: list[CancelCallback] = []
         # Wake-ups so far, counted in one sequence that only grows; per watched job, the
         # count at its last wake-up (or at its first watch): see generation().
@@ -155,6 +156,8 @@ class Hub:
         for watchers in self._queues.values():
             for watch in watchers:
                 watch.wake()
+        for watch in self._resyncs:
+            watch.wake()
 
     # -- shared reads ----------------------------------------------------------------------
 
@@ -251,6 +254,18 @@ class Hub:
             watch.close()
             for name in names:
                 self._discard(self._queues, name, watch)
+
+    @contextlib.contextmanager
+    def watch_resync(self) -> Iterator[Watch]:
+        """A watch woken only when wake-ups may have been missed (the store's listener
+        is back): for a waiter told of its own news some other way."""
+        watch = Watch()
+        self._resyncs.add(watch)
+        try:
+            yield watch
+        finally:
+            watch.close()
+            self._resyncs.discard(watch)
 
     @contextlib.contextmanager
     def watch_all(self) -> Iterator[Watch]:

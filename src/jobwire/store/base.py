@@ -179,6 +179,51 @@ class Notice(NamedTuple):
 Listener = Callable[[Sequence[Notice]], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """A wake-up for new work that a :class:`Doorbell` handed to this waiter only."""
+
+    # Where it was taken from, to give it back (Doorbell.pass_on); None when the waiter's
+    # connection was lost, so that one may have been missed: look at the store anyway.
+    source: str | None
+
+
+class Doorbell(abc.ABC):
+    """Wake-ups for new work that each go to one waiting worker, where a store can.
+
+    A ``jobs`` notice reaches every process, so every idle worker claims for each new
+    job and all but one of those claims find nothing; on an engine that runs them one at
+    a time (Redis) the winner's waits behind the others'. A store with a doorbell keeps,
+    per queue and job name, a bounded number of wake-ups, one per job that became due
+    (and one for a job due later, so that a worker learns when), and hands each to one
+    waiter. Like every wake-up it is a hint: a waiter that dies holding one, or a
+    connection that drops, loses it, so a worker still looks at the store every
+    ``poll_seconds``. A worker waits only for the job names it has free slots for, so a
+    busy worker never takes a wake-up another could use.
+    """
+
+    @abc.abstractmethod
+    async def wait(
+        self, queues: Sequence[str], names: Sequence[str], timeout: float
+    ) -> Ring | None:
+        """Wait up to ``timeout`` seconds for a wake-up for due work of these queues and
+        job names; None on timeout or :meth:`interrupt`. Never raises for the store
+        being away: it answers a :class:`Ring` without a source (look again), after a
+        backoff while the outage lasts."""
+
+    @abc.abstractmethod
+    async def interrupt(self) -> None:
+        """End the wait in progress, or the next one when none has begun, as a timeout."""
+
+    @abc.abstractmethod
+    async def pass_on(self, ring: Ring) -> None:
+        """Give back a wake-up this waiter cannot use, for another waiter."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the waiting connection."""
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # to be sent at next_attempt_at (again, after a failed attempt)
     DELIVERED = "delivered"  # a 2xx answered: done
@@ -522,6 +567,11 @@ class Store(abc.ABC):
         when no delivery is pending."""
 
     # -- wake-ups ----------------------------------------------------------------------
+
+    def doorbell(self, waiter: str) -> Doorbell | None:
+        """A doorbell for the worker ``waiter``, or None when new work is announced to
+        every process by ``jobs`` notices only (the default)."""
+        return None
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` on the store's event loop with notices after each commit."""

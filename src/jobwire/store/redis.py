@@ -44,6 +44,9 @@ stands for a name with ``%`` and ``:`` percent-encoded):
                                     next_attempt_at (ties by id)
 ``outbox-leased``                   sorted set of leased deliveries, score = lease expiry
 ``wake``                            pub/sub channel (below)
+``ready:<queue>:<name>``            list: the doorbell, wake-ups for idle workers (below)
+``bell:<worker>``                   list: a worker's own interrupt of its doorbell wait,
+                                    gone a minute after its last use
 =================================== =========================================================
 
 Wake-ups: each script that changes jobs PUBLISHes, in the same script, one message on
@@ -55,6 +58,19 @@ hands other instances' notices to :meth:`Store._notify`. A store's own notices (
 script returns them) are delivered as soon as the script returns. Notices are hints:
 one lost while the subscriber reconnects costs a follower latency (it re-reads the
 log), never an event.
+
+Workers do not claim on the ``jobs`` notice, which every process hears: each idle
+worker would run a claim script for every new job, and the one that finds the job would
+wait in Redis behind the others. They wait at a doorbell (:class:`RedisDoorbell`): the
+scripts that make a job queued and due (enqueue, release, retry, reap) push one token
+per such job onto ``ready:<queue>:<name>`` in the same script (at most 64 waiting; a
+job due later pushes one only when none is waiting, so that a worker learns when it
+falls due), and each idle worker blocks in ``BLPOP`` on the lists of its queues and of
+the job names it has free slots for, on a connection of its own, so Redis hands each
+token to one worker. A claim leaves no more tokens than jobs still due, and one when it
+took all it asked for and jobs are left, for another idle worker. Tokens are hints too:
+a worker killed holding one, or a doorbell connection that drops, loses it, and the job
+is found by the next claim of any worker (at the latest its ``poll_seconds`` backstop).
 
 Durability is whatever the Redis server is configured to keep; a script's writes are
 acknowledged once they are in Redis's memory (and its AOF buffer, when AOF is on):
@@ -125,6 +141,7 @@ from jobwire.store.base import (
     Claim,
     Delivery,
     DeliveryStatus,
+    Doorbell,
     Enqueued,
     FinishedQuery,
     HeartbeatReply,
@@ -133,6 +150,7 @@ from jobwire.store.base import (
     Notice,
     NoticeKind,
     Page,
+    Ring,
     Store,
     WorkerInfo,
     status_after_attempt,
@@ -152,6 +170,9 @@ _PRUNE_BATCH = 1000  # jobs deleted per script; prune() loops until fewer are le
 _SCAN_PAGE = 1000  # job ids the dashboard's reads look at per round trip
 _LIST_BUDGET = 1000  # ids one list script looks at before handing back to Python
 _SUBSCRIBE_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
+_BELL_TTL_MS = 60_000  # how long a worker's interrupt outlives a worker killed mid-wait
+# The shortest BLPOP timeout: a server that truncates it to 0 ms would block forever.
+_SHORTEST_BLOCK = 0.01
 
 _checked: set[str] = set()  # servers whose persistence was looked at, once per process
 _HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -952,6 +973,17 @@ class RedisStore(Store):
 
     # -- wake-ups ----------------------------------------------------------------------
 
+    def doorbell(self, waiter: str) -> Doorbell:
+        return RedisDoorbell(self, waiter)
+
+    @property
+    def doorbell_name(self) -> str:
+        """The CLIENT SETNAME of this store's doorbell connections (one per worker)."""
+        return f"jobwire-doorbell-{self._origin}"
+
+    def _ready_key(self, queue: str, name: str) -> str:
+        return f"{self.prefix}ready:{_key_part(queue)}:{_key_part(name)}"
+
     async def _subscribe(self, client: aioredis.Redis) -> PubSub:
         """Subscribe and wait for Redis to confirm, so no PUBLISH after this is missed."""
         pubsub = client.pubsub()
@@ -1039,6 +1071,112 @@ class RedisStore(Store):
             self._notify(_notices(body.split("\n")))
         except Exception:
             log.exception("a wake-up listener failed")
+
+
+class RedisDoorbell(Doorbell):
+    """A worker's doorbell: ``BLPOP`` on the ``ready:<queue>:<name>`` lists it may take
+    work from, on a connection of its own, with its own ``bell:<worker>`` list first:
+    :meth:`interrupt` pushes there, so that a wait ends even when the ``BLPOP`` has not
+    reached Redis yet. A connection that drops answers "look again" at once; while it
+    cannot be made again, each wait backs off first."""
+
+    def __init__(self, store: RedisStore, waiter: str) -> None:
+        self._store = store
+        self._bell = f"{store.prefix}bell:{_key_part(waiter)}"
+        self._client: aioredis.Redis | None = None
+        self._interrupted = asyncio.Event()
+        self._blocking = False  # a BLPOP may be on its way or blocked: ring the bell
+        self._healthy = False  # the last BLPOP was answered
+        self._outage = Outage(log, f"redis doorbell of worker {waiter}", _SUBSCRIBE_BACKOFF)
+
+    async def wait(
+        self, queues: Sequence[str], names: Sequence[str], timeout: float
+    ) -> Ring | None:
+        try:
+            if self._interrupted.is_set() or timeout <= 0 or not queues or not names:
+                return None
+            keys = [
+                self._store._ready_key(queue, name)
+                for queue in dict.fromkeys(queues)
+                for name in dict.fromkeys(names)
+            ]
+            try:
+                taken = await self._blpop([self._bell, *keys], timeout)
+            except (RedisError, OSError, TimeoutError) as exc:
+                await self._drop()
+                if self._healthy:
+                    self._healthy = False
+                    log.warning(
+                        "redis doorbell connection lost (%s: %s); reconnecting",
+                        type(exc).__name__,
+                        exc,
+                    )
+                else:
+                    pause = min(self._outage.failed(exc), timeout)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._interrupted.wait(), pause)
+                return Ring(None)
+            self._healthy = True
+            self._outage.succeeded()
+        finally:
+            self._interrupted.clear()
+        if taken is None or taken[0] == self._bell:
+            return None
+        return Ring(taken[0])
+
+    async def _blpop(self, keys: builtins.list[str], timeout: float) -> tuple[str, str] | None:
+        client = self._client
+        if client is None:
+            client = self._client = self._store._connect(
+                socket_timeout=None, health_check_interval=0, name=self._store.doorbell_name
+            )
+        self._blocking = True
+        try:
+            # A link that died without a word answers nothing: give up a while after
+            # Redis would have answered the timeout.
+            async with asyncio.timeout(timeout + self._store.health_check_interval):
+                reply = await client.blpop(  # type: ignore[misc]
+                    keys, timeout=max(timeout, _SHORTEST_BLOCK)
+                )
+        finally:
+            self._blocking = False
+        return None if reply is None else (str(reply[0]), str(reply[1]))
+
+    async def interrupt(self) -> None:
+        self._interrupted.set()
+        if not self._blocking:
+            return
+        bell = self._bell
+
+        async def ring_bell(client: aioredis.Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.rpush(bell, "1")
+                pipe.pexpire(bell, _BELL_TTL_MS)
+                await pipe.execute()
+
+        try:
+            await self._store._call("doorbell interrupt", ring_bell)
+        except StoreUnavailable:
+            await self._drop()  # ends the BLPOP with an error: the wait answers at once
+
+    async def pass_on(self, ring: Ring) -> None:
+        if ring.source is None:
+            return
+        try:
+            await self._store._run("pass_on", ring.source)
+        except StoreUnavailable as exc:
+            # Another worker's poll will see the job.
+            log.debug("a wake-up was not passed on: %s", exc)
+
+    async def close(self) -> None:
+        self._interrupted.set()
+        await self._drop()
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
 
 async def _due_page(

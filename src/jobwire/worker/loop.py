@@ -6,6 +6,12 @@ It sleeps until a wake-up (new work, a freed slot, the next delayed job falling 
 stop) and re-checks the store at ``poll_seconds`` in case a wake-up was lost. When the
 store is away it backs off (capped, jittered) and carries on when it is back.
 
+New work wakes it through the store's ``jobs`` notices, which every worker hears, or,
+where the store has a :class:`~jobwire.store.base.Doorbell` (Redis), through that: each
+new job wakes one idle worker. It waits at the doorbell only for the job names it has
+free slots for, so a busy worker leaves the wake-up to another; a wake-up it took while
+told to stop goes back.
+
 A lease is only as good as the last heartbeat the store answered. A worker cut off
 from the store (a dead link, a half-open connection: a heartbeat that never returns)
 keeps its own clock: once a lease has gone unrenewed for ``lease_seconds``, counted
@@ -32,7 +38,7 @@ from jobwire.ids import new_token
 from jobwire.jobs import EXECUTORS, Executor
 from jobwire.outage import STORE_BACKOFF, Outage
 from jobwire.settings import Settings
-from jobwire.store.base import Claim, Store, WorkerInfo
+from jobwire.store.base import Claim, Doorbell, Store, WorkerInfo
 from jobwire.worker.attempt import Attempt, StopReason
 from jobwire.worker.executors import AsyncExecutor, ProcessExecutor, ThreadExecutor
 from jobwire.worker.executors import Executor as ExecutorImpl
@@ -82,6 +88,7 @@ class Worker:
         self._executors: dict[Executor, ExecutorImpl] = {}
         self._stopping = asyncio.Event()
         self._wake: Watch | None = None
+        self._doorbell: Doorbell | None = None
         self._main: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._beat: asyncio.Task[None] | None = None  # the heartbeat in flight
@@ -197,36 +204,74 @@ class Worker:
         return [n for n, s in self.registry.items() if s.options.executor == kind]
 
     async def _claim_loop(self) -> None:
+        doorbell = self._doorbell = self.store.doorbell(self.id)
+        # With a doorbell, new work comes through it; the hub says only when wake-ups
+        # may have been missed (its listener is back), which ends a backoff early.
+        watch = self.hub.watch_queues(self.queues) if doorbell is None else self.hub.watch_resync()
+        try:
+            with watch as wake, self.hub.on_cancel(self._on_cancel):
+                self._wake = wake
+                await self._claim_until_stopped(wake)
+        finally:
+            self._doorbell = None
+            if doorbell is not None:
+                await doorbell.close()
+
+    async def _claim_until_stopped(self, wake: Watch) -> None:
         outage = Outage(log, f"worker {self.id}")
-        with self.hub.watch_queues(self.queues) as wake, self.hub.on_cancel(self._on_cancel):
-            self._wake = wake
-            while not self._stopping.is_set():
-                try:
-                    filled, more = await self._claim_round()
-                    idle = None if filled or more else await self._idle_wait()
-                    outage.succeeded()
-                except StoreUnavailable as exc:
-                    # Back off, but a wake-up (the store's listener is back, new work)
-                    # ends the wait early: work resumes as soon as the store does.
-                    await wake.wait(outage.failed(exc))
-                    continue
-                except Exception:
-                    # A bug must not leave a worker that looks alive but claims nothing.
-                    log.exception("worker %s: claiming failed", self.id)
-                    await wake.wait(min(self.settings.poll_seconds, STORE_BACKOFF.cap))
-                    continue
-                if self._stopping.is_set():
-                    break
-                if filled:
-                    # Every slot is busy: a finishing job wakes us.
-                    await wake.wait(self.settings.poll_seconds)
-                    continue
-                if more:
-                    # The queue filled every slot we asked for: there may be more due
-                    # already; yield once to let finished jobs free their slots.
-                    await asyncio.sleep(0)
-                    continue
-                await wake.wait(idle)
+        while not self._stopping.is_set():
+            try:
+                filled, more = await self._claim_round()
+                idle = None if filled or more else await self._idle_wait()
+                outage.succeeded()
+            except StoreUnavailable as exc:
+                # Back off, but a wake-up (the store's listener is back, new work)
+                # ends the wait early: work resumes as soon as the store does.
+                await wake.wait(outage.failed(exc))
+                continue
+            except Exception:
+                # A bug must not leave a worker that looks alive but claims nothing.
+                log.exception("worker %s: claiming failed", self.id)
+                await wake.wait(min(self.settings.poll_seconds, STORE_BACKOFF.cap))
+                continue
+            if self._stopping.is_set():
+                break
+            if filled:
+                # Every slot is busy: a finishing job wakes us.
+                await wake.wait(self.settings.poll_seconds)
+                continue
+            if more:
+                # The queue filled every slot we asked for: there may be more due
+                # already; yield once to let finished jobs free their slots.
+                await asyncio.sleep(0)
+                continue
+            try:
+                await self._wait_for_work(wake, idle)
+            except Exception:
+                log.exception("worker %s: waiting for work failed", self.id)
+                await wake.wait(min(self.settings.poll_seconds, STORE_BACKOFF.cap))
+
+    async def _wait_for_work(self, wake: Watch, timeout: float | None) -> None:
+        """Sleep until new work, a freed slot, stop, or ``timeout``."""
+        doorbell = self._doorbell
+        kinds = frozenset(k for k in self._executors if self._free(k) > 0)
+        if doorbell is None or not kinds or timeout is None or timeout <= 0 or wake.woken:
+            await wake.wait(timeout)
+            return
+        names = [n for k in sorted(kinds) for n in self._names(k)]
+        loop = asyncio.get_running_loop()
+        rang = loop.create_task(doorbell.wait(self.queues, names, timeout))
+        woken = loop.create_task(wake.wait(timeout))
+        try:
+            await asyncio.wait((rang, woken), return_when=asyncio.FIRST_COMPLETED)
+            if not rang.done():
+                await doorbell.interrupt()
+            ring = await rang
+        finally:
+            rang.cancel()
+            woken.cancel()
+        if ring is not None and self._stopping.is_set():
+            await doorbell.pass_on(ring)  # it was meant for a worker that will claim
 
     async def _claim_round(self) -> tuple[bool, bool]:
         """Claim for every executor with free slots.
@@ -274,7 +319,9 @@ class Worker:
             )
 
     async def _idle_wait(self) -> float:
-        names = list(self.registry)
+        # Only what this worker has room for: a job due now that only a full executor
+        # runs is claimed when a slot frees (which wakes the loop), not by polling.
+        names = [n for k in self._executors if self._free(k) > 0 for n in self._names(k)]
         due = await self.store.next_due(self.queues, names) if names else None
         wait = self.settings.poll_seconds
         if due is not None:
@@ -308,8 +355,11 @@ class Worker:
             nonlocal holds_slot
             if holds_slot:
                 holds_slot = False
+                # With a doorbell, only a slot of a full executor calls for a claim: the
+                # claims since it had room asked for its jobs, and its new ones ring.
+                was_full = self._free(kind) <= 0
                 self._running_by_kind[kind] -= 1
-                if self._wake is not None:
+                if self._wake is not None and (self._doorbell is None or was_full):
                     self._wake.wake()
 
         def done(t: asyncio.Task[Any]) -> None:

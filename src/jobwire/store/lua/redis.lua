@@ -35,6 +35,7 @@ end
 local function owner_ids_key(owner) return P .. 'ids:' .. enc(owner) end
 local function owner_feed_key(owner) return P .. 'feed:' .. enc(owner) end
 local function idem_key(owner, key) return P .. 'idem:' .. enc(owner) .. ':' .. enc(key) end
+local function ready_key(queue, name) return P .. 'ready:' .. enc(queue) .. ':' .. enc(name) end
 local IDS = P .. 'ids'
 local FEED = P .. 'feed'
 local CURSOR = P .. 'cursor'
@@ -116,6 +117,34 @@ end
 -- The wake-ups of base.notices_for and base.delivery_notices: published once at the
 -- end of the script, and handed back to the caller for its own listeners.
 local notices, webhook_notices = {}, {}
+
+-- The doorbell (jobwire.store.redis): per queue and job name, a list of wake-ups that
+-- idle workers BLPOP, so that each one wakes one worker, where the `jobs` notice wakes
+-- them all. One per job that became due, at most READY_CAP waiting: with no worker
+-- idle they would only pile up. A job due later rings once, if none is waiting, so that
+-- one idle worker learns when it falls due. Pushed by reply(), after the changes.
+local READY_CAP = 64
+local rings, rung = {}, {}
+local function ring(queue, name, due)
+  local key = ready_key(queue, name)
+  if not rings[key] then
+    rings[key] = 0
+    rung[#rung + 1] = key
+  end
+  if due then rings[key] = rings[key] + 1 end
+end
+local function ring_doorbells()
+  for _, key in ipairs(rung) do
+    local n = math.min(rings[key], READY_CAP)
+    if n == 0 and redis.call('LLEN', key) == 0 then n = 1 end
+    if n > 0 then
+      local tokens = {}
+      for i = 1, n do tokens[i] = '1' end
+      redis.call('RPUSH', key, unpack(tokens))
+      redis.call('LTRIM', key, -READY_CAP, -1)
+    end
+  end
+end
 local function notice(job)
   notices[#notices + 1] = 'job ' .. job.id
   if job.state == 'queued' then
@@ -125,6 +154,7 @@ local function notice(job)
   end
 end
 local function reply(result)
+  ring_doorbells()
   for _, line in ipairs(webhook_notices) do notices[#notices + 1] = line end
   if #notices > 0 then
     redis.call('PUBLISH', WAKE, 'from ' .. ORIGIN .. '\n' .. table.concat(notices, '\n'))
@@ -196,6 +226,7 @@ end
 local function enter_queue(job, scheduled_at)
   redis.call('ZADD', due_key(job.queue, job.job, job.priority), scheduled_at, job.id)
   redis.call('ZADD', levels_key(job.queue, job.job), -tonumber(job.priority), job.priority)
+  ring(job.queue, job.job, tonumber(scheduled_at) <= tonumber(NOW))
 end
 local function leave_queue(job)
   local due = due_key(job.queue, job.job, job.priority)
@@ -512,10 +543,12 @@ local nn = tonumber(ARGV[8 + nq])
 local names = { unpack(ARGV, 9 + nq, 8 + nq + nn) }
 local token_at = 9 + nq + nn
 -- The priority levels present in each (queue, name), merged: level → due-set keys.
-local levels, order = {}, {}
+local levels, order, examined = {}, {}, {}
 for _, queue in ipairs(queues) do
   for _, name in ipairs(names) do
-    for _, priority in ipairs(redis.call('ZRANGE', levels_key(queue, name), 0, -1)) do
+    local present = redis.call('ZRANGE', levels_key(queue, name), 0, -1)
+    examined[#examined + 1] = { queue = queue, name = name, levels = present }
+    for _, priority in ipairs(present) do
       if not levels[priority] then
         levels[priority] = {}
         order[#order + 1] = priority
@@ -550,6 +583,27 @@ for _, priority in ipairs(order) do
     else
       -- model.claim refuses a job that is not queued: a stale index entry, dropped.
       redis.call('ZREM', candidates[i].key, candidates[i].id)
+    end
+  end
+end
+-- The doorbells of what this claim looked at: no more wake-ups waiting than jobs still
+-- due (the claim took some; a cancel or another claim took others), and, when this
+-- worker took all it asked for and jobs are left, one wake-up for another idle worker.
+local full = #claimed == limit
+for _, seen in ipairs(examined) do
+  local key = ready_key(seen.queue, seen.name)
+  local waiting = redis.call('LLEN', key)
+  if waiting > 0 or full then
+    local due = 0
+    for _, priority in ipairs(seen.levels) do
+      due = due + redis.call('ZCOUNT', due_key(seen.queue, seen.name, priority), '-inf', NOW)
+    end
+    if due == 0 then
+      redis.call('DEL', key)
+    elseif waiting > due then
+      redis.call('LTRIM', key, 0, due - 1)
+    elseif waiting == 0 and due > 0 then
+      redis.call('RPUSH', key, '1')
     end
   end
 end
@@ -793,6 +847,15 @@ for _, ref in ipairs(redis.call('ZRANGEBYSCORE', index, '(' .. after, '+inf', 'L
   end
 end
 return out
+
+-- name: pass_on
+-- ARGV: prefix, doorbell key. A wake-up a worker took but cannot use (it is stopping)
+-- goes back for another idle worker.
+local key = ARGV[2]
+if string.sub(key, 1, #P + 6) ~= P .. 'ready:' then return 0 end
+redis.call('RPUSH', key, '1')
+redis.call('LTRIM', key, -READY_CAP, -1)
+return 1
 
 -- name: next_due
 -- ARGV: prefix, #queues, queues…, names…. The earliest scheduled_at among queued jobs.
