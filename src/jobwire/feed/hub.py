@@ -255,27 +255,24 @@ class Hub:
             for name in names:
                 self._discard(self._queues, name, watch)
 
-    @contextlib.contextmanager
-    def watch_resync(self) -> Iterator[Watch]:
+    def watch_resync(self) -> contextlib.AbstractContextManager[Watch]:
         """A watch woken only when wake-ups may have been missed (the store's listener
         is back): for a waiter told of its own news some other way."""
-        watch = Watch()
-        self._resyncs.add(watch)
-        try:
-            yield watch
-        finally:
-            watch.close()
-            self._resyncs.discard(watch)
+        return self._watch_in(self._resyncs)
 
+    def watch_all(self) -> contextlib.AbstractContextManager[Watch]:
+        return self._watch_in(self._everything)
+
+    @staticmethod
     @contextlib.contextmanager
-    def watch_all(self) -> Iterator[Watch]:
+    def _watch_in(watchers: set[Watch]) -> Iterator[Watch]:
         watch = Watch()
-        self._everything.add(watch)
+        watchers.add(watch)
         try:
             yield watch
         finally:
             watch.close()
-            self._everything.discard(watch)
+            watchers.discard(watch)
 
     @contextlib.contextmanager
     def on_cancel(self, callback: CancelCallback) -> Iterator[None]:
