@@ -447,6 +447,7 @@ class Jobwire:
         """The job once terminal, or as it is when ``timeout`` runs out (raises TimeoutError)."""
         await self._ensure_open()
         deadline = None if timeout is None else time.monotonic() + timeout
+        await self.store.follow_news()
         with self.hub.watch_job(job_id) as watch:
             while True:
                 job = await self.store.get(job_id, owner)

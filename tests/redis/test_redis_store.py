@@ -149,10 +149,32 @@ async def test_a_write_through_one_instance_wakes_a_listener_of_another(
     writer, follower = await open_store(), await open_store()
     heard = Heard()
     follower.add_listener(heard)
+    await follower.follow_news()
     job = new(queue="cpu")
     await writer.enqueue([job])
     await heard.wait_for(Notice(NoticeKind.JOB, job.id))
     assert Notice(NoticeKind.JOBS, "cpu") in heard.notices
+
+
+async def test_an_instance_that_follows_no_job_hears_no_job_news_until_it_asks(
+    open_store: Opener,
+) -> None:
+    # A worker process follows no job: the news of every job of every other process
+    # (three messages per job) would only cost it CPU beside the job it runs.
+    writer, worker_side = await open_store(), await open_store()
+    heard = Heard()
+    worker_side.add_listener(heard)
+    first = new()
+    await writer.enqueue([first])
+    [claim] = await writer.claim("w", ["default"], ["crunch"], 1, 3600.0)
+    await writer.cancel(claim.job.id)  # a control notice: heard by every process
+    await heard.wait_for(Notice(NoticeKind.CANCEL, first.id))
+    await writer.finish(claim.job.id, claim.token, 1)
+    second = new()
+    await worker_side.follow_news()
+    await writer.enqueue([second])
+    await heard.wait_for(Notice(NoticeKind.JOB, second.id))
+    assert Notice(NoticeKind.JOB, first.id) not in heard.notices
 
 
 async def test_a_cancel_through_one_instance_reaches_the_worker_of_another(
@@ -171,6 +193,7 @@ async def test_an_instance_hears_its_own_writes_once(open_store: Opener) -> None
     store, other = await open_store(), await open_store()
     heard = Heard()
     store.add_listener(heard)
+    await store.follow_news()
     job = new()
     await store.enqueue([job])
     assert heard.notices.count(Notice(NoticeKind.JOB, job.id)) == 1
@@ -192,6 +215,7 @@ async def test_a_listener_that_raises_does_not_stop_the_wake_ups(open_store: Ope
     heard = Heard()
     follower.add_listener(heard)
     follower.add_listener(broken)
+    await follower.follow_news()
     first, second = new(), new()
     await writer.enqueue([first])
     await heard.wait_for(Notice(NoticeKind.JOB, first.id))
@@ -215,6 +239,7 @@ async def test_the_subscriber_reconnects_after_its_connection_is_killed(
     writer, follower = await open_store(), await open_store()
     heard = Heard()
     follower.add_listener(heard)
+    await follower.follow_news()  # restored with the connection, as the control channel
     before = follower.subscriptions
     async with aioredis.Redis.from_url(server.URL, decode_responses=True) as admin:
         [connection] = [
@@ -250,6 +275,7 @@ async def test_a_silent_subscriber_is_checked_with_a_ping_and_stays_subscribed(
     follower = await open_store(health_check_interval=0.05)
     heard = Heard()
     follower.add_listener(heard)
+    await follower.follow_news()
 
     async def last_command() -> str:
         async with aioredis.Redis.from_url(server.URL, decode_responses=True) as admin:

@@ -68,6 +68,7 @@ async def follow_pages(
     a page in one write: a replay of a long log is then hundreds of writes, not
     hundreds of thousands. The last page ends with the terminal event."""
     quiet_since = time.monotonic()
+    await store.follow_news()
     with hub.watch_job(job_id) as watch:
         since = hub.generation(job_id)
         read = True
@@ -139,6 +140,7 @@ async def follow_all_pages(
 ) -> AsyncIterator[list[Event] | None]:
     """:func:`follow_all` a page at a time; pages are never empty."""
     quiet_since = time.monotonic()
+    await store.follow_news()
     with hub.watch_all() as watch:
         since = hub.generation()
         read = True

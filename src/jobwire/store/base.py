@@ -573,6 +573,12 @@ class Store(abc.ABC):
         every process by ``jobs`` notices only (the default)."""
         return None
 
+    async def follow_news(self) -> None:
+        """Make sure this process hears the ``job`` and ``jobs`` notices of every process,
+        before a follower first reads what it follows. A store may leave them unheard
+        until asked (a worker process follows no job): Redis does."""
+        return None
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` on the store's event loop with notices after each commit."""
         self._listeners.append(listener)

@@ -43,15 +43,19 @@ stands for a name with ``%`` and ``:`` percent-encoded):
 ``outbox``                          sorted set of pending deliveries not leased, score =
                                     next_attempt_at (ties by id)
 ``outbox-leased``                   sorted set of leased deliveries, score = lease expiry
-``wake``                            pub/sub channel (below)
+``wake``, ``wake:news``               pub/sub channels (below)
 ``ready:<queue>:<name>``            list: the doorbell, wake-ups for idle workers (below)
 ``bell:<worker>``                   list: a worker's own interrupt of its doorbell wait,
                                     gone a minute after its last use
 =================================== =========================================================
 
-Wake-ups: each script that changes jobs PUBLISHes, in the same script, one message on
-``wake``: a line ``from <store instance>`` then lines ``jobs <queue>``, ``job <id>``,
-``cancel <id>`` and ``webhooks <id>``. Each store holds one subscriber connection,
+Wake-ups: each script that changes jobs PUBLISHes, in the same script, a line
+``from <store instance>`` then its notices: ``job <id>`` and ``jobs <queue>`` on
+``wake:news``, ``cancel <id>`` and ``webhooks <id>`` on ``wake``. Every store subscribes
+to ``wake``; to ``wake:news`` only once something in its process follows jobs
+(:meth:`Store.follow_news`, awaited before a follower first reads), so a worker process
+is not woken three times for every job of every other worker. Each store holds one
+subscriber connection,
 checked with a PING when it has been silent for ``health_check_interval`` seconds and
 reconnected with exponential backoff when it drops or the PING goes unanswered; it
 hands other instances' notices to :meth:`Store._notify`. A store's own notices (the
@@ -367,7 +371,13 @@ class RedisStore(Store):
             raise ConfigError(f"max_connections: expected at least 1, got {max_connections!r}")
         self.max_connections = max_connections
         self._origin = uuid.uuid4().hex  # tells this instance's own wake-ups from others'
-        self._channel = prefix + "wake"
+        self._channel = prefix + "wake"  # cancels and webhooks: every process hears them
+        # Job news (job, jobs): heard only once something here follows jobs (follow_news):
+        # a worker process is not woken three times for every job of every other worker.
+        self._news_channel = prefix + "wake:news"
+        self._news_wanted = False
+        self._news_heard = asyncio.Event()  # the subscription to the news is confirmed
+        self._pubsub: PubSub | None = None
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._subscriber_client: aioredis.Redis | None = None
@@ -402,6 +412,7 @@ class RedisStore(Store):
         if self._client is not None:
             return
         self._subscribed = asyncio.Condition()  # on this event loop
+        self._news_heard = asyncio.Event()
         client = self._connect(
             socket_timeout=self.socket_timeout, health_check_interval=30, name="jobwire"
         )
@@ -987,13 +998,18 @@ class RedisStore(Store):
     async def _subscribe(self, client: aioredis.Redis) -> PubSub:
         """Subscribe and wait for Redis to confirm, so no PUBLISH after this is missed."""
         pubsub = client.pubsub()
+        news = self._news_wanted
+        channels = [self._channel, *([self._news_channel] if news else [])]
         try:
-            await pubsub.subscribe(self._channel)
+            await pubsub.subscribe(*channels)
+            confirmed: set[str] = set()
             async with asyncio.timeout(self.health_check_interval):
-                while True:
+                while len(confirmed) < len(channels):
                     message = await pubsub.get_message(timeout=self.health_check_interval)
                     if message is not None and message["type"] == "subscribe":
-                        break
+                        confirmed.add(message["channel"])
+            if news:
+                self._news_heard.set()
         except BaseException:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             raise
@@ -1026,8 +1042,13 @@ class RedisStore(Store):
                         log.info("redis wake-up subscription restored")
                         # Whatever was published while it was down went unheard.
                         self._notify([Notice(NoticeKind.RESYNC, "")])
+                    self._pubsub = pubsub
+                    if self._news_wanted and not self._news_heard.is_set():
+                        await pubsub.subscribe(self._news_channel)  # asked for meanwhile
                     await self._pump(pubsub)
                 except Exception as exc:  # lost, or broken: either way, start afresh
+                    self._pubsub = None
+                    self._news_heard.clear()
                     if pubsub is not None:
                         log.warning(
                             "redis wake-up subscription lost (%s: %s); reconnecting",
@@ -1062,6 +1083,25 @@ class RedisStore(Store):
             pinged = False
             if message["type"] == "message":
                 self._deliver(message["data"])
+            elif message["type"] == "subscribe" and message["channel"] == self._news_channel:
+                self._news_heard.set()
+
+    async def follow_news(self) -> None:
+        if not self._news_wanted:
+            self._news_wanted = True
+            pubsub = self._pubsub
+            if pubsub is not None:
+                # The listener's pump reads the confirmation; while the link is down,
+                # the listener subscribes to both channels when it is back.
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.subscribe(self._news_channel)
+        if self._news_heard.is_set():
+            return
+        # Until Redis confirms, news published now would go unheard: wait for it, within
+        # bounds (a follower re-reads its job every few seconds whatever happens).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.health_check_interval):
+                await self._news_heard.wait()
 
     def _deliver(self, payload: str) -> None:
         origin, _, body = payload.partition("\n")

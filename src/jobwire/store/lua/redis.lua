@@ -42,6 +42,9 @@ local CURSOR = P .. 'cursor'
 local LEASES = P .. 'leases'
 local FINISHED = P .. 'finished'
 local WAKE = P .. 'wake'
+-- Job news (job, jobs) for followers; the rest (cancel, webhooks) on WAKE: a process that
+-- follows no job, as a worker, subscribes only to WAKE (jobwire.store.redis).
+local NEWS = P .. 'wake:news'
 local function delivery_key(id) return P .. 'delivery:' .. enc(id) end
 local function deliveries_key(job_id) return P .. 'deliveries:' .. enc(job_id) end
 local OUTBOX = P .. 'outbox'
@@ -156,8 +159,19 @@ end
 local function reply(result)
   ring_doorbells()
   for _, line in ipairs(webhook_notices) do notices[#notices + 1] = line end
-  if #notices > 0 then
-    redis.call('PUBLISH', WAKE, 'from ' .. ORIGIN .. '\n' .. table.concat(notices, '\n'))
+  local news, control = {}, {}
+  for _, line in ipairs(notices) do
+    if string.sub(line, 1, 4) == 'job ' or string.sub(line, 1, 5) == 'jobs ' then
+      news[#news + 1] = line
+    else
+      control[#control + 1] = line
+    end
+  end
+  if #news > 0 then
+    redis.call('PUBLISH', NEWS, 'from ' .. ORIGIN .. '\n' .. table.concat(news, '\n'))
+  end
+  if #control > 0 then
+    redis.call('PUBLISH', WAKE, 'from ' .. ORIGIN .. '\n' .. table.concat(control, '\n'))
   end
   return { result, notices }
 end
