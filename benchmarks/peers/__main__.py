@@ -4,6 +4,7 @@ all in one invocation so that the ratios compare figures taken minutes apart.
 
     python -m benchmarks.peers [--runs 3] [--more-runs 1] [--workers 1,2,4]
                                [--engines postgresql,redis] [--systems jobwire,celery,…]
+                               [--latency-only]
 
 The peers are installed by the script itself into ``benchmarks/peers/.venv/<peer>``.
 """
@@ -110,7 +111,9 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, dict[str, flo
             for run in range(runs):
                 for system in chosen:
                     n = min(args.jobs, system.drain_jobs or args.jobs)
-                    rate = await drain(system, workers, n, logs)
+                    rate = (
+                        float("nan") if args.latency_only else await drain(system, workers, n, logs)
+                    )
                     m = min(args.latency_jobs, system.latency_jobs or args.latency_jobs)
                     p50, p99 = await latency(system, workers, m, logs)
                     fig = figures[system.label]
@@ -174,6 +177,9 @@ def main() -> None:
     parser.add_argument("--latency-jobs", type=int, default=500)
     parser.add_argument("--engines", default="postgresql,redis")
     parser.add_argument("--systems", default="", help="comma-separated names; default all")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="skip the drain (submit→start only)"
+    )
     parser.add_argument("--json", type=Path, help="also write the medians here")
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
