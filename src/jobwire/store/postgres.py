@@ -583,9 +583,14 @@ class _Tx:
                 job_id = next((i for i in taken if i in (exc.detail or "")), "?")
                 raise InvalidTransition(job_id, "already stored", "enqueue it twice") from exc
             return
-        await self._add_stats()
         rows = [_update_row(encoded, fence) for encoded, fence in self.updates]
-        written = await self.conn.fetchval(self.sql["update_jobs"], *_columns(rows, 15), *tail)
+        if self.lent:  # never so today: an application's transaction only enqueues
+            await self._add_stats()
+        stats = _columns([] if self.lent else self._stat_totals(), 4)
+        shard = random.randrange(_STAT_SHARDS)
+        written = await self.conn.fetchval(
+            self.sql["update_jobs"], *_columns(rows, 15), *tail, *stats, shard
+        )
         if written != len(rows):
             # Unreachable while rows are read FOR UPDATE; if it ever happens, nothing of
             # this transaction is kept.

@@ -536,6 +536,7 @@ SELECT * FROM {schema}.jobwire_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $1
 -- name: update_jobs
 -- Changed jobs, fenced: a row is written only while its claim token is still the one it
 -- was read with. The rows were read FOR UPDATE, so the fence is a last line of defence.
+-- Their counters go in the same statement.
 WITH changes AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::int[], $5::float8[], $6::float8[],
@@ -585,6 +586,15 @@ WITH changes AS (
     RETURNING 1
 ), notified AS (
     SELECT pg_notify($30, payload) FROM unnest($31::text[]) AS payload
+), counted AS (
+    -- The counters ($32-$35: queue, job, key, increment), in shard $36, in key order so
+    -- that transactions adding to the same shard cannot deadlock.
+    INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+    SELECT a.queue, a.job, a.key, $36, a.value
+    FROM unnest($32::text[], $33::text[], $34::text[], $35::float8[]) AS a(queue, job, key, value)
+    ORDER BY a.queue, a.job, a.key
+    ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM updated) AS written,
        (SELECT count(*) FROM appended) AS appended,
