@@ -1015,8 +1015,10 @@ class PostgresStore(Store):
                         tx = _Tx(self, conn, announced=False)
                         result = await op(tx)
                         await tx.flush(self._origin)
+                    except asyncpg.PostgresError:
+                        raise  # refused by the server: the statement left nothing behind
                     except BaseException:
-                        await _roll_back(conn)  # only a failure left mid-statement needs it
+                        await _roll_back(conn)  # closes a connection left mid-statement
                         raise
             except _TRY_AGAIN as exc:
                 if attempt >= _RETRIES:
