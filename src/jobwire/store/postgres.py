@@ -16,7 +16,7 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   jobs and never wait on each other. "Accepted" means committed, as durable as the
   server's ``synchronous_commit`` and replication make a commit; claims and lease
   renewals do not wait for the WAL flush (see :meth:`PostgresStore._write`).
-- **One round trip from submit to start.** The two writes between a submit and its
+- **One statement per write from submit to start.** The two writes between a submit and its
   job's first statement are each one statement in autocommit, through functions of the
   schema (``jobwire_insert_jobs``, ``jobwire_claim``): an enqueue stages what the model
   decides and leaves its times to the clock the function reads; a claim is decided in
