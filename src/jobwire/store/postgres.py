@@ -19,10 +19,10 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
 - **One statement per write from submit to start.** The two writes between a submit
   and its job's first statement are each one statement in autocommit, through
   functions of the schema (``jobwire_insert_jobs``, ``jobwire_claim``): an enqueue
-  stages what the model decides and leaves its times to the clock the function reads;
-  a claim is decided in SQL as :func:`jobwire.model.claim` decides it (the contract
-  suite's state machine holds it to the model), except when a due job's webhook may
-  want its ``started`` event: that claim is made as above.
+  reads the database's clock, then sends what the model decided with it; a claim is
+  decided in SQL as :func:`jobwire.model.claim` decides it (the contract suite's state
+  machine holds it to the model), except when a due job's webhook may want its
+  ``started`` event: that claim is made as above.
 - **A frozen or cut-off client lets go.** Every transaction of the store is a few
   statements with nothing between them but Python, so its connections end any
   transaction left idle for ``idle_in_transaction_timeout`` seconds (10 by default; the
