@@ -1010,6 +1010,16 @@ async def test_the_queued_event_at_enqueue_creates_a_delivery_when_listed(store:
     assert (delivery.seq, delivery.event) == (1, "queued")
 
 
+async def test_the_started_event_at_a_claim_creates_a_delivery_when_listed(store: Store) -> None:
+    [plain] = await store.enqueue([new(priority=1)])
+    [wanting] = await store.enqueue([hooked(["started"])])
+    claims = await store.claim("w1", ["default"], ["crunch"], 2, LONG_LEASE)
+    assert [c.job.id for c in claims] == [plain.job.id, wanting.job.id]
+    [delivery] = await store.deliveries_for(wanting.job.id)
+    assert (delivery.seq, delivery.event) == (2, "started")
+    assert await store.deliveries_for(plain.job.id) == []
+
+
 @pytest.mark.parametrize("options", [{}, {"webhook": "x"}, {"webhook": {"events": None}}])
 async def test_a_job_without_a_usable_webhook_creates_no_delivery(
     store: Store, options: dict[str, Any]

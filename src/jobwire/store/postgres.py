@@ -16,6 +16,13 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
   jobs and never wait on each other. "Accepted" means committed, as durable as the
   server's ``synchronous_commit`` and replication make a commit; claims and lease
   renewals do not wait for the WAL flush (see :meth:`PostgresStore._write`).
+- **One statement per write from submit to start.** The two writes between a submit
+  and its job's first statement are each one statement in autocommit, through
+  functions of the schema (``jobwire_insert_jobs``, ``jobwire_claim``): an enqueue
+  reads the database's clock, then sends what the model decided with it; a claim is
+  decided in SQL as :func:`jobwire.model.claim` decides it (the contract suite's state
+  machine holds it to the model), except when a due job's webhook may want its
+  ``started`` event: that claim is made as above.
 - **A frozen or cut-off client lets go.** Every transaction of the store is a few
   statements with nothing between them but Python, so its connections end any
   transaction left idle for ``idle_in_transaction_timeout`` seconds (10 by default; the
@@ -77,7 +84,7 @@ from jobwire.errors import (
     StaleClaim,
     StoreUnavailable,
 )
-from jobwire.ids import new_token
+from jobwire.ids import new_token, new_tokens
 from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
 from jobwire.outage import Outage
 from jobwire.retry import Backoff
@@ -115,7 +122,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 log = logging.getLogger("jobwire.store.postgres")
 
 _STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
-SCHEMA_VERSION = 2  # 2: jobwire_stats, jobwire_workers
+SCHEMA_VERSION = 3  # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -139,6 +146,7 @@ _PRUNE_BATCH = 1000
 _RETRIES = 5  # for serialization failures and deadlocks, which only ask to try again
 _BATCH_MAX = 500  # transitions written in one transaction at most
 _CLOSE_TIMEOUT = 10.0
+_WAIT_BUCKETS = list(job_stats.BUCKETS)  # the wait histogram's bounds, for jobwire_claim
 _LISTEN_BACKOFF = Backoff(base=0.05, factor=2.0, cap=5.0, jitter=0.5)
 
 # Errors that mean the database cannot be reached (or the connection was lost).
@@ -474,6 +482,7 @@ class _Tx:
     tally: job_stats.Tally = field(default_factory=job_stats.Tally)
     webhooks: list[job_stats.StatKey] = field(default_factory=list)  # attempts recorded
     lent: bool = False  # runs in the application's transaction (see _add_stats)
+    announced: bool = True  # holds the feed's advisory lock already (see feed())
 
     @property
     def sql(self) -> dict[str, str]:
@@ -563,11 +572,17 @@ class _Tx:
             self.store.channel,
             _payloads(origin, self.notices),
         ]
-        await self._add_stats()
         if self.inserts:
             rows = [_insert_row(encoded) for encoded in self.inserts]
+            # The counters and, unless the transaction has done it, the announcement to
+            # feed() readers ride in the same call (jobwire_insert_jobs).
+            space = None if self.announced else self.store._lock_space
+            shard = None if self.lent else random.randrange(_STAT_SHARDS)
+            stats = _columns(self._stat_totals(), 4)
             try:
-                await self.conn.fetchrow(self.sql["insert_jobs"], *_columns(rows, 24), *tail, span)
+                await self.conn.fetchval(
+                    self.sql["insert_jobs"], *_columns(rows, 24), *tail, span, space, *stats, shard
+                )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "jobwire_jobs_pkey":
                     raise
@@ -576,7 +591,13 @@ class _Tx:
                 raise InvalidTransition(job_id, "already stored", "enqueue it twice") from exc
             return
         rows = [_update_row(encoded, fence) for encoded, fence in self.updates]
-        written = await self.conn.fetchval(self.sql["update_jobs"], *_columns(rows, 15), *tail)
+        if self.lent:  # never so today: an application's transaction only enqueues
+            await self._add_stats()
+        stats = _columns([] if self.lent else self._stat_totals(), 4)
+        shard = random.randrange(_STAT_SHARDS)
+        written = await self.conn.fetchval(
+            self.sql["update_jobs"], *_columns(rows, 15), *tail, *stats, shard
+        )
         if written != len(rows):
             # Unreachable while rows are read FOR UPDATE; if it ever happens, nothing of
             # this transaction is kept.
@@ -585,17 +606,20 @@ class _Tx:
     def tally_webhook(self, ok: bool) -> None:
         self.webhooks.append(job_stats.webhook_key(ok))
 
-    async def _add_stats(self) -> None:
-        """The transaction's counters, summed: one row per counter that moved, all in
-        one shard picked at random (see ``add_stats``)."""
+    def _stat_totals(self) -> list[tuple[str, str, str, float]]:
+        """The transaction's counters, summed: one row per counter that moved."""
         summed = self.tally.totals()
         for key in self.webhooks:
             summed[key] = summed.get(key, 0) + 1
-        totals = sorted(summed.items())
+        return sorted((*key, value) for key, value in summed.items())
+
+    async def _add_stats(self) -> None:
+        """The transaction's counters, all in one shard picked at random (see
+        ``add_stats``)."""
+        totals = self._stat_totals()
         if not totals:
             return
-        keys, values = zip(*totals, strict=True)
-        queues, names, stat_keys = _columns(keys, 3)
+        queues, names, stat_keys, values = _columns(totals, 4)
         if self.lent:
             # The application's transaction may stay open for long: a counter row
             # locked until it commits would stall every writer that picked its shard.
@@ -967,12 +991,41 @@ class PostgresStore(Store):
                 async with pool.acquire() as conn:
                     try:
                         await conn.execute(begin)
-                        tx = _Tx(self, conn)
+                        tx = _Tx(self, conn, announced=appends)
                         result = await op(tx)
                         await tx.flush(self._origin)
                         await conn.execute("COMMIT")
                     except BaseException:
                         await _roll_back(conn)
+                        raise
+            except _TRY_AGAIN as exc:
+                if attempt >= _RETRIES:
+                    raise _unavailable(exc, "a write") from exc
+                await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
+                continue
+            except _REFUSED as exc:
+                raise _unavailable(exc, "a write") from exc
+            self._notify(tx.notices)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write_alone(self, op: Callable[[_Tx], Awaitable[T]]) -> T:
+        """Run ``op``, whose writes are all in the one statement its flush sends (or in
+        one statement of its own, which announces itself to feed() readers), without
+        ``BEGIN`` and ``COMMIT``: that statement is a transaction by itself (autocommit),
+        one round trip. Whatever ``op`` reads before it (the clock) is read outside it."""
+        pool = self._require_pool()
+        for attempt in itertools.count(1):
+            try:
+                async with pool.acquire() as conn:
+                    try:
+                        tx = _Tx(self, conn, announced=False)
+                        result = await op(tx)
+                        await tx.flush(self._origin)
+                    except asyncpg.PostgresError:
+                        raise  # refused by the server: the statement left nothing behind
+                    except BaseException:
+                        await _roll_back(conn)  # closes a connection left mid-statement
                         raise
             except _TRY_AGAIN as exc:
                 if attempt >= _RETRIES:
@@ -1043,7 +1096,10 @@ class PostgresStore(Store):
         lent = connection if connection is not None else self._lent.get()
         if lent is not None:
             return await self._write_on(lent, op)
-        return await self._write(op)
+        if any(new.idempotency_key is not None for new in batch):
+            return await self._write(op)  # keys are taken before the jobs are written
+        # The usual case: the clock, then the jobs in one statement (jobwire_insert_jobs).
+        return await self._write_alone(op)
 
     @contextlib.asynccontextmanager
     async def transaction(self, connection: Connection) -> AsyncIterator[None]:
@@ -1145,6 +1201,19 @@ class PostgresStore(Store):
         due = "due_jobs_in_queue" if len(queue_list) == 1 else "due_jobs"
         queue_arg: str | builtins.list[str] = queue_list[0] if len(queue_list) == 1 else queue_list
 
+        claims = await self._write_alone(
+            functools.partial(
+                self._claim_in_sql,
+                worker_id=worker_id,
+                queues=queue_list,
+                names=name_list,
+                limit=limit,
+                lease=lease,
+            )
+        )
+        if claims is not None:
+            return claims
+
         async def op(tx: _Tx) -> builtins.list[Claim]:
             rows = await tx.conn.fetch(tx.sql[due], queue_arg, name_list, limit)
             claims = []
@@ -1156,6 +1225,41 @@ class PostgresStore(Store):
             return claims
 
         return await self._write(op, durable=False)
+
+    async def _claim_in_sql(
+        self,
+        tx: _Tx,
+        *,
+        worker_id: str,
+        queues: builtins.list[str],
+        names: builtins.list[str],
+        limit: int,
+        lease: float,
+    ) -> builtins.list[Claim] | None:
+        """A claim in one statement, decided in SQL as :func:`jobwire.model.claim` decides
+        it (``jobwire_claim``), not waiting for the WAL flush. None, having claimed
+        nothing, when a due job's webhook may want its ``started`` event: the deliveries
+        are built here, so that claim is decided in Python."""
+        rows = await tx.conn.fetch(
+            tx.sql["claim"],
+            self._epoch,
+            self._lock_space,
+            queues,
+            names,
+            limit,
+            worker_id,
+            lease,
+            new_tokens(limit),
+            _WAIT_BUCKETS,
+            random.randrange(_STAT_SHARDS),
+            self.channel,
+            self._origin,
+        )
+        if rows and rows[0]["id"] is None:
+            return None
+        jobs = [_row_to_job(row) for row in rows]
+        tx.changed.extend(jobs)  # for the wake-ups of this process (see _write_alone)
+        return [Claim(job, job.claim_token or "") for job in jobs]
 
     async def heartbeat(
         self, worker_id: str, tokens: Mapping[str, str], lease: float

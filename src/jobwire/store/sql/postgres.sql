@@ -193,6 +193,241 @@ CREATE TABLE IF NOT EXISTS {schema}.jobwire_workers (
     running        text[] NOT NULL
 );
 
+-- name: migrate_3
+-- The two writes between a submit and its job's start as one statement each, so that each
+-- is one round trip in an implicit transaction (autocommit): jobwire_insert_jobs (an
+-- enqueue) and jobwire_claim (a claim). Each announces itself to feed() readers, when
+-- asked, before its first write, as begin_appending does (see postgres.py, feed()).
+CREATE OR REPLACE FUNCTION {schema}.jobwire_announce(epoch bigint, space integer)
+RETURNS void LANGUAGE sql VOLATILE AS $fn$
+    SELECT pg_advisory_xact_lock_shared(
+        space, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - epoch)::int4
+    )
+$fn$;
+-- New jobs: $1-$24 their columns, $25 the cursor epoch, $26-$30 their events, $31-$38
+-- their webhook deliveries, $39 the channel and $40 the NOTIFY payloads, $41 the span
+-- (NULL: this transaction's id), $42 the feed's lock space (NULL: the transaction has
+-- announced itself already), $43-$46 the counter increments (queue, job, key, value),
+-- $47 the counters' shard (NULL: an application's transaction, whose increments go to
+-- jobwire_stats_pending). An event's cursor: in its span, after the cursors already used
+-- in the span. Returns the number of jobs written.
+CREATE OR REPLACE FUNCTION {schema}.jobwire_insert_jobs(
+    text[], text[], text[], text[], text[], int[], text[], int[], int[], float8[],
+    float8[], float8[], float8[], float8[], text[], text[], text[], float8[], text[],
+    text[], bool[], int[], text[], text[],
+    bigint,
+    text[], int[], text[], text[], float8[],
+    text[], text[], int[], text[], text[], text[], float8[], float8[],
+    text, text[],
+    bigint,
+    integer,
+    text[], text[], text[], float8[],
+    integer
+) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    written bigint;
+    notices bigint;
+BEGIN
+    IF $42 IS NOT NULL THEN
+        PERFORM {schema}.jobwire_announce($25, $42);
+    END IF;
+    IF $47 IS NULL THEN
+        INSERT INTO {schema}.jobwire_stats_pending (queue, job, key, value)
+        SELECT * FROM unnest($43, $44, $45, $46);
+    ELSE
+        -- In key order, so that transactions adding to the same shard cannot deadlock.
+        INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+        SELECT a.queue, a.job, a.key, $47, a.value
+        FROM unnest($43, $44, $45, $46) AS a(queue, job, key, value)
+        ORDER BY a.queue, a.job, a.key
+        ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value;
+    END IF;
+    WITH inserted AS (
+        INSERT INTO {schema}.jobwire_jobs (
+            id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
+            created_at, scheduled_at, started_at, finished_at, progress, result, error,
+            lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
+            idempotency_key, options
+        )
+        SELECT n.id, n.job, n.queue, n.state, n.owner, n.priority, n.args::json, n.attempts,
+               n.max_attempts, n.timeout, n.created_at, n.scheduled_at, n.started_at,
+               n.finished_at, n.progress::json, n.result::json, n.error::json,
+               n.lease_expires_at, n.claim_token, n.worker_id, n.cancel_requested, n.last_seq,
+               n.idempotency_key, n.options::json
+        FROM unnest(
+            $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+            $8::int[], $9::int[], $10::float8[], $11::float8[], $12::float8[], $13::float8[],
+            $14::float8[], $15::text[], $16::text[], $17::text[], $18::float8[], $19::text[],
+            $20::text[], $21::bool[], $22::int[], $23::text[], $24::text[]
+        ) AS n(
+            id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
+            created_at, scheduled_at, started_at, finished_at, progress, result, error,
+            lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
+            idempotency_key, options
+        )
+        RETURNING 1
+    ), span AS (
+        SELECT (coalesce($41::bigint, pg_current_xact_id()::text::bigint) - $25) << 20 AS low
+    ), numbering AS (
+        SELECT span.low, greatest(span.low, (
+            SELECT max(e.cursor) FROM {schema}.jobwire_events AS e
+            WHERE e.cursor > span.low AND e.cursor < span.low + 1048576
+        )) AS high
+        FROM span
+    ), appended AS (
+        INSERT INTO {schema}.jobwire_events (cursor, job_id, seq, type, data, at)
+        SELECT CASE WHEN numbering.high + e.n < numbering.low + 1048576
+                    THEN numbering.high + e.n END,
+               e.job_id, e.seq, e.type, e.data::json, e.at
+        FROM numbering,
+             unnest($26::text[], $27::int[], $28::text[], $29::text[], $30::float8[])
+                 WITH ORDINALITY AS e(job_id, seq, type, data, at, n)
+        RETURNING 1
+    ), outbox AS (
+        INSERT INTO {schema}.jobwire_deliveries (
+            id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at
+        )
+        SELECT d.id, d.job_id, d.seq, d.event, d.url, d.body, 'pending', 0, d.created_at,
+               d.next_attempt_at
+        FROM unnest($31::text[], $32::text[], $33::int[], $34::text[], $35::text[], $36::text[],
+                    $37::float8[], $38::float8[])
+            AS d(id, job_id, seq, event, url, body, created_at, next_attempt_at)
+        RETURNING 1
+    ), notified AS (
+        -- Delivered to every LISTEN connection when, and only if, the transaction commits.
+        SELECT pg_notify($39, payload) FROM unnest($40::text[]) AS payload
+    )
+    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM notified)
+    INTO written, notices;
+    RETURN written;
+END
+$fn$;
+-- A claim decided here, as jobwire.model.claim decides it, for the due jobs of the
+-- queues and job names given, up to `most`, in priority then due-time order, skipping rows
+-- another claimer holds: state running, one more attempt, started now, leased until now +
+-- `lease`, the next of `tokens` as its claim token, the worker's id, and its `started`
+-- event; the counters as jobwire.store.stats counts a claim (`buckets`: its wait
+-- histogram's bounds), in shard `shard`; one wake-up line per job (and "cancel" for a job
+-- whose cancellation was requested) to the store's channel, from `origin`. The commit
+-- does not wait for the WAL flush (see postgres.py, _write). Returns the claimed jobs as
+-- stored, in claim order; or one row of NULLs, claiming nothing, when a due job's webhook
+-- may want its `started` event: its delivery is built in Python (PostgresStore.claim).
+CREATE OR REPLACE FUNCTION {schema}.jobwire_claim(
+    epoch bigint, space integer, queues text[], names text[], most integer, worker text,
+    lease float8, tokens text[], buckets float8[], shard integer, channel text, origin text
+) RETURNS SETOF {schema}.jobwire_jobs LANGUAGE plpgsql VOLATILE AS $fn$
+#variable_conflict use_column
+DECLARE
+    now float8 := extract(epoch FROM statement_timestamp())::float8;
+    due text[];
+    hooked boolean;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    PERFORM {schema}.jobwire_announce(epoch, space);
+    most := least(most, cardinality(tokens));
+    IF cardinality(queues) = 1 THEN
+        -- One queue (the usual case): the due index gives the order, no sort.
+        SELECT array_agg(d.id ORDER BY d.priority DESC, d.scheduled_at, d.id), bool_or(d.hooked)
+        INTO due, hooked
+        FROM (
+            SELECT j.id, j.priority, j.scheduled_at,
+                   json_typeof(j.options -> 'webhook' -> 'events') IS DISTINCT FROM 'null'
+                       AND j.options -> 'webhook' -> 'events' IS NOT NULL AS hooked
+            FROM {schema}.jobwire_jobs AS j
+            WHERE j.state = 'queued' AND j.queue = queues[1] AND j.job = ANY(names)
+              AND j.scheduled_at <= now
+            ORDER BY j.priority DESC, j.scheduled_at, j.id
+            LIMIT most
+            FOR UPDATE OF j SKIP LOCKED
+        ) AS d;
+    ELSE
+        SELECT array_agg(d.id ORDER BY d.priority DESC, d.scheduled_at, d.id), bool_or(d.hooked)
+        INTO due, hooked
+        FROM (
+            SELECT j.id, j.priority, j.scheduled_at,
+                   json_typeof(j.options -> 'webhook' -> 'events') IS DISTINCT FROM 'null'
+                       AND j.options -> 'webhook' -> 'events' IS NOT NULL AS hooked
+            FROM {schema}.jobwire_jobs AS j
+            WHERE j.state = 'queued' AND j.queue = ANY(queues) AND j.job = ANY(names)
+              AND j.scheduled_at <= now
+            ORDER BY j.priority DESC, j.scheduled_at, j.id
+            LIMIT most
+            FOR UPDATE OF j SKIP LOCKED
+        ) AS d;
+    END IF;
+    IF due IS NULL THEN
+        RETURN;
+    END IF;
+    IF hooked THEN
+        RETURN NEXT NULL::{schema}.jobwire_jobs;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        SELECT c.id, c.n, tokens[c.n] AS token FROM unnest(due) WITH ORDINALITY AS c(id, n)
+    ), updated AS (
+        UPDATE {schema}.jobwire_jobs AS j SET
+            state = 'running', attempts = j.attempts + 1, started_at = now,
+            lease_expires_at = now + lease, claim_token = c.token, worker_id = worker,
+            last_seq = j.last_seq + 1
+        FROM claimed AS c
+        WHERE j.id = c.id
+        RETURNING j AS job, c.n
+    ), span AS (
+        SELECT (pg_current_xact_id()::text::bigint - epoch) << 20 AS low
+    ), appended AS (
+        INSERT INTO {schema}.jobwire_events (cursor, job_id, seq, type, data, at)
+        SELECT span.low + u.n, (u.job).id, (u.job).last_seq, 'started',
+               format('{"attempt":%s,"worker":%s}', (u.job).attempts, to_json(worker))::json,
+               now
+        FROM updated AS u, span
+        RETURNING 1
+    ), increments AS (
+        SELECT (u.job).queue, (u.job).job, i.key, i.value
+        FROM updated AS u,
+             LATERAL (SELECT greatest(now - (u.job).scheduled_at, 0.0) AS waited) AS w,
+             LATERAL (VALUES
+                 ('state:queued', -1.0::float8),
+                 ('state:running', 1.0),
+                 ('total:started', 1.0),
+                 ('wait:' || (SELECT count(*) FROM unnest(buckets) AS b WHERE b < w.waited), 1.0),
+                 ('wait:sum', w.waited)
+             ) AS i(key, value)
+    ), counted AS (
+        -- In key order, so that transactions adding to the same shard cannot deadlock.
+        INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+        SELECT i.queue, i.job, i.key, shard, sum(i.value) FROM increments AS i
+        GROUP BY i.queue, i.job, i.key
+        HAVING sum(i.value) <> 0
+        ORDER BY i.queue, i.job, i.key
+        ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value
+        RETURNING 1
+    ), lines AS (
+        SELECT u.n, l.k, l.line
+        FROM updated AS u,
+             LATERAL (VALUES
+                 (1, 'job ' || (u.job).id),
+                 (2, CASE WHEN (u.job).cancel_requested THEN 'cancel ' || (u.job).id END)
+             ) AS l(k, line)
+        WHERE l.line IS NOT NULL
+    ), sized AS (
+        -- NOTIFY payloads stay under 8000 bytes: a new one every 7000 bytes of lines.
+        SELECT lines.*, sum(octet_length(lines.line) + 1) OVER (ORDER BY lines.n, lines.k) AS upto
+        FROM lines
+    ), notified AS (
+        SELECT pg_notify(channel, origin || E'\n' || string_agg(line, E'\n' ORDER BY n, k))
+        FROM sized
+        GROUP BY upto / 7000
+    )
+    SELECT (u.job).*
+    FROM updated AS u
+    WHERE (SELECT count(*) FROM appended) >= 0
+      AND (SELECT count(*) FROM counted) >= 0
+      AND (SELECT count(*) FROM notified) >= 0
+    ORDER BY u.n;
+END
+$fn$;
+
 -- name: cursor_epoch
 SELECT value::bigint FROM {schema}.jobwire_meta WHERE key = 'cursor_epoch';
 
@@ -287,72 +522,21 @@ FROM unnest($1::text[], $2::text[], $3::float8[]) AS l(id, claim_token, lease_ex
 WHERE j.id = l.id AND j.claim_token = l.claim_token;
 
 -- name: insert_jobs
--- New jobs, their events, their webhook deliveries and the wake-ups, in one statement.
--- An event's cursor: in its span (the writing transaction's id, or $41 when the write
--- runs on an application's connection), after the cursors already used in the span.
-WITH inserted AS (
-    INSERT INTO {schema}.jobwire_jobs (
-        id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
-        created_at, scheduled_at, started_at, finished_at, progress, result, error,
-        lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
-        idempotency_key, options
-    )
-    SELECT n.id, n.job, n.queue, n.state, n.owner, n.priority, n.args::json, n.attempts,
-           n.max_attempts, n.timeout, n.created_at, n.scheduled_at, n.started_at,
-           n.finished_at, n.progress::json, n.result::json, n.error::json,
-           n.lease_expires_at, n.claim_token, n.worker_id, n.cancel_requested, n.last_seq,
-           n.idempotency_key, n.options::json
-    FROM unnest(
-        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
-        $8::int[], $9::int[], $10::float8[], $11::float8[], $12::float8[], $13::float8[],
-        $14::float8[], $15::text[], $16::text[], $17::text[], $18::float8[], $19::text[],
-        $20::text[], $21::bool[], $22::int[], $23::text[], $24::text[]
-    ) AS n(
-        id, job, queue, state, owner, priority, args, attempts, max_attempts, timeout,
-        created_at, scheduled_at, started_at, finished_at, progress, result, error,
-        lease_expires_at, claim_token, worker_id, cancel_requested, last_seq,
-        idempotency_key, options
-    )
-    RETURNING 1
-), span AS (
-    SELECT (coalesce($41::bigint, pg_current_xact_id()::text::bigint) - $25) << 20 AS low
-), numbering AS (
-    SELECT span.low, greatest(span.low, (
-        SELECT max(e.cursor) FROM {schema}.jobwire_events AS e
-        WHERE e.cursor > span.low AND e.cursor < span.low + 1048576
-    )) AS high
-    FROM span
-), appended AS (
-    INSERT INTO {schema}.jobwire_events (cursor, job_id, seq, type, data, at)
-    SELECT CASE WHEN numbering.high + e.n < numbering.low + 1048576
-                THEN numbering.high + e.n END,
-           e.job_id, e.seq, e.type, e.data::json, e.at
-    FROM numbering,
-         unnest($26::text[], $27::int[], $28::text[], $29::text[], $30::float8[])
-             WITH ORDINALITY AS e(job_id, seq, type, data, at, n)
-    RETURNING 1
-), outbox AS (
-    INSERT INTO {schema}.jobwire_deliveries (
-        id, job_id, seq, event, url, body, status, attempts, created_at, next_attempt_at
-    )
-    SELECT d.id, d.job_id, d.seq, d.event, d.url, d.body, 'pending', 0, d.created_at,
-           d.next_attempt_at
-    FROM unnest($31::text[], $32::text[], $33::int[], $34::text[], $35::text[], $36::text[],
-                $37::float8[], $38::float8[])
-        AS d(id, job_id, seq, event, url, body, created_at, next_attempt_at)
-    RETURNING 1
-), notified AS (
-    -- Delivered to every LISTEN connection when, and only if, the transaction commits.
-    SELECT pg_notify($39, payload) FROM unnest($40::text[]) AS payload
-)
-SELECT (SELECT count(*) FROM inserted) AS written,
-       (SELECT count(*) FROM appended) AS appended,
-       (SELECT count(*) FROM outbox) AS outbox,
-       (SELECT count(*) FROM notified) AS notified;
+-- New jobs, their events, their webhook deliveries, their counters and the wake-ups: one
+-- call of jobwire_insert_jobs (migrate_3), one round trip.
+SELECT {schema}.jobwire_insert_jobs(
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+    $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36,
+    $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, $47
+);
+
+-- name: claim
+SELECT * FROM {schema}.jobwire_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12);
 
 -- name: update_jobs
 -- Changed jobs, fenced: a row is written only while its claim token is still the one it
 -- was read with. The rows were read FOR UPDATE, so the fence is a last line of defence.
+-- Their counters go in the same statement.
 WITH changes AS (
     SELECT * FROM unnest(
         $1::text[], $2::text[], $3::text[], $4::int[], $5::float8[], $6::float8[],
@@ -402,6 +586,15 @@ WITH changes AS (
     RETURNING 1
 ), notified AS (
     SELECT pg_notify($30, payload) FROM unnest($31::text[]) AS payload
+), counted AS (
+    -- The counters ($32-$35: queue, job, key, increment), in shard $36, in key order so
+    -- that transactions adding to the same shard cannot deadlock.
+    INSERT INTO {schema}.jobwire_stats AS s (queue, job, key, shard, value)
+    SELECT a.queue, a.job, a.key, $36, a.value
+    FROM unnest($32::text[], $33::text[], $34::text[], $35::float8[]) AS a(queue, job, key, value)
+    ORDER BY a.queue, a.job, a.key
+    ON CONFLICT (queue, job, key, shard) DO UPDATE SET value = s.value + excluded.value
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM updated) AS written,
        (SELECT count(*) FROM appended) AS appended,
