@@ -423,14 +423,18 @@ class _Listener:
 
     async def _watch(self, conn: asyncpg.Connection[Any], lost: asyncio.Event) -> None:
         """Return when the connection is closed or stops answering."""
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+        # that arrives as the awaited call completes, and stop() would wait forever.
         while not conn.is_closed():
             try:
-                await asyncio.wait_for(lost.wait(), self._check_every)
+                async with asyncio.timeout(self._check_every):
+                    await lost.wait()
                 return
             except TimeoutError:
                 pass
             try:
-                await asyncio.wait_for(conn.execute("SELECT 1"), self._check_every)
+                async with asyncio.timeout(self._check_every):
+                    await conn.execute("SELECT 1")
             except Exception as exc:  # the connection is unusable: reconnect
                 self.last_error = exc
                 return
