@@ -4,6 +4,7 @@ driver, and what those statements must still do (schema upgrade, wake-ups, the f
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ class Sent:
         return list(self.statements)
 
 
-async def test_an_enqueue_is_two_statements_and_a_claim_one(
+async def test_an_enqueue_is_one_statement_and_a_claim_one(
     first: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Warmed up: the first use of a statement on a connection also prepares it.
@@ -52,8 +53,11 @@ async def test_an_enqueue_is_two_statements_and_a_claim_one(
     sent = Sent(monkeypatch)
 
     enqueue = await sent.during(first.enqueue([new()]))
-    assert len(enqueue) == 2, enqueue  # the clock, then jobwire_insert_jobs
-    assert "jobwire_insert_jobs" in enqueue[1]
+    assert len(enqueue) == 1, enqueue  # jobwire_insert_jobs, which reads the clock
+    assert "jobwire_insert_jobs" in enqueue[0]
+    hooked = new(options={"webhook": {"url": "https://hooks.example.com/", "events": None}})
+    with_hook = await sent.during(first.enqueue([hooked]))
+    assert len(with_hook) == 2, with_hook  # the clock first: deliveries hold event times
     claim = await sent.during(first.claim("w1", ["default"], ["crunch"], 10, LEASE))
     assert len(claim) == 1, claim  # jobwire_claim, in autocommit
     idle = await sent.during(first.claim("w1", ["default"], ["crunch"], 10, LEASE))
@@ -155,3 +159,25 @@ async def test_a_schema_at_version_2_is_upgraded_by_stores_opening_at_once(
         }
     finally:
         await conn.close()
+
+
+async def test_jobs_whose_times_are_the_database_clock_read_back_as_they_were_returned(
+    first: PostgresStore, second: PostgresStore
+) -> None:
+    before = time.time()
+    later = before + 3600.0
+    enqueued = await first.enqueue([new(), new(scheduled_at=later), new(queue='q"x\\')])
+    after = time.time()
+    now = enqueued[0].job.created_at
+    assert before - 5 <= now <= after + 5  # the server's clock: the same machine here
+    for item in enqueued:
+        job = item.job
+        assert item.created and job.created_at == now
+        assert await second.get(job.id) == job
+        [queued] = await second.events(job.id)
+        assert (queued.seq, queued.type.value, queued.at) == (1, "queued", now)
+        assert queued.data == {"queue": job.queue, "scheduled_at": job.scheduled_at}
+    assert enqueued[0].job.scheduled_at == now == enqueued[2].job.scheduled_at
+    assert enqueued[1].job.scheduled_at == later
+    claims = await second.claim("w1", ["default", 'q"x\\'], ["crunch"], 10, LEASE)
+    assert {c.job.id for c in claims} == {enqueued[0].job.id, enqueued[2].job.id}

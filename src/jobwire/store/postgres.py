@@ -19,7 +19,9 @@ How it keeps the contract of :class:`~jobwire.store.base.Store`:
 - **One statement per write from submit to start.** The two writes between a submit
   and its job's first statement are each one statement in autocommit, through
   functions of the schema (``jobwire_insert_jobs``, ``jobwire_claim``): an enqueue
-  reads the database's clock, then sends what the model decided with it; a claim is
+  sends what the model decided, its times that are "now" left for the function to
+  fill from the database's clock (a batch with a webhook or idempotency keys reads the
+  clock first, in its own transaction); a claim is
   decided in SQL as :func:`jobwire.model.claim` decides it (the contract suite's state
   machine holds it to the model), except when a due job's webhook may want its
   ``started`` event: that claim is made as above.
@@ -108,6 +110,7 @@ from jobwire.store.base import (
     notices_for,
     status_after_attempt,
     webhook_deliveries,
+    webhook_target,
 )
 from jobwire.store.insight import Timing
 
@@ -487,6 +490,12 @@ class _Tx:
     webhooks: list[job_stats.StatKey] = field(default_factory=list)  # attempts recorded
     lent: bool = False  # runs in the application's transaction (see _add_stats)
     announced: bool = True  # holds the feed's advisory lock already (see feed())
+    # New jobs' times are the clock the insert reads (jobwire_insert_jobs): staged as
+    # NULL, with ``now`` a stand-in until ``clock`` holds what it read.
+    clock_in_sql: bool = False
+    due_now: set[str] = field(default_factory=set)  # new jobs due at that clock
+    clock: float | None = None
+    flushed: bool = False
 
     @property
     def sql(self) -> dict[str, str]:
@@ -556,12 +565,20 @@ class _Tx:
     async def flush(self, origin: str, span: int | None = None) -> None:
         """Send the staged writes and their NOTIFY in one statement. ``span``: the
         transaction id whose span the events' cursors take (None: this transaction's)."""
+        if self.flushed:
+            return
+        self.flushed = True
         if not self.inserts and not self.updates:
             await self._add_stats()  # webhook attempts, if any
             return
         if len(self.events) > _MAX_EVENTS:
             raise ValueError(f"one transaction may append at most {_MAX_EVENTS} events")
-        events = _columns(self.events, 5)
+        staged_events = self.events
+        if self.clock_in_sql:
+            if self.deliveries:
+                raise AssertionError("a delivery's times are not left to the database's clock")
+            staged_events = [_clock_left_to_sql(event, self.due_now) for event in staged_events]
+        events = _columns(staged_events, 5)
         deliveries = _columns(
             [
                 (d.id, d.job_id, d.seq, d.event, d.url, d.body, d.created_at, d.next_attempt_at)
@@ -577,14 +594,15 @@ class _Tx:
             _payloads(origin, self.notices),
         ]
         if self.inserts:
-            rows = [_insert_row(encoded) for encoded in self.inserts]
+            clock_in_sql, due_now = self.clock_in_sql, self.due_now
+            rows = [_insert_row(e, clock_in_sql, e.job.id in due_now) for e in self.inserts]
             # The counters and, unless the transaction has done it, the announcement to
             # feed() readers ride in the same call (jobwire_insert_jobs).
             space = None if self.announced else self.store._lock_space
             shard = None if self.lent else random.randrange(_STAT_SHARDS)
             stats = _columns(self._stat_totals(), 4)
             try:
-                await self.conn.fetchval(
+                self.clock = await self.conn.fetchval(
                     self.sql["insert_jobs"], *_columns(rows, 24), *tail, span, space, *stats, shard
                 )
             except asyncpg.UniqueViolationError as exc:
@@ -637,15 +655,26 @@ class _Tx:
         )
 
 
-def _insert_row(encoded: _Encoded) -> tuple[Any, ...]:
+def _insert_row(encoded: _Encoded, clock_in_sql: bool, due_now: bool) -> tuple[Any, ...]:
+    """A new job's columns; with ``clock_in_sql``, NULL for the times that are the clock
+    the insert reads (created_at; scheduled_at when ``due_now``)."""
     job = encoded.job
+    created_at = None if clock_in_sql else job.created_at
+    scheduled_at = None if clock_in_sql and due_now else job.scheduled_at
     return (
         job.id, job.job, job.queue, job.state.value, job.owner, job.priority, encoded.args,
-        job.attempts, job.max_attempts, job.timeout, job.created_at, job.scheduled_at,
+        job.attempts, job.max_attempts, job.timeout, created_at, scheduled_at,
         job.started_at, job.finished_at, encoded.progress, encoded.result, encoded.error,
         job.lease_expires_at, job.claim_token, job.worker_id, job.cancel_requested,
         job.last_seq, job.idempotency_key, encoded.options,
     )  # fmt: skip
+
+
+def _clock_left_to_sql(event: tuple[Any, ...], due_now: set[str]) -> tuple[Any, ...]:
+    """A new job's ``queued`` event as staged, its time left to the insert's clock (NULL),
+    and its data too when the job is due at that clock (see jobwire_insert_jobs)."""
+    job_id, seq, kind, data, _at = event
+    return (job_id, seq, kind, None if job_id in due_now else data, None)
 
 
 def _update_row(encoded: _Encoded, fence: str | None) -> tuple[Any, ...]:
@@ -1102,8 +1131,11 @@ class PostgresStore(Store):
             return await self._write_on(lent, op)
         if any(new.idempotency_key is not None for new in batch):
             return await self._write(op)  # keys are taken before the jobs are written
-        # The usual case: the clock, then the jobs in one statement (jobwire_insert_jobs).
-        return await self._write_alone(op)
+        if any(webhook_target(new.options) is not None for new in batch):
+            # A delivery's body holds its event's time: the clock is read first.
+            return await self._write_alone(op)
+        # The usual case: one statement (jobwire_insert_jobs), which reads the clock.
+        return await self._write_alone(functools.partial(self._enqueue_clocked, batch=batch))
 
     @contextlib.asynccontextmanager
     async def transaction(self, connection: Connection) -> AsyncIterator[None]:
@@ -1122,8 +1154,35 @@ class PostgresStore(Store):
         finally:
             self._lent.reset(token)
 
+    async def _enqueue_clocked(
+        self, tx: _Tx, batch: builtins.list[NewJob]
+    ) -> builtins.list[Enqueued]:
+        """New jobs (no idempotency keys, no webhooks) in one statement whose clock gives
+        their times: the jobs are decided by the model here with a stand-in time, written
+        with that time left to the database, and returned with the time it read."""
+        tx.clock_in_sql = True
+        staged = await self._enqueue(tx, batch)
+        await tx.flush(self._origin)
+        now = tx.clock
+        assert now is not None, "jobwire_insert_jobs returns the clock it read"
+        return [
+            Enqueued(
+                model.evolve(
+                    e.job,
+                    created_at=now,
+                    scheduled_at=now if e.job.id in tx.due_now else e.job.scheduled_at,
+                ),
+                e.created,
+            )
+            for e in staged
+        ]
+
     async def _enqueue(self, tx: _Tx, batch: builtins.list[NewJob]) -> builtins.list[Enqueued]:
-        tx.now = await tx.conn.fetchval(tx.sql["clock"])
+        if tx.clock_in_sql:
+            tx.now = 0.0  # a stand-in: see _enqueue_clocked
+            tx.due_now.update(new.id for new in batch if new.scheduled_at is None)
+        else:
+            tx.now = await tx.conn.fetchval(tx.sql["clock"])
         found = await self._existing_keys(tx, batch)
         results: builtins.list[Enqueued] = []
         for new in batch:

@@ -210,7 +210,10 @@ $fn$;
 -- announced itself already), $43-$46 the counter increments (queue, job, key, value),
 -- $47 the counters' shard (NULL: an application's transaction, whose increments go to
 -- jobwire_stats_pending). An event's cursor: in its span, after the cursors already used
--- in the span. Returns the number of jobs written.
+-- in the span. The database's clock, read once after the announcement, is returned and
+-- stands in for every NULL time: a job's created_at and scheduled_at (due now), an
+-- event's time; and an event whose data is NULL is its job's `queued` event with that
+-- job due now, whose data model.enqueue makes {"queue", "scheduled_at"}.
 CREATE OR REPLACE FUNCTION {schema}.jobwire_insert_jobs(
     text[], text[], text[], text[], text[], int[], text[], int[], int[], float8[],
     float8[], float8[], float8[], float8[], text[], text[], text[], float8[], text[],
@@ -223,14 +226,15 @@ CREATE OR REPLACE FUNCTION {schema}.jobwire_insert_jobs(
     integer,
     text[], text[], text[], float8[],
     integer
-) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $fn$
+) RETURNS float8 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
-    written bigint;
+    now float8;
     notices bigint;
 BEGIN
     IF $42 IS NOT NULL THEN
         PERFORM {schema}.jobwire_announce($25, $42);
     END IF;
+    now := extract(epoch FROM clock_timestamp())::float8;
     IF $47 IS NULL THEN
         INSERT INTO {schema}.jobwire_stats_pending (queue, job, key, value)
         SELECT * FROM unnest($43, $44, $45, $46);
@@ -250,7 +254,8 @@ BEGIN
             idempotency_key, options
         )
         SELECT n.id, n.job, n.queue, n.state, n.owner, n.priority, n.args::json, n.attempts,
-               n.max_attempts, n.timeout, n.created_at, n.scheduled_at, n.started_at,
+               n.max_attempts, n.timeout, coalesce(n.created_at, now),
+               coalesce(n.scheduled_at, now), n.started_at,
                n.finished_at, n.progress::json, n.result::json, n.error::json,
                n.lease_expires_at, n.claim_token, n.worker_id, n.cancel_requested, n.last_seq,
                n.idempotency_key, n.options::json
@@ -278,10 +283,14 @@ BEGIN
         INSERT INTO {schema}.jobwire_events (cursor, job_id, seq, type, data, at)
         SELECT CASE WHEN numbering.high + e.n < numbering.low + 1048576
                     THEN numbering.high + e.n END,
-               e.job_id, e.seq, e.type, e.data::json, e.at
+               e.job_id, e.seq, e.type,
+               coalesce(e.data, format('{"queue":%s,"scheduled_at":%s}', to_json(q.queue), now))::json,
+               coalesce(e.at, now)
         FROM numbering,
              unnest($26::text[], $27::int[], $28::text[], $29::text[], $30::float8[])
                  WITH ORDINALITY AS e(job_id, seq, type, data, at, n)
+             LEFT JOIN unnest($1::text[], $3::text[]) AS q(id, queue)
+                 ON e.data IS NULL AND q.id = e.job_id
         RETURNING 1
     ), outbox AS (
         INSERT INTO {schema}.jobwire_deliveries (
@@ -297,9 +306,8 @@ BEGIN
         -- Delivered to every LISTEN connection when, and only if, the transaction commits.
         SELECT pg_notify($39, payload) FROM unnest($40::text[]) AS payload
     )
-    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM notified)
-    INTO written, notices;
-    RETURN written;
+    SELECT (SELECT count(*) FROM inserted) + (SELECT count(*) FROM notified) INTO notices;
+    RETURN now;
 END
 $fn$;
 -- A claim decided here, as jobwire.model.claim decides it, for the due jobs of the
@@ -523,7 +531,7 @@ WHERE j.id = l.id AND j.claim_token = l.claim_token;
 
 -- name: insert_jobs
 -- New jobs, their events, their webhook deliveries, their counters and the wake-ups: one
--- call of jobwire_insert_jobs (migrate_3), one round trip.
+-- call of jobwire_insert_jobs (migrate_3), one round trip. Returns the clock it read.
 SELECT {schema}.jobwire_insert_jobs(
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36,
