@@ -1019,28 +1019,21 @@ class PostgresStore(Store):
         begin = self._begin_appending if appends else "BEGIN"
         if not durable:
             begin += "; SET LOCAL synchronous_commit = off"
-        for attempt in itertools.count(1):
-            try:
-                async with pool.acquire() as conn:
-                    try:
-                        await conn.execute(begin)
-                        tx = _Tx(self, conn, announced=appends)
-                        result = await op(tx)
-                        await tx.flush(self._origin)
-                        await conn.execute("COMMIT")
-                    except BaseException:
-                        await _roll_back(conn)
-                        raise
-            except _TRY_AGAIN as exc:
-                if attempt >= _RETRIES:
-                    raise _unavailable(exc, "a write") from exc
-                await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
-                continue
-            except _REFUSED as exc:
-                raise _unavailable(exc, "a write") from exc
-            self._notify(tx.notices)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def once() -> tuple[T, _Tx]:
+            async with pool.acquire() as conn:
+                try:
+                    await conn.execute(begin)
+                    tx = _Tx(self, conn, announced=appends)
+                    result = await op(tx)
+                    await tx.flush(self._origin)
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await _roll_back(conn)
+                    raise
+            return result, tx
+
+        return await self._retried(once)
 
     async def _write_alone(self, op: Callable[[_Tx], Awaitable[T]]) -> T:
         """Run ``op``, whose writes are all in the one statement its flush sends (or in
@@ -1048,18 +1041,28 @@ class PostgresStore(Store):
         ``BEGIN`` and ``COMMIT``: that statement is a transaction by itself (autocommit),
         one round trip. Whatever ``op`` reads before it (the clock) is read outside it."""
         pool = self._require_pool()
+
+        async def once() -> tuple[T, _Tx]:
+            async with pool.acquire() as conn:
+                try:
+                    tx = _Tx(self, conn, announced=False)
+                    result = await op(tx)
+                    await tx.flush(self._origin)
+                except asyncpg.PostgresError:
+                    raise  # refused by the server: the statement left nothing behind
+                except BaseException:
+                    await _roll_back(conn)  # closes a connection left mid-statement
+                    raise
+            return result, tx
+
+        return await self._retried(once)
+
+    async def _retried(self, once: Callable[[], Awaitable[tuple[T, _Tx]]]) -> T:
+        """``once()`` again after a serialization failure or deadlock (a few times, with
+        a short random pause); the store away as StoreUnavailable; notify once it held."""
         for attempt in itertools.count(1):
             try:
-                async with pool.acquire() as conn:
-                    try:
-                        tx = _Tx(self, conn, announced=False)
-                        result = await op(tx)
-                        await tx.flush(self._origin)
-                    except asyncpg.PostgresError:
-                        raise  # refused by the server: the statement left nothing behind
-                    except BaseException:
-                        await _roll_back(conn)  # closes a connection left mid-statement
-                        raise
+                result, tx = await once()
             except _TRY_AGAIN as exc:
                 if attempt >= _RETRIES:
                     raise _unavailable(exc, "a write") from exc
