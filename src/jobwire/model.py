@@ -285,8 +285,7 @@ def report(job: Job, token: str, drafts: list[EventDraft], now: float) -> Change
 
 
 def succeed(job: Job, token: str, result: JSON, now: float) -> Change:
-    if job.state is not _RUNNING or job.claim_token != token:
-        _require_claim(job, token, "move to succeeded")
+    _require_claim(job, token, "move to succeeded")
     seq = job.last_seq + 1
     done = _SUCCEEDED.set(job, _SUCCEEDED_STATE, result, None, now, None, None, None, seq)
     event = Event(job.id, seq, _SUCCEEDED_EVENT, {"result": result, "attempt": job.attempts}, now)

@@ -550,12 +550,16 @@ class _Outdated(Exception):
     """A fenced update found its job changed by another process since it was remembered."""
 
 
-_FENCED: dict[str, str] = {}  # fenced statement → itself, to know one at flush
+_FENCED_OF: dict[str, str] = {}  # an UPDATE → the same, fenced
+_FENCED: set[str] = set()  # the fenced statements, to know one at flush
 
 
 def _fenced(statement: str) -> str:
-    fenced = statement + " AND last_seq = ? AND cancel_requested = ?"
-    return _FENCED.setdefault(fenced, fenced)
+    fenced = _FENCED_OF.get(statement)
+    if fenced is None:
+        fenced = _FENCED_OF[statement] = statement + " AND last_seq = ? AND cancel_requested = ?"
+        _FENCED.add(fenced)
+    return fenced
 
 
 # The running jobs a writer remembers between transactions; past this many (jobs that
