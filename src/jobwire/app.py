@@ -30,7 +30,7 @@ from jobwire.feed.hub import Hub
 from jobwire.gcpolicy import tune_collector
 from jobwire.ids import new_job_id
 from jobwire.jobs import Executor, JobSpec, P, R, build_options
-from jobwire.model import Event, Job, State
+from jobwire.model import DEFAULT_MAX_CRASHES, MAX_CRASHES_OPTION, Event, Job, State
 from jobwire.retry import Backoff
 from jobwire.services.base import Service
 from jobwire.services.pruner import Pruner
@@ -164,6 +164,7 @@ class Jobwire:
         queue: str = "default",
         priority: int = 0,
         log_events: bool = False,
+        max_crashes: int | None = None,
     ) -> Callable[[Callable[..., Any]], JobSpec[Any, Any]]: ...
 
     def job(
@@ -179,8 +180,14 @@ class Jobwire:
         queue: str = "default",
         priority: int = 0,
         log_events: bool = False,
+        max_crashes: int | None = None,
     ) -> JobSpec[Any, Any] | Callable[[Callable[..., Any]], JobSpec[Any, Any]]:
-        """Register a function as a job, bare (``@jobs.job``) or with options."""
+        """Register a function as a job, bare (``@jobs.job``) or with options.
+
+        ``retries`` are for the job's own errors; ``max_crashes`` (default
+        ``JOBWIRE_MAX_CRASHES``, 3) is how many times it may lose its worker (killed, or
+        cut off from the store) before it fails as a job that kills its worker.
+        """
 
         def register(function: Callable[..., Any]) -> JobSpec[Any, Any]:
             if isinstance(function, JobSpec):
@@ -194,6 +201,7 @@ class Jobwire:
                 queue=queue,
                 priority=priority,
                 log_events=log_events,
+                max_crashes=max_crashes,
             )
             job_name = name or function.__name__
             if job_name in self.registry:
@@ -399,7 +407,9 @@ class Jobwire:
             owner=owner,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
-            options=_with_trace(options or {}),
+            options=with_crash_budget(
+                _with_trace(options or {}), spec.options.max_crashes or self.settings.max_crashes
+            ),
         )
         if new.options.get("webhook") is not None:
             hook = await check_webhook(new.options["webhook"], self.settings)
@@ -490,6 +500,13 @@ def schedule(delay: float | None, run_at: datetime | float | None) -> float | No
 def fingerprint_of(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def with_crash_budget(options: dict[str, Any], max_crashes: int) -> dict[str, Any]:
+    """The options with the job's crash budget, kept only when it is not the default."""
+    if max_crashes == DEFAULT_MAX_CRASHES:
+        return options
+    return {**options, MAX_CRASHES_OPTION: max_crashes}
 
 
 def _with_trace(options: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,14 @@ from rich.table import Table
 from rich.text import Text
 
 from jobwire.api.schemas import QUEUE_PATTERN, job_view
-from jobwire.app import MAX_PRIORITY, JobHandle, Jobwire, fingerprint_of, schedule
+from jobwire.app import (
+    MAX_PRIORITY,
+    JobHandle,
+    Jobwire,
+    fingerprint_of,
+    schedule,
+    with_crash_budget,
+)
 from jobwire.errors import (
     AlreadyTerminal,
     ConfigError,
@@ -451,6 +458,7 @@ async def _enqueue_unchecked(jobs: Jobwire, opts: SubmitOptions) -> tuple[Job, b
         owner=opts.owner,
         idempotency_key=opts.idempotency_key,
         fingerprint=fingerprint,
+        options=with_crash_budget({}, jobs.settings.max_crashes),
     )
     [stored] = await jobs.store.enqueue([new])
     return stored.job, stored.created
@@ -670,6 +678,8 @@ def status_table(job: Job) -> Table:
     table.add_row("job", job.job)
     table.add_row("state", Text(job.state.value, style=_STATE_STYLE[job.state]))
     table.add_row("attempts", f"{job.attempts}/{job.max_attempts}")
+    if job.crashes:
+        table.add_row("lost", f"{job.crashes}/{job.max_crashes} (worker killed or cut off)")
     table.add_row("queue", f"{job.queue} (priority {job.priority})")
     table.add_row("owner", job.owner)
     table.add_row("args", Text(dumps(job.args)))

@@ -43,6 +43,7 @@ class JobOptions:
     queue: str
     priority: int
     log_events: bool
+    max_crashes: int | None = None  # None: JOBWIRE_MAX_CRASHES
 
     @property
     def max_attempts(self) -> int:
@@ -255,6 +256,7 @@ def build_options(
     queue: str,
     priority: int,
     log_events: bool,
+    max_crashes: int | None = None,
 ) -> JobOptions:
     where = f"job {getattr(fn, '__qualname__', fn)!r}"
     if executor is None:
@@ -267,6 +269,12 @@ def build_options(
         raise JobDefinitionError(f"{where}: timeout must be > 0 seconds, got {timeout!r}")
     if not queue or not isinstance(queue, str):
         raise JobDefinitionError(f"{where}: queue must be a non-empty string, got {queue!r}")
+    if max_crashes is not None and (
+        not isinstance(max_crashes, int) or isinstance(max_crashes, bool) or max_crashes < 1
+    ):
+        raise JobDefinitionError(
+            f"{where}: max_crashes must be an integer >= 1, got {max_crashes!r}"
+        )
     if isinstance(backoff, int | float):
         backoff = Backoff(base=float(backoff), cap=max(300.0, float(backoff)))
     return JobOptions(
@@ -277,4 +285,5 @@ def build_options(
         queue=queue,
         priority=priority,
         log_events=log_events,
+        max_crashes=max_crashes,
     )

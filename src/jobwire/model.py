@@ -12,7 +12,8 @@ queued      a worker's claim (→ running); a cancel request (→ cancelled)
 running     its worker: finish (→ succeeded), fail (→ queued to retry, or failed),
             release on graceful shutdown (→ queued, attempt not charged),
             mark_cancelled (→ cancelled); the reaper when the lease expires
-            (→ queued, or failed when attempts are spent); a job whose cancel was
+            (→ queued without charging the attempt, or failed once the job has
+            lost its worker ``max_crashes`` times); a job whose cancel was
             requested is never queued again: a retry, a release or an expiry ends
             it cancelled
 succeeded   nobody: terminal
@@ -34,6 +35,20 @@ from typing_extensions import dataclass_transform
 from jobwire.errors import AlreadyTerminal, InvalidTransition, StaleClaim
 
 JSON = Any
+
+# A lost lease (the worker killed, or cut off from the store) is not the job's fault and
+# does not spend its retries; a job that loses its worker this many times is taken for a
+# poison job (one that kills the process running it) and fails. Kept in a job's options
+# only when it differs from the default, so most jobs carry no options at all.
+DEFAULT_MAX_CRASHES = 3
+MAX_CRASHES_OPTION = "max_crashes"
+LEASE_EXPIRED = "LeaseExpired"  # the error of one lost attempt
+# Jobs lost together (one worker's, when it died) are due again spread over a window that
+# doubles with each crash, so that the innocent ones seldom run beside the job that
+# killed their worker a second and a third time, and are not charged its crash budget.
+CRASH_SPREAD_SECONDS = 1.0
+CRASH_SPREAD_CAP_SECONDS = 30.0
+CRASH_BUDGET_SPENT = "CrashBudgetExhausted"  # the error of a job failed for its crashes
 
 T = TypeVar("T")
 
@@ -155,10 +170,18 @@ class Job:
     last_seq: int = 0
     idempotency_key: str | None = None
     options: dict[str, JSON] = field(default_factory=dict)
+    crashes: int = 0  # leases lost while it ran: its worker killed or cut off
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def max_crashes(self) -> int:
+        """The crash budget: lost leases after which the job fails instead of running
+        again (its ``max_crashes`` option, else the default)."""
+        value = self.options.get(MAX_CRASHES_OPTION) if self.options else None
+        return value if isinstance(value, int) and value >= 1 else DEFAULT_MAX_CRASHES
 
 
 @_record
@@ -351,8 +374,28 @@ def release(job: Job, token: str, now: float) -> Change:
     )
 
 
+def crash_spread(job_id: str, crashes: int) -> float:
+    """How long after a lost lease the job is due again: a share of the window set by
+    four hex digits of its id (UUIDv7: random bits), another four at each crash, so it
+    is the same wherever it is computed (``store/lua/redis.lua`` computes it too)."""
+    window = min(CRASH_SPREAD_SECONDS * 2.0 ** (crashes - 1), CRASH_SPREAD_CAP_SECONDS)
+    k = (crashes - 1) % 3 + 1
+    digits = job_id[-4 * k : len(job_id) - 4 * (k - 1)]
+    try:
+        share = int(digits, 16) / 65536.0 if len(digits) == 4 else 0.0
+    except ValueError:
+        share = 0.0
+    return window * share
+
+
 def expire(job: Job, now: float) -> Change:
-    """The lease ran out (worker killed, host cut off). The attempt counts."""
+    """The lease ran out (worker killed, host cut off): not the job's fault.
+
+    The attempt is handed back uncharged, as at a graceful shutdown, and counted among the
+    job's crashes instead; the job is due again within :func:`crash_spread`. Once it has
+    lost its worker ``max_crashes`` times the job fails (a poison job must not loop for
+    ever). A job whose cancel was requested ends cancelled.
+    """
     if job.state is not State.RUNNING:
         raise InvalidTransition(job.id, job.state.value, "expire its lease")
     if job.lease_expires_at is not None and job.lease_expires_at > now:
@@ -366,12 +409,55 @@ def expire(job: Job, now: float) -> Change:
             finished_at=now,
             **_RELEASED,
         )
-    error = {
-        "type": "LeaseExpired",
-        "message": f"worker {job.worker_id} stopped heartbeating during attempt {job.attempts}",
+    crashes, budget = job.crashes + 1, job.max_crashes
+    lost = {
+        "type": LEASE_EXPIRED,
+        "message": f"worker {job.worker_id} stopped heartbeating during attempt {job.attempts} "
+        f"(lost lease {crashes} of at most {budget})",
     }
-    retry_at = now if job.attempts < job.max_attempts else None
-    return _failed_attempt(job, error, now, retry_at)
+    if crashes >= budget:
+        error = {
+            "type": CRASH_BUDGET_SPENT,
+            "message": f"the job lost its worker {crashes} times (killed, or cut off from the "
+            f"store, while running it) and its crash budget is max_crashes={budget}: it is "
+            f"taken for a job that kills its worker and not run again; last: {lost['message']}",
+        }
+        return _change(
+            job,
+            now,
+            EventDraft(
+                EventType.FAILED,
+                {"error": error, "attempt": job.attempts, "lost": True, "crashes": crashes},
+            ),
+            state=State.FAILED,
+            error=error,
+            finished_at=now,
+            crashes=crashes,
+            **_RELEASED,
+        )
+    due = now + crash_spread(job.id, crashes)
+    return _change(
+        job,
+        now,
+        EventDraft(
+            EventType.QUEUED,
+            {
+                "lost": True,
+                "worker": job.worker_id,
+                "attempt": job.attempts,
+                "crashes": crashes,
+                "max_crashes": budget,
+                "error": lost,
+                "next_run_at": due,
+            },
+        ),
+        state=State.QUEUED,
+        attempts=max(0, job.attempts - 1),
+        crashes=crashes,
+        error=lost,
+        scheduled_at=due,
+        **_RELEASED,
+    )
 
 
 def request_cancel(job: Job, now: float) -> Change:

@@ -39,6 +39,7 @@ class Settings:
     poll_seconds: float = 2.0  # backstop when a wake-up is lost; not the hot path
     cancel_grace_seconds: float = 5.0
     shutdown_grace_seconds: float = 25.0
+    max_crashes: int = 3  # lost leases before a job fails as one that kills its worker
     loop_lag_warn_seconds: float = 0.25
     event_loop: str = "auto"  # the CLI's loop: "auto" (uvloop when installed) or "asyncio"
     # Maintenance
@@ -77,6 +78,7 @@ class Settings:
                 f"({self.postgres_pool_max}), got {self.postgres_pool_min}"
             )
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
+        _positive(self, "max_crashes")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")

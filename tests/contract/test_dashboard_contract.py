@@ -58,12 +58,17 @@ async def test_attempts_list_each_run_with_its_worker_times_and_how_it_ended(
     assert attempts[0].started_at <= attempts[0].ended_at <= attempts[1].started_at  # type: ignore[operator]
 
 
-async def test_an_expired_lease_ends_its_attempt_as_lease_expired(store: Store) -> None:
-    job = await enqueue_one(store)
-    await store.claim("w1", ["default"], ["crunch"], 1, 1.0)
-    await store.reap(now=time.time() + 10)
-    [attempt] = await store.attempts(job.id)
-    assert (attempt.worker, attempt.outcome) == ("w1", "lease expired")
+async def test_an_expired_lease_ends_its_attempt_as_lost_apart_from_failures(
+    store: Store,
+) -> None:
+    job = await enqueue_one(store, max_attempts=2)
+    await store.claim("w1", ["default"], ["crunch"], 1, -5.0)  # a lease run out long ago
+    assert [j.id for j in await store.reap(now=time.time() - 2.0)] == [job.id]  # due now
+    [claim] = await store.claim("w2", ["default"], ["crunch"], 1, 30.0)
+    await store.fail(claim.job.id, claim.token, {"type": "ValueError", "message": "no"}, None)
+    lost, failed = await store.attempts(job.id)
+    assert (lost.worker, lost.outcome, lost.error["type"]) == ("w1", "lost", "LeaseExpired")  # type: ignore[index]
+    assert (failed.worker, failed.outcome) == ("w2", "failed")
 
 
 async def test_a_job_cancelled_while_queued_has_no_attempts(store: Store) -> None:

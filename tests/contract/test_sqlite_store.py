@@ -118,8 +118,8 @@ async def test_a_write_through_one_store_is_fenced_by_a_claim_through_another(
     first: SQLiteStore, second: SQLiteStore
 ) -> None:
     await first.enqueue([new(max_attempts=2)])
-    [zombie] = await first.claim("w1", ["default"], ["crunch"], 1, 0.0)
-    await second.reap()
+    [zombie] = await first.claim("w1", ["default"], ["crunch"], 1, -5.0)
+    await second.reap(now=time.time() - 2.0)  # long after the lease: due again now
     [current] = await second.claim("w2", ["default"], ["crunch"], 1, 3600.0)
     with pytest.raises(StaleClaim):
         await first.finish(zombie.job.id, zombie.token, "zombie")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from jobwire import model
 from jobwire.errors import (
     AlreadyTerminal,
     IdempotencyConflict,
@@ -529,8 +530,8 @@ async def test_a_fenced_write_with_a_wrong_token_is_refused_and_changes_nothing(
 @pytest.mark.parametrize("write", list(FENCED))
 async def test_a_fenced_write_from_a_replaced_attempt_is_refused(store: Store, write: str) -> None:
     [enqueued] = await store.enqueue([new(max_attempts=2)])
-    [zombie] = await store.claim("w1", ["default"], ["crunch"], 1, 0.0)
-    await store.reap(now=time.time())
+    [zombie] = await store.claim("w1", ["default"], ["crunch"], 1, -5.0)
+    await store.reap(now=time.time() - 2.0)  # long after the lease: due again now
     [current] = await store.claim("w2", ["default"], ["crunch"], 1, LONG_LEASE)
     assert current.job.id == enqueued.job.id
     with pytest.raises(StaleClaim):
@@ -779,29 +780,70 @@ async def expired_claim(store: Store, **fields: Any) -> Claim:
     return claim
 
 
-async def test_reap_requeues_a_job_whose_lease_expired_and_counts_the_attempt(
+async def test_reap_requeues_a_job_whose_lease_expired_without_charging_the_attempt(
     store: Store,
 ) -> None:
-    claim = await expired_claim(store, max_attempts=2)
+    claim = await expired_claim(store, max_attempts=1)  # retries=0: the default
     at = time.time() + 10
     [reaped] = await store.reap(now=at)
     assert reaped.id == claim.job.id and await store.get(claim.job.id) == reaped
-    assert reaped.state is State.QUEUED and reaped.attempts == 1
-    assert reaped.scheduled_at == at and reaped.claim_token is None
+    assert reaped.state is State.QUEUED and reaped.attempts == 0 and reaped.crashes == 1
+    assert at <= reaped.scheduled_at <= at + model.CRASH_SPREAD_SECONDS
+    assert reaped.claim_token is None
     assert reaped.error is not None and reaped.error["type"] == "LeaseExpired"
     last = (await store.events(claim.job.id))[-1]
-    assert (last.type, last.data["attempt"], last.at) == (EventType.RETRYING, 1, at)
+    assert (last.type, last.at) == (EventType.QUEUED, at)
+    assert last.data["next_run_at"] == reaped.scheduled_at
+    assert {k: last.data[k] for k in ("lost", "attempt", "crashes", "worker")} == {
+        "lost": True,
+        "attempt": 1,
+        "crashes": 1,
+        "worker": "w1",
+    }
     with pytest.raises(StaleClaim):
         await store.finish(claim.job.id, claim.token, 1)
 
 
-async def test_reap_fails_a_job_whose_lease_expired_on_its_last_attempt(store: Store) -> None:
-    claim = await expired_claim(store, max_attempts=1)
-    [reaped] = await store.reap(now=time.time() + 10)
+async def lose_lease(store: Store, job: Job) -> Job:
+    """Claim the job and lose its lease: a lease that ran out long ago is reaped as of a
+    moment past it, so the job (spread after the reap by at most a second) is due now."""
+    await store.claim("w1", [job.queue], [job.job], 1, -5.0)
+    [reaped] = await store.reap(now=time.time() - 2.0)
+    assert reaped.id == job.id
+    return reaped
+
+
+async def test_a_job_without_retries_runs_again_after_a_lost_lease_and_succeeds(
+    store: Store,
+) -> None:
+    job = await enqueue_one(store, max_attempts=1)
+    await lose_lease(store, job)
+    [again] = await store.claim("w2", [job.queue], [job.job], 1, LONG_LEASE)
+    assert again.job.attempts == 1 and again.job.crashes == 1
+    done = await store.finish(again.job.id, again.token, 7)
+    assert (done.state, done.result, done.crashes) == (State.SUCCEEDED, 7, 1)
+
+
+async def test_reap_fails_a_job_that_spent_its_crash_budget(store: Store) -> None:
+    job = await enqueue_one(store, max_attempts=5)
+    for crash in range(1, model.DEFAULT_MAX_CRASHES + 1):
+        reaped = await lose_lease(store, job)
+        assert reaped.crashes == crash and (await store.events(job.id))[-2].data["attempt"] == 1
     assert reaped.state is State.FAILED and reaped.attempts == 1
-    assert reaped.error is not None and reaped.error["type"] == "LeaseExpired"
+    assert reaped.error is not None and reaped.error["type"] == "CrashBudgetExhausted"
+    assert f"lost its worker {model.DEFAULT_MAX_CRASHES} times" in reaped.error["message"]
     assert reaped.finished_at is not None
-    assert (await store.events(claim.job.id))[-1].type is EventType.FAILED
+    last = (await store.events(job.id))[-1]
+    assert last.type is EventType.FAILED and last.data["lost"] is True
+    assert await store.get(job.id) == reaped
+
+
+async def test_reap_honours_a_crash_budget_set_on_the_job(store: Store) -> None:
+    claim = await expired_claim(store, max_attempts=3, options={"max_crashes": 1})
+    [reaped] = await store.reap(now=time.time() + 10)
+    assert reaped.state is State.FAILED and reaped.crashes == 1
+    assert reaped.error is not None and reaped.error["type"] == "CrashBudgetExhausted"
+    assert claim.job.max_crashes == 1
 
 
 async def test_reap_cancels_a_job_whose_cancel_was_requested(store: Store) -> None:
@@ -824,9 +866,11 @@ async def test_reap_leaves_live_leases_and_other_states_alone(store: Store) -> N
 async def test_reap_without_now_uses_the_stores_clock(store: Store) -> None:
     job = await enqueue_one(store, max_attempts=2)
     [claim] = await store.claim("w1", ["default"], ["crunch"], 1, 0.0)
+    before = time.time()
     [reaped] = await store.reap()
-    assert reaped.id == claim.job.id and reaped.state is State.QUEUED
-    assert await claim_all(store) == [job.id]  # due again at once
+    assert reaped.id == claim.job.id == job.id and reaped.state is State.QUEUED
+    # Due again within the crash spread of the store's clock (PostgreSQL: the server's).
+    assert before - 1.0 <= reaped.scheduled_at <= time.time() + 1.0 + model.CRASH_SPREAD_SECONDS
 
 
 # -- prune -------------------------------------------------------------------------------

@@ -35,7 +35,15 @@ from hypothesis.stateful import (
 )
 
 from jobwire.errors import AlreadyTerminal, IdempotencyConflict, JobNotFound, StaleClaim
-from jobwire.model import STATE_EVENT, Event, EventDraft, EventType, Job, State
+from jobwire.model import (
+    CRASH_SPREAD_SECONDS,
+    STATE_EVENT,
+    Event,
+    EventDraft,
+    EventType,
+    Job,
+    State,
+)
 from jobwire.store.base import ListQuery, NewJob, Store
 
 T = TypeVar("T")
@@ -266,15 +274,18 @@ class StoreMachine(RuleBasedStateMachine):
         for job in reaped:
             old = before[job.id]
             assert job == self.job(job.id)
-            assert job.attempts == old.attempts and job.claim_token is None
+            assert job.claim_token is None
             if old.cancel_requested:
-                assert job.state is State.CANCELLED
-            elif old.attempts < old.max_attempts:
-                assert job.state is State.QUEUED and job.scheduled_at == at
+                assert job.state is State.CANCELLED and job.attempts == old.attempts
+            elif old.crashes + 1 < old.max_crashes:
+                # A lost lease is not the job's fault: handed back uncharged.
+                assert job.state is State.QUEUED
+                assert at <= job.scheduled_at <= at + CRASH_SPREAD_SECONDS
+                assert job.attempts == old.attempts - 1 and job.crashes == old.crashes + 1
                 assert job.error is not None and job.error["type"] == "LeaseExpired"
             else:
-                assert job.state is State.FAILED
-                assert job.error is not None and job.error["type"] == "LeaseExpired"
+                assert job.state is State.FAILED and job.crashes == old.max_crashes
+                assert job.error is not None and job.error["type"] == "CrashBudgetExhausted"
 
     @rule(job_id=jobs, who=st.sampled_from(["anyone", "its owner", "a stranger"]))
     def a_client_cancels(self, job_id: str, who: str) -> None:
@@ -456,10 +467,14 @@ class StoreMachine(RuleBasedStateMachine):
         terminal = [e for e in events if e.type.terminal]
         assert len(terminal) == (1 if job.terminal else 0), (job, moves)
         assert not job.terminal or events[-1] is terminal[0], (job, moves)
-        # Every claim is one attempt, except those handed back by a release.
+        # Every claim is one attempt, except those handed back by a release or lost with
+        # their lease; every lost one is a crash.
         started = sum(e.type is EventType.STARTED for e in events)
         released = sum(e.type is EventType.QUEUED and "released" in e.data for e in events)
-        assert job.attempts == started - released, (job, moves)
+        lost = sum(e.type is EventType.QUEUED and e.data.get("lost") is True for e in events)
+        assert job.attempts == started - released - lost, (job, moves)
+        spent = (job.error or {}).get("type") == "CrashBudgetExhausted"  # the last one lost
+        assert job.crashes == lost + (1 if spent else 0), (job, moves)
 
 
 def test_random_operations_keep_every_rule(store_factory: StoreFactory) -> None:

@@ -76,14 +76,14 @@ async def test_counts_give_every_state_of_every_queue_as_the_jobs_move(store: St
 
 
 async def test_totals_count_each_kind_of_transition_per_queue_and_job(store: Store) -> None:
-    await store.enqueue([new(max_attempts=2) for _ in range(3)])
+    await store.enqueue([new(max_attempts=2, options={"max_crashes": 1}) for _ in range(3)])
     await store.enqueue([new(job="crawl")])
     claims = await store.claim("w1", ["default"], ["crunch"], 3, LEASE)
     await store.finish(claims[0].job.id, claims[0].token, 1)
     await store.fail(claims[1].job.id, claims[1].token, {"type": "E", "message": "x"}, time.time())
     short = await store.claim("w1", ["default"], ["crunch"], 1, 0.5)  # the retried one
     assert [c.job.id for c in short] == [claims[1].job.id]
-    reaped = await store.reap(now=time.time() + 60)  # its lease ran out: no attempts left
+    reaped = await store.reap(now=time.time() + 60)  # its lease ran out: no crashes left
     assert [j.id for j in reaped] == [claims[1].job.id]
     assert reaped[0].state is State.FAILED
     await store.mark_cancelled(claims[2].job.id, claims[2].token)

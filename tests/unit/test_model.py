@@ -17,6 +17,7 @@ from jobwire import (
     State,
     model,
 )
+from jobwire.ids import new_job_id
 from jobwire.model import STATE_EVENT, Change, EventDraft
 
 NOW = 1_000.0
@@ -166,22 +167,60 @@ def test_release_of_a_job_asked_to_cancel_ends_it_cancelled() -> None:
     assert types(change) == [EventType.CANCELLED]
 
 
-def test_an_expired_lease_with_attempts_left_requeues_at_once_and_counts_the_attempt() -> None:
+def test_an_expired_lease_requeues_at_once_without_charging_the_attempt() -> None:
     later = NOW + LEASE + 1
     change = model.expire(running(), later)
     assert change.job.state is State.QUEUED
-    assert types(change) == [EventType.RETRYING]
-    assert change.job.attempts == 1
-    assert change.job.scheduled_at == later
+    assert types(change) == [EventType.QUEUED]
+    lost = change.events[0].data
+    assert (lost["lost"], lost["attempt"], lost["crashes"], lost["worker"]) == (True, 1, 1, "w1")
+    assert change.job.attempts == 0, "a lost lease is not the job's fault: retries untouched"
+    assert change.job.crashes == 1
+    assert later <= change.job.scheduled_at <= later + model.CRASH_SPREAD_SECONDS
+    assert lost["next_run_at"] == change.job.scheduled_at
     assert change.job.error is not None and change.job.error["type"] == "LeaseExpired"
     assert_released(change.job)
 
 
-def test_an_expired_lease_on_the_last_attempt_ends_failed() -> None:
-    change = model.expire(running(attempts=3), NOW + LEASE)
+def test_a_job_without_retries_survives_lost_leases_until_its_crash_budget() -> None:
+    job = model.enqueue(Job(id=JOB_ID, job="crunch", args={}, max_attempts=1), NOW).job
+    for crash in range(1, model.DEFAULT_MAX_CRASHES):
+        job = model.claim(job, "w1", TOKEN, NOW, LEASE).job
+        job = model.expire(job, NOW + LEASE).job
+        assert (job.state, job.attempts, job.crashes) == (State.QUEUED, 0, crash)
+    job = model.claim(job, "w1", TOKEN, NOW, LEASE).job
+    change = model.expire(job, NOW + LEASE)
     assert change.job.state is State.FAILED
     assert types(change) == [EventType.FAILED]
-    assert change.events[0].data["error"]["type"] == "LeaseExpired"
+    error = change.events[0].data["error"]
+    assert error["type"] == "CrashBudgetExhausted"
+    assert f"lost its worker {model.DEFAULT_MAX_CRASHES} times" in error["message"]
+    assert change.job.crashes == model.DEFAULT_MAX_CRASHES
+
+
+def test_jobs_lost_together_are_due_again_spread_over_a_window_that_doubles() -> None:
+    ids = [new_job_id() for _ in range(200)]
+    for crashes, window in [(1, 1.0), (2, 2.0), (3, 4.0), (9, 30.0)]:
+        spreads = [model.crash_spread(job_id, crashes) for job_id in ids]
+        assert all(0.0 <= s < window for s in spreads)
+        assert len(set(spreads)) > 150, "jobs lost together are not due together"
+        assert max(spreads) > window * 0.8
+    assert model.crash_spread("not-hex!", 1) == 0.0
+
+
+def test_a_crash_budget_set_on_the_job_is_honoured() -> None:
+    job = model.enqueue(Job(id=JOB_ID, job="crunch", args={}, options={"max_crashes": 1}), NOW).job
+    job = model.claim(job, "w1", TOKEN, NOW, LEASE).job
+    assert job.max_crashes == 1
+    assert model.expire(job, NOW + LEASE).job.state is State.FAILED
+
+
+def test_lost_leases_and_failures_spend_separate_budgets() -> None:
+    job = running(crashes=model.DEFAULT_MAX_CRASHES - 1)  # max_attempts=3
+    job = model.fail(job, TOKEN, ERROR, NOW, NOW).job
+    assert (job.state, job.attempts, job.crashes) == (State.QUEUED, 1, 2)
+    job = model.claim(job, "w1", TOKEN, NOW, LEASE).job
+    assert model.expire(job, NOW + LEASE).job.state is State.FAILED
 
 
 def test_an_expired_lease_of_a_job_asked_to_cancel_ends_cancelled() -> None:

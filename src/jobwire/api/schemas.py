@@ -90,8 +90,13 @@ class JobView(BaseModel):
     progress: ProgressView | None
     result: Any
     error: ErrorView | None
-    attempts: int
+    attempts: int = Field(description="Attempts charged: runs that ended in the job's own error")
     max_attempts: int
+    crashes: int = Field(
+        description="Runs lost with their worker (killed, or cut off from the store): not "
+        "charged to attempts; the job fails once they reach max_crashes"
+    )
+    max_crashes: int
     priority: int
     queue: str
     cancel_requested: bool
@@ -134,6 +139,8 @@ def job_view(job: Job, base: str, webhooks: Sequence[Delivery] | None = None) ->
         "error": _error_view(job.error),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        "crashes": job.crashes,
+        "max_crashes": job.max_crashes,
         "priority": job.priority,
         "queue": job.queue,
         "cancel_requested": job.cancel_requested,

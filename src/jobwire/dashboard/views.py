@@ -31,6 +31,8 @@ def job_summary(job: Job) -> dict[str, Any]:
         "priority": job.priority,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
+        "crashes": job.crashes,
+        "max_crashes": job.max_crashes,
         "progress": job.progress.as_dict() if job.progress is not None else None,
         "cancel_requested": job.cancel_requested,
         "created_at": job.created_at,

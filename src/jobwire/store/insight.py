@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from jobwire.model import Event, EventType, State
+from jobwire.model import LEASE_EXPIRED, Event, EventType, State
 
 # A retry is enqueued under this idempotency key (scoped to the original's owner): a
 # double-click makes one new job, and the key finds the retry from the original.
@@ -41,7 +41,7 @@ class Attempt:
     worker: str | None
     started_at: float
     ended_at: float | None = None
-    outcome: str | None = None  # succeeded, failed, retrying, cancelled, released, lease expired
+    outcome: str | None = None  # succeeded, failed, retrying, cancelled, released, lost
     error: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,8 +58,9 @@ class Attempt:
 def attempts_from(events: Iterable[Event]) -> list[Attempt]:
     """Every attempt in the log, in order; the last one open while the job runs.
 
-    A ``started`` event opens an attempt; the next ``retrying``, terminal, or released
-    ``queued`` event closes it. A lease that ran out is told by its error type.
+    A ``started`` event opens an attempt; the next ``retrying``, terminal, or released or
+    lost ``queued`` event closes it. An attempt whose lease ran out (its worker killed or
+    cut off) is ``lost``: not the job's failure, and not charged to its retries.
     """
     done: list[Attempt] = []
     current: Attempt | None = None
@@ -97,12 +98,15 @@ def attempts_from(events: Iterable[Event]) -> list[Attempt]:
 
 
 def _outcome(event: Event) -> str | None:
+    if event.data.get("lost") is True:
+        return "lost"
     error = event.data.get("error")
-    expired = isinstance(error, dict) and error.get("type") == "LeaseExpired"
+    if isinstance(error, dict) and error.get("type") == LEASE_EXPIRED:
+        return "lost"  # an older log: a lost lease used to be charged as a failure
     if event.type is EventType.RETRYING:
-        return "lease expired" if expired else "retrying"
+        return "retrying"
     if event.type is EventType.FAILED:
-        return "lease expired" if expired else "failed"
+        return "failed"
     if event.type in (EventType.SUCCEEDED, EventType.CANCELLED):
         return event.type.value
     if event.type is EventType.QUEUED and event.data.get("released"):

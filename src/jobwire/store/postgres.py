@@ -125,7 +125,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 log = logging.getLogger("jobwire.store.postgres")
 
 _STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
-SCHEMA_VERSION = 3  # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim
+SCHEMA_VERSION = 4  # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim;
+# 4: jobwire_jobs.crashes
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -231,6 +232,7 @@ def _row_to_job(row: asyncpg.Record, at: int = 0) -> Job:
         row[at + 21],
         row[at + 22],
         _json(row[at + 23]),
+        row[at + 24],
     )
 
 
@@ -1522,7 +1524,10 @@ class PostgresStore(Store):
             reaped = []
             for row in await tx.conn.fetch(tx.sql["expired_leases"], now):
                 job = tx.read(row)
-                reaped.append(tx.apply(model.expire(job, tx.now), fence=job.claim_token))
+                change = model.expire(job, tx.now)
+                if change.job.crashes != job.crashes:
+                    await tx.conn.execute(tx.sql["set_crashes"], job.id, change.job.crashes)
+                reaped.append(tx.apply(change, fence=job.claim_token))
             return reaped
 
         reaped = await self._write(op)

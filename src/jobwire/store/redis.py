@@ -246,6 +246,7 @@ def _job_from(h: Mapping[str, str]) -> Job:
         last_seq=int(h["last_seq"]),
         idempotency_key=h.get("idempotency_key"),
         options=_decode(h["options"]),
+        crashes=int(h.get("crashes") or 0),
     )
 
 

@@ -67,7 +67,7 @@ from jobwire.store.wakebus import WakeBus, bus_directory
 
 log = logging.getLogger("jobwire.store.sqlite")
 
-SCHEMA_VERSION = "3"  # 2: webhook_deliveries; 3: job_stats, workers
+SCHEMA_VERSION = "4"  # 2: webhook_deliveries; 3: job_stats, workers; 4: jobs.crashes
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -135,6 +135,7 @@ _JOB_COLUMNS = (
     "last_seq",
     "idempotency_key",
     "options",
+    "crashes",
 )
 _STATES = {state.value: state for state in State}
 _EVENT_TYPES = {kind.value: kind for kind in EventType}
@@ -175,7 +176,8 @@ def row_to_job(row: tuple[Any, ...]) -> Job:
         last_seq,
         idempotency_key,
         options,
-    ) = row[:24]
+        crashes,
+    ) = row[:25]
     progress_value = _json_field(progress)
     return Job(
         id_,
@@ -202,6 +204,7 @@ def row_to_job(row: tuple[Any, ...]) -> Job:
         last_seq,
         idempotency_key,
         _json_field(options),
+        crashes,
     )
 
 
@@ -288,6 +291,19 @@ def _finished_params(query: FinishedQuery) -> dict[str, Any]:
         "after": query.finished_after,
         "before": query.finished_before,
     }
+
+
+# Columns added to a table after its first version: (table, column, definition).
+_ADDED_COLUMNS = (("jobs", "crashes", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an older jobwire to the current columns (``CREATE TABLE IF
+    NOT EXISTS`` leaves an existing table as it was)."""
+    for table, column, definition in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -475,6 +491,7 @@ _MUTABLE: dict[str, Callable[[Job], Any]] = {
     "worker_id": lambda j: j.worker_id,
     "cancel_requested": lambda j: int(j.cancel_requested),
     "last_seq": lambda j: j.last_seq,
+    "crashes": lambda j: j.crashes,
 }
 _JSON_COLUMNS = {"progress", "result", "error"}  # stored as text, encoded when written
 
@@ -839,6 +856,7 @@ class SQLiteStore(Store):
             try:
                 row = conn.execute(SQL["get_meta"], ("schema_version",)).fetchone()
                 if row is None or row[0] != SCHEMA_VERSION:
+                    _add_missing_columns(conn)
                     # Counters start from the jobs already stored (none in a new file).
                     conn.execute(SQL["clear_state_stats"])
                     conn.execute(SQL["count_state_stats"])

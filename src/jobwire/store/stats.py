@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from jobwire.model import Change, EventType, Job, State
+from jobwire.model import LEASE_EXPIRED, Change, EventType, Job, State
 
 # Upper bounds, in seconds, of the wait and run time histograms' buckets.
 BUCKETS: tuple[float, ...] = (
@@ -59,9 +59,11 @@ def _lease_expired(change: Change) -> bool:
     """Whether this change ends an attempt because its lease ran out (model.expire)."""
     for event in change.events:
         data = event.data
+        if data.get("lost") is True:
+            return True
         if event.type in (EventType.RETRYING, EventType.FAILED):
             error = data.get("error")
-            if isinstance(error, Mapping) and error.get("type") == "LeaseExpired":
+            if isinstance(error, Mapping) and error.get("type") == LEASE_EXPIRED:
                 return True
         elif event.type is EventType.CANCELLED and str(data.get("reason", "")).startswith(
             "lease expired"

@@ -484,6 +484,7 @@ function jobPage(job, act) {
       fact("id", h("code", { id: "job-id" }, job.id)),
       fact("owner", job.owner), fact("queue", job.queue), fact("priority", job.priority),
       fact("attempts", `${job.attempts} of ${job.max_attempts}`),
+      job.crashes ? fact("lost", h("span", { id: "job-crashes" }, `${job.crashes} of ${job.max_crashes} (worker killed or cut off; not charged to attempts)`)) : null,
       fact("created", time(job.created_at)), fact("started", time(job.started_at)),
       fact("finished", time(job.finished_at)),
       job.retry_of ? fact("retry of", h("a", { id: "retry-of", href: `#/jobs/${job.retry_of}` }, job.retry_of)) : null,

@@ -428,14 +428,52 @@ local function expire(job, now)
     changed(job)
     return true
   end
-  local err = cjson.encode({
-    type = 'LeaseExpired',
-    message = 'worker ' .. tostring(job.worker_id) .. ' stopped heartbeating during attempt '
-      .. job.attempts,
-  })
-  local retry_at = nil
-  if job.attempts < job.max_attempts then retry_at = now end
-  failed_attempt(job, err, now, retry_at)
+  -- Not the job's fault: the attempt is handed back uncharged and counted as a crash,
+  -- until the crash budget (the job's max_crashes option, else model.DEFAULT_MAX_CRASHES).
+  local crashes = (tonumber(redis.call('HGET', job.key, 'crashes')) or 0) + 1
+  local budget = 3
+  local options = cjson.decode(redis.call('HGET', job.key, 'options') or '{}')
+  if type(options) == 'table' and type(options.max_crashes) == 'number'
+    and options.max_crashes >= 1 and options.max_crashes == math.floor(options.max_crashes) then
+    budget = options.max_crashes
+  end
+  local lost_message = 'worker ' .. tostring(job.worker_id) .. ' stopped heartbeating during attempt '
+    .. job.attempts .. ' (lost lease ' .. crashes .. ' of at most ' .. budget .. ')'
+  local lost = cjson.encode({ type = 'LeaseExpired', message = lost_message })
+  redis.call('HSET', job.key, 'crashes', crashes)
+  if crashes >= budget then
+    local err = cjson.encode({
+      type = 'CrashBudgetExhausted',
+      message = 'the job lost its worker ' .. crashes .. ' times (killed, or cut off from the '
+        .. 'store, while running it) and its crash budget is max_crashes=' .. budget
+        .. ': it is taken for a job that kills its worker and not run again; last lost: '
+        .. lost_message,
+    })
+    release_claim(job)
+    redis.call('HSET', job.key, 'error', err)
+    append(job, now, 'failed', '{"error":' .. err .. ',"attempt":' .. job.attempts ..
+      ',"lost":true,"crashes":' .. crashes .. '}')
+    set_state(job, 'failed')
+    finish_at(job, now)
+    changed(job)
+    return true
+  end
+  -- model.crash_spread
+  local window = math.min(2 ^ (crashes - 1), 30)
+  local k = (crashes - 1) % 3 + 1
+  local share = tonumber(string.sub(job.id, -4 * k, #job.id - 4 * (k - 1)), 16)
+  if not share or #string.sub(job.id, -4 * k, #job.id - 4 * (k - 1)) ~= 4 then share = 0 end
+  local due = tonumber(now) + window * (share / 65536)
+  local due_text = string.format('%.17g', due)
+  append(job, now, 'queued', '{"lost":true,"worker":' .. cjson.encode(job.worker_id) ..
+    ',"attempt":' .. job.attempts .. ',"crashes":' .. crashes .. ',"max_crashes":' .. budget ..
+    ',"error":' .. lost .. ',"next_run_at":' .. due_text .. '}')
+  set_state(job, 'queued')
+  job.attempts = math.max(0, job.attempts - 1)
+  redis.call('HSET', job.key, 'attempts', job.attempts, 'scheduled_at', due_text, 'error', lost)
+  release_claim(job)
+  enter_queue(job, due_text)
+  changed(job)
   return true
 end
 

@@ -436,6 +436,15 @@ BEGIN
 END
 $fn$;
 
+-- name: migrate_4
+-- Leases a job lost while it ran (its worker killed or cut off): counted apart from its
+-- attempts, against its crash budget (jobwire.model.expire).
+ALTER TABLE {schema}.jobwire_jobs ADD COLUMN IF NOT EXISTS crashes integer NOT NULL DEFAULT 0;
+
+-- name: set_crashes
+-- Only the reaper changes the count (model.expire), in the transaction of its update.
+UPDATE {schema}.jobwire_jobs SET crashes = $2 WHERE id = $1;
+
 -- name: cursor_epoch
 SELECT value::bigint FROM {schema}.jobwire_meta WHERE key = 'cursor_epoch';
 

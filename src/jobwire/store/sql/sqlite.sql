@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     last_seq         INTEGER NOT NULL,
     idempotency_key  TEXT,
-    options          TEXT NOT NULL DEFAULT '{}'
+    options          TEXT NOT NULL DEFAULT '{}',
+    crashes          INTEGER NOT NULL DEFAULT 0
 );
 -- Claims read only queued rows, in priority then due-time order.
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (queue, priority DESC, scheduled_at, id)
@@ -130,7 +131,7 @@ UPDATE jobs SET
     started_at = :started_at, finished_at = :finished_at, progress = :progress,
     result = :result, error = :error, lease_expires_at = :lease_expires_at,
     claim_token = :claim_token, worker_id = :worker_id,
-    cancel_requested = :cancel_requested, last_seq = :last_seq
+    cancel_requested = :cancel_requested, last_seq = :last_seq, crashes = :crashes
 WHERE id = :id;
 
 -- name: insert_event
