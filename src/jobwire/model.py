@@ -374,6 +374,14 @@ def release(job: Job, token: str, now: float) -> Change:
     )
 
 
+def runs_alone(job: Job) -> bool:
+    """Whether a worker must run the job with nothing beside it: it has lost its worker
+    before, and one more loss would spend its crash budget. A job dying beside a poison
+    job in the same process cannot tell its crash from the poison's; run alone, the next
+    loss can only be its own, so only a job that kills its worker is failed for it."""
+    return job.crashes >= 1 and job.crashes >= job.max_crashes - 1
+
+
 def crash_spread(job_id: str, crashes: int) -> float:
     """How long after a lost lease the job is due again: a share of the window set by
     four hex digits of its id (UUIDv7: random bits), another four at each crash, so it

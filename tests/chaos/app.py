@@ -76,24 +76,25 @@ def blocking(ctx: JobContext, seconds: float) -> str:
     return "resumed" if resumed else "finished"
 
 
-@jobs.job(retries=2)
+@jobs.job
 async def poison(ctx: JobContext) -> None:
     """Kills the worker that runs it, every time."""
     record("start", ctx)
     os._exit(1)
 
 
-@jobs.job(retries=3)
+@jobs.job
 async def noop(ctx: JobContext, n: int) -> int:
-    """A healthy job. Its retries cover being lost in a crash the poison job causes."""
+    """A healthy job, without retries: a crash the poison job causes is not its fault."""
     record("start", ctx)
     record("end", ctx)
     return n
 
 
-@jobs.job(retries=20)
+@jobs.job(max_crashes=11)
 async def work(ctx: JobContext, ms: int) -> int:
-    """A short job; its retries cover being lost in server crashes."""
+    """A short job without retries: being lost in a server crash is not its fault, and
+    ten crashes cannot spend its crash budget (the default, 3, could be by bad luck)."""
     record("start", ctx)
     await asyncio.sleep(ms / 1000)
     record("end", ctx)

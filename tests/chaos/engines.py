@@ -68,7 +68,7 @@ class StoreLedger:
             page = await self.store.list(ListQuery(states=states, before_id=before, limit=_PAGE))
             rows.extend(
                 Row(j.id, j.job, j.state.value, j.attempts, j.max_attempts, j.error, j.result,
-                    j.worker_id)
+                    j.worker_id, j.crashes)
                 for j in page.items
             )  # fmt: skip
             if page.next_cursor is None:

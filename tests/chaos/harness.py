@@ -216,6 +216,7 @@ class Row:
     error: dict[str, Any] | None
     result: Any
     worker_id: str | None
+    crashes: int = 0
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,8 @@ class Ledger:
             return {}
         with self._conn() as conn:
             rows = conn.execute(
-                "SELECT id, job, state, attempts, max_attempts, error, result, worker_id FROM jobs"
+                "SELECT id, job, state, attempts, max_attempts, error, result, worker_id, crashes "
+                "FROM jobs"
             ).fetchall()
         return {
             r["id"]: Row(
@@ -259,6 +261,7 @@ class Ledger:
                 json.loads(r["error"]) if r["error"] else None,
                 json.loads(r["result"]) if r["result"] else None,
                 r["worker_id"],
+                r["crashes"],
             )
             for r in rows
         }

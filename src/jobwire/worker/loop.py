@@ -18,6 +18,11 @@ keeps its own clock: once a lease has gone unrenewed for ``lease_seconds``, coun
 from when the last renewal that succeeded was *sent*, the store may already have given
 the job to another worker, so this one stops the attempt instead of running it beside
 its successor. Fencing refuses whatever it still writes.
+
+A job that would spend its crash budget at its next lost lease (see
+:func:`jobwire.model.runs_alone`) runs alone: a claim that brings one hands the rest back
+(uncharged), and the worker claims nothing more until it runs nothing, so that if the
+process dies again, the job that killed it is the only one charged.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from jobwire.errors import JobwireError, StoreUnavailable
 from jobwire.feed.hub import Hub, Watch
 from jobwire.ids import new_token
 from jobwire.jobs import EXECUTORS, Executor
+from jobwire.model import runs_alone
 from jobwire.outage import STORE_BACKOFF, Outage
 from jobwire.settings import Settings
 from jobwire.store.base import Claim, Doorbell, Store, WorkerInfo
@@ -99,6 +105,8 @@ class Worker:
         self._recording = Outage(log, f"worker {self.id}: recording outcomes")
         self._beat_outage = Outage(log, f"worker {self.id} heartbeat")
         self._started_at: float | None = None
+        # A job that must run alone was claimed: claim nothing until nothing runs here.
+        self._alone = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -279,6 +287,10 @@ class Worker:
         Returns (all slots busy now, some claim got every job it asked for). When a
         claim fails, the jobs the others got are still run, then its error is raised.
         """
+        if self._alone:
+            if self.attempts:
+                return True, False  # a finishing job wakes the loop
+            self._alone = False
         wanted = {k: self._free(k) for k in self._executors}
         kinds = [k for k, free in wanted.items() if free > 0]
         if not kinds:
@@ -303,6 +315,12 @@ class Worker:
             # so nothing is claimed by this worker after it was told to stop.
             await asyncio.gather(*(self._hand_back(claim) for claim in claimed))
             return False, False
+        alone = next((claim for claim in claimed if runs_alone(claim.job)), None)
+        if alone is not None:
+            await self._run_alone(alone, claimed, asked)
+            if failure is not None:
+                raise failure
+            return True, False
         for claim in claimed:
             self._launch(claim, asked)
         if failure is not None:
@@ -310,13 +328,35 @@ class Worker:
         more = any(len(claims) == wanted[k] for k, claims in got.items())
         return all(self._free(k) <= 0 for k in self._executors), more
 
+    async def _run_alone(self, alone: Claim, claimed: Sequence[Claim], asked: float) -> None:
+        """Run ``alone`` with nothing beside it when nothing runs here now; hand back the
+        rest of the claim (and ``alone`` too, while other jobs still run)."""
+        keep = alone if not self.attempts else None
+        self._alone = True
+        await asyncio.gather(*(self._hand_back(c) for c in claimed if c is not keep))
+        if keep is None:
+            log.info(
+                "job %s (%s) has lost its worker %d times: handed back until this worker "
+                "runs nothing else",
+                alone.job.id,
+                alone.job.job,
+                alone.job.crashes,
+            )
+            return
+        log.warning(
+            "job %s (%s) has lost its worker %d times (crash budget %d): running it alone",
+            alone.job.id,
+            alone.job.job,
+            alone.job.crashes,
+            alone.job.max_crashes,
+        )
+        self._launch(keep, asked)
+
     async def _hand_back(self, claim: Claim) -> None:
         try:
             await self.store.release(claim.job.id, claim.token)
         except JobwireError as exc:
-            log.warning(
-                "job %s: not handed back at stop (its lease will expire): %s", claim.job.id, exc
-            )
+            log.warning("job %s: not handed back (its lease will expire): %s", claim.job.id, exc)
 
     async def _idle_wait(self) -> float:
         # Only what this worker has room for: a job due now that only a full executor
@@ -369,6 +409,8 @@ class Worker:
             if not t.cancelled() and t.exception() is not None:
                 log.error("job %s: attempt crashed", claim.job.id, exc_info=t.exception())
             free_slot()
+            if self._alone and not self.attempts and self._wake is not None:
+                self._wake.wake()  # the worker may claim again: nothing runs here now
 
         attempt.code_ended = free_slot
         task.add_done_callback(done)
