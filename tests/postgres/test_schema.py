@@ -160,7 +160,7 @@ async def test_a_schema_of_version_3_is_migrated_with_worker_names_keeping_its_j
     await sql(f'DROP TABLE "{schema}".jobwire_job_names')
     await sql(f'ALTER TABLE "{schema}".jobwire_workers DROP COLUMN names')
     await sql(
-        f"INSERT INTO \"{schema}\".jobwire_workers "
+        f'INSERT INTO "{schema}".jobwire_workers '
         "VALUES ('old', 'h', 1, '{default}', 1, '0.1', 1.0, 2.0, '{}')"
     )
     await sql(f"UPDATE \"{schema}\".jobwire_meta SET value = '3' WHERE key = 'schema_version'")
