@@ -302,7 +302,7 @@ class Jobwire:
             if self.settings.embedded_workers and self.registry:
                 worker = await self.start_worker()  # it records the names it runs
             else:
-                await self.record_names()
+                await self._record_names()
             yield
         finally:
             if worker is not None:
@@ -311,7 +311,7 @@ class Jobwire:
             await self.stop_services()
             await self.close()
 
-    async def record_names(self) -> None:
+    async def _record_names(self) -> None:
         """Make this instance's job names known to the store, so that ``jobwire submit``
         (without ``--app``) accepts them; a store that is down only delays that."""
         try:

@@ -443,7 +443,7 @@ async def check_known_name(jobs: Jobwire, name: str) -> None:
             "yet (start your app or `jobwire worker` first); --force queues it anyway"
         )
     close = difflib.get_close_matches(name, list(known), n=3)
-    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ";"
     raise CliError(
         f"unknown job {name!r}{guess} known jobs: {', '.join(sorted(known))}; "
         "--force queues it anyway"

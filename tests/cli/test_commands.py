@@ -392,3 +392,13 @@ async def test_values_print_verbatim_without_markup_or_emoji(
     listing = Captured()
     assert await run_ls(ListOptions(url=db_url, as_json=True), listing.console) == 0
     assert '"[bold]x[/bold] :thumbs_up:"' in listing.text
+
+
+async def test_a_name_like_no_known_one_is_refused_with_the_known_names_only(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    await serve_without_workers(db_url)
+    code, _ = await submit(db_url, out, err, job="zzzzzz")
+    assert code == 2
+    assert "unknown job 'zzzzzz'; known jobs: add, boom," in err.text
+    assert "did you mean" not in err.text
