@@ -37,7 +37,7 @@ from jobwire.services.pruner import Pruner
 from jobwire.services.reaper import Reaper
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
-from jobwire.store.base import NewJob, Store
+from jobwire.store.base import NewJob, Store, no_live_worker
 from jobwire.webhooks.options import check_webhook
 from jobwire.worker.loop import Worker
 
@@ -308,7 +308,9 @@ class Jobwire:
         try:
             await self.start_services()
             if self.settings.embedded_workers and self.registry:
-                worker = await self.start_worker()
+                worker = await self.start_worker()  # it records the names it runs
+            else:
+                await self._record_names()
             yield
         finally:
             if worker is not None:
@@ -316,6 +318,22 @@ class Jobwire:
                 self.worker = None
             await self.stop_services()
             await self.close()
+
+    async def _record_names(self) -> None:
+        """Make this instance's job names known to the store, so that ``jobwire submit``
+        (without ``--app``) accepts them; a store that is down only delays that."""
+        try:
+            await self.store.record_job_names(sorted(self.registry), time.time())
+        except JobwireError as exc:
+            log.warning("job names not recorded in the store: %s", exc)
+
+    async def no_worker(self, job: Job) -> bool:
+        """True when the job is queued and no live worker (heard from within the lease)
+        takes its name from its queue: it will wait until one starts."""
+        if job.state is not State.QUEUED:
+            return False
+        workers = await self.store.list_workers()
+        return no_live_worker(job, workers, self.settings.lease_seconds, time.time())
 
     async def run_worker(self, queues: Sequence[str] | None = None) -> None:
         """Run a standalone worker until SIGTERM or SIGINT, then drain gracefully."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import importlib
 import json
 import logging
@@ -61,6 +62,7 @@ from jobwire.errors import (
     ConfigError,
     IdempotencyConflict,
     JobNotFound,
+    JobwireError,
     StoreUnavailable,
     UnknownJobError,
 )
@@ -116,6 +118,7 @@ class SubmitOptions:
     idempotency_key: str | None = None
     owner: str = "anonymous"
     follow: bool = False
+    force: bool = False  # without app: queue a name that no server or worker registered
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +311,9 @@ def _store_jobwire(url: str | None, app: str | None) -> Jobwire:
         raise CliError(str(exc)) from None
 
 
-def cli_view(job: Job) -> dict[str, Any]:
+def cli_view(job: Job, no_worker: bool | None = None) -> dict[str, Any]:
     """The job view of the HTTP API, without links, with its owner."""
-    view = job_view(job, "")
+    view = job_view(job, "", no_worker=no_worker)
     view.pop("links", None)
     view["owner"] = job.owner
     return view
@@ -412,6 +415,8 @@ async def run_submit(opts: SubmitOptions, out: Console, err: Console) -> int:
                 )
                 job, created = handle.job, handle.created
             else:
+                if not opts.force:
+                    await check_known_name(jobs, opts.job)
                 job, created = await _enqueue_unchecked(jobs, opts)
         except ValidationError as exc:
             err.print(Text(f"error: invalid arguments for job {opts.job!r}:", style="red"))
@@ -431,6 +436,25 @@ async def run_submit(opts: SubmitOptions, out: Console, err: Console) -> int:
         if not opts.follow:
             return 0
         return await follow_job(jobs, job.id, out, err)
+
+
+async def check_known_name(jobs: Jobwire, name: str) -> None:
+    """Refuse a job name that no server or worker has registered in this store: a typo
+    would otherwise wait in its queue, unnoticed, for a worker that never comes."""
+    known = await jobs.store.job_names()
+    if name in known:
+        return
+    if not known:
+        raise CliError(
+            f"unknown job {name!r}: no server or worker has registered any job in this store "
+            "yet (start your app or `jobwire worker` first); --force queues it anyway"
+        )
+    close = difflib.get_close_matches(name, list(known), n=3)
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ";"
+    raise CliError(
+        f"unknown job {name!r}{guess} known jobs: {', '.join(sorted(known))}; "
+        "--force queues it anyway"
+    )
 
 
 async def _enqueue_unchecked(jobs: Jobwire, opts: SubmitOptions) -> tuple[Job, bool]:
@@ -482,12 +506,48 @@ async def follow_job(jobs: Jobwire, job_id: str, out: Console, err: Console) -> 
     if job is None:
         raise CliError(f"job {job_id} not found", NOT_OK)
     with FollowView(err, job.job) as view:
-        async for event in jobs.events(job_id):
-            view.show(event)
+        watch = asyncio.create_task(_watch_for_workers(jobs, job_id, view))
+        try:
+            async for event in jobs.events(job_id):
+                view.show(event)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
     final = await jobs.get(job_id)
     if final is None:
         raise CliError(f"job {job_id} disappeared while followed (pruned?)", NOT_OK)
     return report_outcome(final, out, err)
+
+
+def no_worker_text(job: Job) -> str:
+    return (
+        f"no live worker runs job {job.job!r} on queue {job.queue!r}: "
+        "it stays queued until one starts"
+    )
+
+
+async def _watch_for_workers(jobs: Jobwire, job_id: str, view: FollowView) -> None:
+    """While the job is queued, say when no live worker would take it, and when one
+    comes. Workers announce themselves only by their registry entries, so this reads
+    the registry every third of a lease (as often as workers write it)."""
+    every = jobs.settings.lease_seconds / 3
+    missing = False
+    while True:
+        try:
+            job = await jobs.get(job_id)
+            if job is None or job.terminal:
+                return
+            now_missing = await jobs.no_worker(job)
+        except JobwireError:
+            now_missing = missing  # the store is away: nothing new to say
+        else:
+            if now_missing and not missing:
+                view.waiting(no_worker_text(job))
+            elif missing and not now_missing and job.state is State.QUEUED:
+                view.waiting(None)
+        missing = now_missing
+        await asyncio.sleep(every)
 
 
 def report_outcome(job: Job, out: Console, err: Console) -> int:
@@ -547,6 +607,15 @@ class FollowView:
 
     def note(self, text: Text) -> None:
         self.console.print(text, soft_wrap=True)
+
+    def waiting(self, reason: str | None) -> None:
+        """The job waits for a worker (``reason``), or a worker for it has come (None)."""
+        if reason is None:
+            self._describe("queued")
+            self.note(Text("a worker that runs this job is live now", style="dim"))
+            return
+        self._describe("queued: no live worker")
+        self.note(Text(f"warning: {reason}", style="yellow"))
 
     def show(self, event: Event) -> None:
         data = event.data
@@ -660,16 +729,17 @@ async def run_status(opts: StatusOptions, out: Console, err: Console) -> int:
     """Print one job; exit 1 when it does not exist."""
     async with _store_jobwire(opts.url, opts.app) as jobs:
         job = await jobs.get(opts.job_id)
-    if job is None:
-        raise CliError(f"job {opts.job_id} not found", NOT_OK)
+        if job is None:
+            raise CliError(f"job {opts.job_id} not found", NOT_OK)
+        no_worker = await jobs.no_worker(job)
     if opts.as_json:
-        say(out, dumps(cli_view(job)))
+        say(out, dumps(cli_view(job, no_worker)))
         return 0
-    out.print(status_table(job))
+    out.print(status_table(job, no_worker))
     return 0
 
 
-def status_table(job: Job) -> Table:
+def status_table(job: Job, no_worker: bool = False) -> Table:
     view = cli_view(job)
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
@@ -691,6 +761,8 @@ def status_table(job: Job) -> Table:
         table.add_row("error", Text(f"{job.error.get('type')}: {job.error.get('message')}"))
     if job.cancel_requested and not job.terminal:
         table.add_row("cancel", "requested")
+    if no_worker:
+        table.add_row("worker", Text(no_worker_text(job), style="yellow"))
     for name in ("created_at", "scheduled_at", "started_at", "finished_at"):
         if view[name] is not None:
             table.add_row(name.removesuffix("_at"), view[name])
@@ -1027,7 +1099,8 @@ def worker(
 
 @cli.command(
     help="Submit a job and print its id. With --app its arguments are validated here; "
-    "without, it goes straight into the store at --url and the worker validates them."
+    "without, it goes straight into the store at --url and the worker validates them, "
+    "once its name is one a server or worker has registered there (or with --force)."
 )
 def submit(
     name: Annotated[str, typer.Argument(metavar="JOB", help="The job's registered name.")],
@@ -1063,6 +1136,14 @@ def submit(
         bool,
         typer.Option("--follow", "-f", help="Follow the job to its end; exit 0 if it succeeded."),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Without --app: queue the job even if no server or worker has registered "
+            "its name in the store.",
+        ),
+    ] = False,
 ) -> None:
     """Submit a job and print its id."""
     opts = SubmitOptions(
@@ -1076,6 +1157,7 @@ def submit(
         idempotency_key=idempotency_key,
         owner=owner,
         follow=follow,
+        force=force,
     )
     _execute(run_submit(opts, _console(), _console(stderr=True)))
 

@@ -55,13 +55,17 @@ def test_a_standalone_worker_tunes_its_collector(worker_process: Proc, db_url: s
 
 
 def test_status_ls_and_cancel_of_a_delayed_job(db_url: str) -> None:
-    submitted = run_cli("submit", "add", "a=1", "b=2", "--url", db_url, "--delay", "3600")
+    # --force: no server or worker has registered "add" in this new store.
+    submitted = run_cli(
+        "submit", "add", "a=1", "b=2", "--url", db_url, "--delay", "3600", "--force"
+    )
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
 
     status = run_cli("status", job_id, "--url", db_url)
     assert status.returncode == 0
     assert "queued" in status.stdout
+    assert "no live worker runs job 'add' on queue 'default'" in status.stdout
 
     listed = run_cli("ls", "--url", db_url, "--state", "queued", "--json")
     assert [item["id"] for item in json.loads(listed.stdout)["items"]] == [job_id]
@@ -117,3 +121,39 @@ def test_a_running_job_is_cancelled_from_the_cli(worker_process: Proc, db_url: s
         assert any(line.startswith("cancelled after 1 attempt") for line in follower.stderr)
     finally:
         follower.kill()
+
+
+def test_submit_follow_says_no_live_worker_runs_the_job_then_a_worker_runs_it(
+    db_url: str,
+) -> None:
+    # --force: nothing has registered "count" in this new store yet.
+    follower = Proc(jobwire_cmd("submit", "count", "n=2", "--url", db_url, "--force", "-f"))
+    worker: Proc | None = None
+    try:
+        follower.wait_for(r"^[0-9a-f-]{36}$", stream="stdout")
+        follower.wait_for(
+            r"warning: no live worker runs job 'count' on queue 'default': "
+            r"it stays queued until one starts"
+        )
+        worker = Proc(
+            jobwire_cmd("worker", "tests.cli.app:jobs", "--url", db_url, "--processes", "1")
+        )
+        follower.wait_for(r"attempt 1 started")
+        assert follower.wait() == 0, follower.report()
+        assert follower.stdout[-1] == "2"
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0, worker.report()
+    finally:
+        follower.kill()
+        if worker is not None:
+            worker.kill()
+
+
+def test_submit_without_app_refuses_a_typo_once_a_worker_registered_the_names(
+    worker_process: Proc, db_url: str
+) -> None:
+    done = run_cli("submit", "sqare", "x=3", "--url", db_url)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "unknown job 'sqare'; did you mean 'square'?" in done.stderr
+    assert "known jobs: add, boom, collector, count, flaky, square, until_cancelled" in done.stderr

@@ -18,6 +18,7 @@ from jobwire.cli import (
     run_submit,
 )
 from jobwire.model import Event
+from tests.cli import app as cli_app
 from tests.cli.conftest import Captured
 
 
@@ -49,6 +50,7 @@ async def test_submit_without_app_stores_the_arguments_as_given(
         queue="cpu",
         priority=5,
         delay=3600,
+        force=True,  # no server or worker has registered "anything" in this store
     )
     assert code == 0
     view = await stored(db_url, job_id)
@@ -122,6 +124,95 @@ async def test_the_same_idempotency_key_returns_the_same_job(db_url: str, err: C
     assert "different request payload" in err.text
 
 
+# -- submit checks the name against those registered in the store -----------------------
+
+
+async def serve_without_workers(db_url: str) -> None:
+    """Start and stop the test app as a server without workers: it records its names."""
+    server = cli_app.jobs.using(db_url, embedded_workers=False)
+    async with server.lifespan():
+        pass
+
+
+async def test_submit_without_app_refuses_a_name_nobody_registered_suggesting_one(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    await serve_without_workers(db_url)
+    code, _ = await submit(db_url, out, err, job="cuont", args={"n": 3})
+    assert code == 2
+    assert out.text == ""
+    assert "unknown job 'cuont'; did you mean 'count'?" in err.text
+    assert "known jobs: add, boom, collector, count, flaky, square, until_cancelled" in err.text
+    assert "--force" in err.text
+    listing = Captured()
+    assert await run_ls(ListOptions(url=db_url, as_json=True), listing.console) == 0
+    assert json.loads(listing.text)["items"] == []
+
+
+async def test_submit_without_app_takes_a_registered_name(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    await serve_without_workers(db_url)
+    code, job_id = await submit(db_url, out, err, job="count", args={"n": 3}, delay=60.0)
+    assert code == 0, err.text
+    assert (await stored(db_url, job_id))["job"] == "count"
+
+
+async def test_a_store_where_nothing_registered_refuses_every_name_without_force(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    code, _ = await submit(db_url, out, err, job="count")
+    assert code == 2
+    assert "no server or worker has registered any job in this store yet" in err.text
+
+
+async def test_force_queues_a_name_nobody_registered(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    await serve_without_workers(db_url)
+    code, job_id = await submit(db_url, out, err, job="cuont", force=True, delay=60.0)
+    assert code == 0, err.text
+    assert (await stored(db_url, job_id))["job"] == "cuont"
+
+
+async def test_with_app_the_apps_own_names_decide_not_the_store(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    # Nothing registered in this store yet: the app's registry is the authority.
+    code, _ = await submit(db_url, out, err, job="count", args={"n": 1}, app="tests.cli.app:jobs")
+    assert code == 0, err.text
+    code, _ = await submit(db_url, Captured(), err, job="cuont", app="tests.cli.app:jobs")
+    assert code == 2
+    assert "unknown job 'cuont'" in err.text
+
+
+# -- status says when no live worker runs the job -----------------------------------------
+
+
+async def test_status_flags_a_queued_job_no_live_worker_runs(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    await serve_without_workers(db_url)
+    _, job_id = await submit(db_url, out, err, job="add", args={"a": 1, "b": 2}, delay=3600.0)
+    table = Captured()
+    assert await run_status(StatusOptions(job_id, url=db_url), table.console) == 0
+    rows = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in table.lines if line}
+    assert rows["worker"] == (
+        "no live worker runs job 'add' on queue 'default': it stays queued until one starts"
+    )
+    assert (await stored(db_url, job_id))["no_worker"] is True
+
+
+async def test_status_does_not_flag_a_job_a_live_worker_runs(
+    worker: Jobwire, db_url: str, out: Captured, err: Captured
+) -> None:
+    _, job_id = await submit(db_url, out, err, job="add", args={"a": 1, "b": 2}, delay=3600.0)
+    table = Captured()
+    assert await run_status(StatusOptions(job_id, url=db_url), table.console) == 0
+    assert not any(line.startswith("worker") for line in table.lines)
+    assert (await stored(db_url, job_id))["no_worker"] is False
+
+
 # -- following ----------------------------------------------------------------------------
 
 
@@ -183,7 +274,9 @@ async def test_status_of_an_unknown_job_exits_1(db_url: str, out: Captured) -> N
 
 
 async def test_status_shows_the_job(db_url: str, out: Captured, err: Captured) -> None:
-    _, job_id = await submit(db_url, out, err, job="add", args={"a": 1, "b": 2}, delay=60.0)
+    _, job_id = await submit(
+        db_url, out, err, job="add", args={"a": 1, "b": 2}, delay=60.0, force=True
+    )
     table = Captured()
     assert await run_status(StatusOptions(job_id, url=db_url), table.console) == 0
     rows = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in table.lines if line}
@@ -198,7 +291,7 @@ async def test_ls_filters_by_state_and_job_and_pages(
 ) -> None:
     ids = []
     for name in ("add", "add", "count"):
-        _, job_id = await submit(db_url, Captured(), err, job=name, delay=60.0)
+        _, job_id = await submit(db_url, Captured(), err, job=name, delay=60.0, force=True)
         ids.append(job_id)
     assert await run_cancel(CancelOptions(ids[0], url=db_url), Captured().console) == 0
 
@@ -223,7 +316,7 @@ async def test_ls_filters_by_state_and_job_and_pages(
 
 
 async def test_ls_table(db_url: str, out: Captured, err: Captured) -> None:
-    _, job_id = await submit(db_url, Captured(), err, job="add", delay=60.0)
+    _, job_id = await submit(db_url, Captured(), err, job="add", delay=60.0, force=True)
     assert await run_ls(ListOptions(url=db_url), out.console, err.console) == 0
     [header, row] = out.lines
     assert header.split()[:3] == ["id", "job", "state"]
@@ -233,7 +326,7 @@ async def test_ls_table(db_url: str, out: Captured, err: Captured) -> None:
 async def test_cancel_a_queued_job_then_again_then_an_unknown_one(
     db_url: str, out: Captured, err: Captured
 ) -> None:
-    _, job_id = await submit(db_url, Captured(), err, job="add", delay=3600.0)
+    _, job_id = await submit(db_url, Captured(), err, job="add", delay=3600.0, force=True)
     assert await run_cancel(CancelOptions(job_id, url=db_url), out.console) == 0
     assert out.lines == [f"cancelled {job_id}"]
     again = Captured()
@@ -293,9 +386,19 @@ async def test_values_print_verbatim_without_markup_or_emoji(
     db_url: str, out: Captured, err: Captured
 ) -> None:
     args = {"text": "[bold]x[/bold] :thumbs_up:"}
-    _, job_id = await submit(db_url, out, err, job="add", args=args, delay=60.0)
+    _, job_id = await submit(db_url, out, err, job="add", args=args, delay=60.0, force=True)
     view = await stored(db_url, job_id)
     assert view["args"] == args
     listing = Captured()
     assert await run_ls(ListOptions(url=db_url, as_json=True), listing.console) == 0
     assert '"[bold]x[/bold] :thumbs_up:"' in listing.text
+
+
+async def test_a_name_like_no_known_one_is_refused_with_the_known_names_only(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    await serve_without_workers(db_url)
+    code, _ = await submit(db_url, out, err, job="zzzzzz")
+    assert code == 2
+    assert "unknown job 'zzzzzz'; known jobs: add, boom," in err.text
+    assert "did you mean" not in err.text

@@ -244,3 +244,30 @@ async def test_a_file_of_the_previous_version_gets_counts_of_the_jobs_it_holds(
         assert counts["default"][State.SUCCEEDED] == 1
     finally:
         await reopened.close()
+
+
+async def test_a_file_of_version_3_gets_worker_names_and_keeps_its_jobs(path: Path) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as version 3 left it: no job names anywhere
+        conn.execute("DROP TABLE job_names")
+        conn.execute("ALTER TABLE workers DROP COLUMN names")
+        conn.execute(
+            "INSERT INTO workers VALUES ('old', 'h', 1, '[\"default\"]', 1, '0.1', 1.0, 2.0, '[]')"
+        )
+        conn.execute("UPDATE jobwire_meta SET value = '3' WHERE key = 'schema_version'")
+
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        [old] = await reopened.list_workers()
+        assert (old.id, old.names) == ("old", ())
+        await reopened.record_job_names(["crunch"], 5.0)
+        assert await reopened.job_names() == {"crunch": 5.0}
+        assert await reopened.get(enqueued.job.id) == enqueued.job
+        assert (await reopened.counts())["default"][State.QUEUED] == 1
+    finally:
+        await reopened.close()

@@ -166,6 +166,7 @@ def worker(worker_id: str = "host-a:101:abc", at: float | None = None) -> Worker
         version="0.1.0",
         started_at=now,
         last_heartbeat=now,
+        names=("crunch", "send-mail"),
     )
 
 
@@ -183,11 +184,12 @@ async def test_a_heartbeat_records_its_time_and_the_running_jobs(store: Store) -
     [seen] = await store.list_workers()
     assert seen.last_heartbeat == pytest.approx(later, abs=1e-3)
     assert seen.running == ("job-1", "job-2")
-    assert (seen.host, seen.pid, seen.queues, seen.concurrency) == (
+    assert (seen.host, seen.pid, seen.queues, seen.concurrency, seen.names) == (
         "host-a",
         101,
         ("default", "cpu"),
         8,
+        ("crunch", "send-mail"),
     )
 
 
@@ -223,6 +225,48 @@ async def test_registering_again_replaces_the_entry(store: Store) -> None:
     again = worker("a", at=2000.0)
     await store.register_worker(again)
     assert await store.list_workers() == [again]
+
+
+async def test_a_worker_without_job_names_is_listed_with_none(store: Store) -> None:
+    silent = WorkerInfo("old", "host-a", 7, ("default",), 1, "0.0.9", 1000.0, 1000.0)
+    await store.register_worker(silent)
+    assert await store.worker_heartbeat("old", [], 1001.0) is True
+    [seen] = await store.list_workers()
+    assert seen.names == ()
+    assert seen.runs("anything", "default") and not seen.runs("anything", "cpu")
+
+
+# -- known job names ---------------------------------------------------------------------
+
+
+async def test_a_new_store_knows_no_job_names(store: Store) -> None:
+    assert await store.job_names() == {}
+
+
+async def test_recorded_job_names_are_listed_with_when_they_were_last_seen(
+    store: Store,
+) -> None:
+    await store.record_job_names(["crunch", "send-mail"], 1000.25)
+    await store.record_job_names(["crunch", "resize"], 2000.5)
+    await store.record_job_names([], 3000.0)
+    assert await store.job_names() == {"crunch": 2000.5, "resize": 2000.5, "send-mail": 1000.25}
+
+
+async def test_a_job_names_last_seen_time_never_moves_back(store: Store) -> None:
+    await store.record_job_names(["crunch"], 2000.0)
+    await store.record_job_names(["crunch", "crunch"], 1000.0)  # a clock behind the other
+    assert await store.job_names() == {"crunch": 2000.0}
+
+
+async def test_job_names_outlive_the_workers_and_jobs_that_used_them(store: Store) -> None:
+    now = time.time()
+    await store.register_worker(worker("gone", at=now - 100))
+    await store.record_job_names(["crunch"], now - 100)
+    [enqueued] = await store.enqueue([new()])
+    await store.cancel(enqueued.job.id)
+    assert await store.prune_workers(now) == 1
+    await store.prune(now + 1)
+    assert await store.job_names() == {"crunch": now - 100}
 
 
 async def test_webhook_attempts_are_counted_delivered_or_failed(store: Store) -> None:

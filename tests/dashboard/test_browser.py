@@ -2,8 +2,9 @@
 
 Signs in (a wrong key gets no page), watches jobs submitted through the API appear
 without a reload, follows a running job's progress bar and partial outputs, cancels it
-from the page, reads a failed job's traceback, retries it, purges after a confirmation,
-and sees the worker. Screenshots of each page go to ``test-artifacts/dashboard/``.
+from the page, reads a failed job's traceback, retries it, sees a job that no live worker
+runs flagged, purges after a confirmation, and sees the worker. Screenshots of each page
+go to ``test-artifacts/dashboard/``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,23 @@ async def test_the_dashboard_in_a_browser(serve: Serve) -> None:
             retry_id = (await page.inner_text("#job-id")).strip()
             assert retry_id != failed
             await page.wait_for_selector("#job-state .failed", timeout=WAIT)  # it ran, live
+
+            assert await page.locator("#no-worker").count() == 0
+
+            # -- a queued job that no live worker runs says so ------------------------------
+            stranded = await api.post(
+                "/jobs",
+                json={"job": "quick", "args": {"x": 1}, "queue": "nowhere"},
+                headers={"Authorization": "Bearer alice-key"},
+            )
+            assert stranded.status_code == 202, stranded.text
+            await page.goto(f"{ui}/#/jobs/{stranded.json()['id']}")
+            await page.wait_for_selector("#no-worker", timeout=WAIT)
+            notice = await page.inner_text("#no-worker")
+            assert "No live worker runs quick on queue nowhere" in notice
+            await shoot(page, "job-no-worker")
+            await page.click("#cancel")
+            await page.wait_for_selector("#job-state .cancelled", timeout=WAIT)
 
             # -- purge, after a confirmation that says how many -------------------------------
             await page.goto(f"{ui}/#/jobs?state=failed")

@@ -54,6 +54,22 @@ async def test_the_job_page_has_the_error_with_its_traceback_attempts_and_log(
         assert ok["result"] == 42 and ok["error"] is None
 
 
+async def test_the_job_page_says_when_no_live_worker_runs_a_queued_job(serve: Serve) -> None:
+    server = await serve(api_keys=KEYS)
+    bearer = {"Authorization": "Bearer alice-key"}
+    async with signed_in(server.url) as (client, _):
+        ids = {}
+        for queue in ("nowhere", "default"):  # the embedded worker takes "default" only
+            body = {"job": "quick", "args": {"x": 1}, "queue": queue, "delay": 3600}
+            answer = await client.post("/jobs", json=body, headers=bearer)
+            assert answer.status_code == 202, answer.text
+            ids[queue] = answer.json()["id"]
+        stranded = (await client.get(f"{UI}/api/jobs/{ids['nowhere']}")).json()
+        assert (stranded["state"], stranded["no_worker"]) == ("queued", True)
+        taken = (await client.get(f"{UI}/api/jobs/{ids['default']}")).json()
+        assert (taken["state"], taken["no_worker"]) == ("queued", False)
+
+
 async def test_retry_makes_a_new_job_linked_both_ways_and_it_runs(serve: Serve) -> None:
     server = await serve(api_keys=KEYS)
     async with signed_in(server.url) as (client, csrf):

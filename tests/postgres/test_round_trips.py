@@ -148,7 +148,7 @@ async def test_a_schema_at_version_2_is_upgraded_by_stores_opening_at_once(
         version = await conn.fetchval(
             f"SELECT value FROM \"{schema}\".jobwire_meta WHERE key = 'schema_version'"
         )
-        assert version == str(SCHEMA_VERSION) == "3"
+        assert int(version) == SCHEMA_VERSION >= 3  # through 3 to the current version
         functions = await conn.fetch(
             "SELECT p.proname FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
             " WHERE n.nspname = $1",

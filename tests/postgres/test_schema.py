@@ -43,6 +43,7 @@ async def test_several_stores_opening_a_new_schema_at_once_all_open_it(
     assert {row[0] for row in tables} == {
         "jobwire_meta", "jobwire_jobs", "jobwire_events", "jobwire_idempotency",
         "jobwire_deliveries", "jobwire_stats", "jobwire_stats_pending", "jobwire_workers",
+        "jobwire_job_names",
     }  # fmt: skip
 
 
@@ -145,5 +146,33 @@ async def test_a_schema_of_version_1_is_migrated_with_counts_of_the_jobs_it_hold
         counts = await reopened.counts()
         assert (counts["default"][State.QUEUED], counts["cpu"][State.QUEUED]) == (2, 1)
         assert await reopened.list_workers() == []
+    finally:
+        await reopened.close()
+
+
+async def test_a_schema_of_version_3_is_migrated_with_worker_names_keeping_its_jobs(
+    pg_url: str, schema: str
+) -> None:
+    store = PostgresStore.from_url(pg_url)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    await sql(f'DROP TABLE "{schema}".jobwire_job_names')
+    await sql(f'ALTER TABLE "{schema}".jobwire_workers DROP COLUMN names')
+    await sql(
+        f'INSERT INTO "{schema}".jobwire_workers '
+        "VALUES ('old', 'h', 1, '{default}', 1, '0.1', 1.0, 2.0, '{}')"
+    )
+    await sql(f"UPDATE \"{schema}\".jobwire_meta SET value = '3' WHERE key = 'schema_version'")
+
+    reopened = PostgresStore.from_url(pg_url)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        [old] = await reopened.list_workers()
+        assert (old.id, old.names) == ("old", ())
+        await reopened.record_job_names(["crunch"], 5.0)
+        assert await reopened.job_names() == {"crunch": 5.0}
+        assert await reopened.get(enqueued.job.id) == enqueued.job
     finally:
         await reopened.close()

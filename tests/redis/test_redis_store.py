@@ -309,3 +309,20 @@ async def test_data_of_version_1_is_migrated_with_counts_of_the_jobs_it_holds(
     await reopened.ping()
     counts = await reopened.counts()
     assert (counts["default"][State.QUEUED], counts["cpu"][State.QUEUED]) == (2, 1)
+
+
+async def test_data_written_before_job_names_reads_as_none_without_migrating(
+    open_store: Opener, prefix: str
+) -> None:
+    store = await open_store()
+    entry = (
+        '{"host":"h","pid":1,"queues":["default"],"concurrency":1,"version":"0.1",'
+        '"started_at":"1.0","last_heartbeat":"2.0","running":"[]"}'
+    )
+    async with aioredis.Redis.from_url(server.URL) as raw:  # a worker of an older jobwire
+        await raw.hset(prefix + "workers", "old", entry)  # type: ignore[misc]
+    [old] = await store.list_workers()
+    assert (old.id, old.names, old.queues) == ("old", (), ("default",))
+    assert await store.job_names() == {}
+    await store.record_job_names(["crunch"], 5.0)
+    assert await store.job_names() == {"crunch": 5.0}

@@ -64,3 +64,18 @@ async def test_a_worker_the_store_forgot_registers_again_at_its_next_heartbeat(
             return [w.id for w in await app.store.list_workers()] == [worker.id]
 
         await until(listed_again, within=10, what="the worker registered again")
+
+
+async def test_every_instance_that_starts_records_its_job_names_workers_or_not(
+    make_app: AppFactory,
+) -> None:
+    server = make_app("stamp", "add", embedded_workers=False)
+    async with server.lifespan():
+        assert server.worker is None
+        assert set(await server.store.job_names()) == {"add", "stamp"}
+    with_worker = make_app("noop")
+    async with with_worker.lifespan():
+        assert with_worker.worker is not None
+        [entry] = await with_worker.store.list_workers()
+        assert entry.names == ("noop",)
+        assert set(await with_worker.store.job_names()) == {"add", "noop", "stamp"}

@@ -292,7 +292,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     raise not_found(job_id)
             hooked = bool(job.options.get("webhook"))
             webhooks = await jobwire.store.deliveries_for(job_id) if hooked else []
-        return JSONResponse(job_view(job, _base(request, f"/{job_id}"), webhooks))
+            no_worker = await jobwire.no_worker(job)
+        return JSONResponse(job_view(job, _base(request, f"/{job_id}"), webhooks, no_worker))
 
     @router.post(
         "/{job_id}/cancel",

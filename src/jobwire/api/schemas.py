@@ -108,6 +108,11 @@ class JobView(BaseModel):
     webhooks: list[WebhookDeliveryView] | None = Field(
         default=None, description="Webhook deliveries; only in GET P/{id}"
     )
+    no_worker: bool | None = Field(
+        default=None,
+        description="True while the job is queued and no live worker (heard from within "
+        "the lease) runs its name on its queue: it waits until one starts; only in GET P/{id}",
+    )
 
 
 class JobPage(BaseModel):
@@ -121,11 +126,18 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def job_view(job: Job, base: str, webhooks: Sequence[Delivery] | None = None) -> dict[str, Any]:
+def job_view(
+    job: Job,
+    base: str,
+    webhooks: Sequence[Delivery] | None = None,
+    no_worker: bool | None = None,
+) -> dict[str, Any]:
     """The job as clients see it: no claim tokens, leases or owners.
 
-    ``webhooks``, when given, adds the job's webhook deliveries: the single-job route
-    reads them (one indexed query); lists and stream frames leave them out.
+    ``webhooks``, when given, adds the job's webhook deliveries, and ``no_worker`` whether
+    it waits for a worker that runs its name: the single-job route reads them (one
+    indexed query, one read of the worker registry); lists and stream frames leave them
+    out.
     """
     link = f"{base}/{job.id}"
     ws = link + "/ws"
@@ -152,6 +164,8 @@ def job_view(job: Job, base: str, webhooks: Sequence[Delivery] | None = None) ->
     }
     if webhooks is not None:
         view["webhooks"] = [delivery_view(d) for d in webhooks]
+    if no_worker is not None:
+        view["no_worker"] = no_worker
     return view
 
 

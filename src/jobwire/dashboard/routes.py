@@ -418,7 +418,8 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
             events = await store.events(job_id, 0, 1000)
             attempts = await store.attempts(job_id)
             retried_by = await store.retried_by(found)
-        return _json(job_detail(found, events, attempts, retried_by))
+            no_worker = await jobwire.no_worker(found)
+        return _json(job_detail(found, events, attempts, retried_by, no_worker))
 
     @router.get("/ui/api/workers")
     async def workers(viewer: ViewerDep) -> JSONResponse:

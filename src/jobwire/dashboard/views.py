@@ -43,7 +43,11 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 def job_detail(
-    job: Job, events: Sequence[Event], attempts: Sequence[Attempt], retried_by: str | None
+    job: Job,
+    events: Sequence[Event],
+    attempts: Sequence[Attempt],
+    retried_by: str | None,
+    no_worker: bool = False,
 ) -> dict[str, Any]:
     error = job.error
     retry_of = job.options.get("retry_of")
@@ -61,6 +65,7 @@ def job_detail(
         "worker": job.worker_id,
         "retry_of": retry_of if isinstance(retry_of, str) else None,
         "retried_by": retried_by,
+        "no_worker": no_worker,  # queued, and no live worker runs its name on its queue
         "attempt_list": [a.as_dict() for a in attempts],
         "events": [e.as_dict() for e in events],
         "last_seq": job.last_seq,

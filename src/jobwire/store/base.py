@@ -154,10 +154,24 @@ class WorkerInfo:
     started_at: float
     last_heartbeat: float
     running: tuple[str, ...] = ()  # ids of the jobs it was running at that heartbeat
+    # The job names it can run; empty when not told (a worker of an older jobwire).
+    names: tuple[str, ...] = ()
 
     def is_lost(self, lease: float, now: float) -> bool:
         """No heartbeat for a whole lease: its jobs' leases are running out unrenewed."""
         return now - self.last_heartbeat > lease
+
+    def runs(self, job: str, queue: str) -> bool:
+        """It takes jobs of this name from this queue (any name, when it did not say)."""
+        return queue in self.queues and (not self.names or job in self.names)
+
+
+def no_live_worker(job: Job, workers: Iterable[WorkerInfo], lease: float, now: float) -> bool:
+    """A queued job that no worker heard from within the lease would take: nothing runs
+    it until one that registers its name and queue starts. False for any other state."""
+    if job.state is not State.QUEUED:
+        return False
+    return not any(w.runs(job.job, job.queue) and not w.is_lost(lease, now) for w in workers)
 
 
 class NoticeKind(StrEnum):
@@ -518,6 +532,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune_workers(self, last_heartbeat_before: float) -> int:
         """Forget workers silent since before this time; returns how many."""
+
+    # -- known job names ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_job_names(self, names: Sequence[str], now: float) -> None:
+        """Remember that an instance registering these job names started at ``now``.
+
+        Kept for good (pruning jobs or workers leaves them), so a name is known once any
+        server or worker has registered it; a name's last-seen time only moves forward.
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def job_names(self) -> dict[str, float]:
+        """Every job name ever recorded, with when an instance last registered it.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
 
     # -- webhook outbox ----------------------------------------------------------------
     #

@@ -145,6 +145,7 @@ class MemoryStore(Store):
         self._deliveries: dict[str, Delivery] = {}  # the webhook outbox, in creation order
         self._stats: dict[job_stats.StatKey, float] = {}
         self._workers: dict[str, WorkerInfo] = {}
+        self._names: dict[str, float] = {}  # job name → when last registered
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -614,3 +615,15 @@ class MemoryStore(Store):
             return len(gone)
 
         return await self._read(op)
+
+    # -- known job names ---------------------------------------------------------------
+
+    async def record_job_names(self, names: Sequence[str], now: float) -> None:
+        def op() -> None:
+            for name in names:
+                self._names[name] = max(now, self._names.get(name, now))
+
+        await self._read(op)
+
+    async def job_names(self) -> dict[str, float]:
+        return await self._read(lambda: dict(sorted(self._names.items())))

@@ -125,8 +125,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 log = logging.getLogger("jobwire.store.postgres")
 
 _STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
-SCHEMA_VERSION = 4  # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim;
-# 4: jobwire_jobs.crashes
+# 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim; 4: job names;
+# 5: jobwire_jobs.crashes
+SCHEMA_VERSION = 5
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -1684,6 +1685,7 @@ class PostgresStore(Store):
             info.started_at,
             info.last_heartbeat,
             list(info.running),
+            list(info.names),
         )
 
     async def worker_heartbeat(self, worker_id: str, running: Sequence[str], now: float) -> bool:
@@ -1705,6 +1707,7 @@ class PostgresStore(Store):
                 started_at=r["started_at"],
                 last_heartbeat=r["last_heartbeat"],
                 running=tuple(r["running"]),
+                names=tuple(r["names"]),
             )
             for r in await self._fetch("list_workers")
         ]
@@ -1712,3 +1715,12 @@ class PostgresStore(Store):
     async def prune_workers(self, last_heartbeat_before: float) -> int:
         status = await self._execute("prune_workers", last_heartbeat_before)
         return int(status.rsplit(" ", 1)[-1])
+
+    # -- known job names ---------------------------------------------------------------
+
+    async def record_job_names(self, names: Sequence[str], now: float) -> None:
+        if names:
+            await self._execute("record_job_names", list(dict.fromkeys(names)), now)
+
+    async def job_names(self) -> dict[str, float]:
+        return {r["name"]: r["last_seen"] for r in await self._fetch("job_names")}

@@ -43,6 +43,11 @@ stands for a name with ``%`` and ``:`` percent-encoded):
 ``outbox``                          sorted set of pending deliveries not leased, score =
                                     next_attempt_at (ties by id)
 ``outbox-leased``                   sorted set of leased deliveries, score = lease expiry
+``workers``                         hash: worker id → its registry entry, as JSON (its
+                                    ``running`` jobs and job ``names`` as JSON text inside)
+``job_names``                       hash: every job name a server or worker registered →
+                                    when one last started with it (absent in a store written
+                                    before names were kept: read as none, no migration)
 ``wake``, ``wake:news``               pub/sub channels (below)
 ``ready:<queue>:<name>``            list: the doorbell, wake-ups for idle workers (below)
 ``bell:<worker>``                   list: a worker's own interrupt of its doorbell wait,
@@ -937,6 +942,8 @@ class RedisStore(Store):
             "started_at": _time(info.started_at),
             "last_heartbeat": _time(info.last_heartbeat),
             "running": _encode(list(info.running)),
+            # JSON text, like "running": the heartbeat script's cjson would turn [] into {}.
+            "names": _encode(list(info.names)),
         }
         await self._call(
             "register_worker",
@@ -968,12 +975,25 @@ class RedisStore(Store):
                     started_at=float(r["started_at"]),
                     last_heartbeat=float(r["last_heartbeat"]),
                     running=tuple(json.loads(r["running"])),
+                    names=tuple(json.loads(r.get("names", "[]"))),
                 )
             )
         return workers
 
     async def prune_workers(self, last_heartbeat_before: float) -> int:
         return int(await self._run("prune_workers", _time(last_heartbeat_before)))
+
+    # -- known job names ---------------------------------------------------------------
+
+    async def record_job_names(self, names: Sequence[str], now: float) -> None:
+        if names:
+            await self._run("record_job_names", _time(now), *dict.fromkeys(names))
+
+    async def job_names(self) -> dict[str, float]:
+        flat: dict[str, str] = await self._call(
+            "job_names", lambda c: c.hgetall(self.prefix + "job_names")
+        )
+        return {name: float(seen) for name, seen in sorted(flat.items())}
 
     # -- keys (as the scripts build them) ------------------------------------------------
 

@@ -67,7 +67,8 @@ from jobwire.store.wakebus import WakeBus, bus_directory
 
 log = logging.getLogger("jobwire.store.sqlite")
 
-SCHEMA_VERSION = "4"  # 2: webhook_deliveries; 3: job_stats, workers; 4: jobs.crashes
+# 2: webhook_deliveries; 3: job_stats, workers; 4: job names; 5: jobs.crashes
+SCHEMA_VERSION = "5"
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -780,6 +781,13 @@ def _add_stats(conn: sqlite3.Connection, tally: job_stats.Tally) -> None:
         conn.executemany(SQL["add_stat"], [(*key, value) for key, value in totals.items()])
 
 
+def _migrate_4(conn: sqlite3.Connection) -> None:
+    """The workers' job names: a column that a workers table made before 4 lacks ("schema"
+    creates tables only where missing, with every column of the current version)."""
+    if "names" not in {name for (name,) in conn.execute(SQL["worker_columns"])}:
+        conn.execute(SQL["migrate_4"])
+
+
 def _row_to_worker(row: tuple[Any, ...]) -> WorkerInfo:
     return WorkerInfo(
         id=row[0],
@@ -791,6 +799,7 @@ def _row_to_worker(row: tuple[Any, ...]) -> WorkerInfo:
         started_at=row[6],
         last_heartbeat=row[7],
         running=tuple(json.loads(row[8])),
+        names=tuple(json.loads(row[9])),
     )
 
 
@@ -856,10 +865,15 @@ class SQLiteStore(Store):
             try:
                 row = conn.execute(SQL["get_meta"], ("schema_version",)).fetchone()
                 if row is None or row[0] != SCHEMA_VERSION:
-                    _add_missing_columns(conn)
-                    # Counters start from the jobs already stored (none in a new file).
-                    conn.execute(SQL["clear_state_stats"])
-                    conn.execute(SQL["count_state_stats"])
+                    found = 0 if row is None else int(row[0])
+                    if found < 3:
+                        # Counters start from the jobs already stored (none in a new file).
+                        conn.execute(SQL["clear_state_stats"])
+                        conn.execute(SQL["count_state_stats"])
+                    if found < 4:
+                        _migrate_4(conn)
+                    if found < 5:
+                        _add_missing_columns(conn)
                     conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
                 conn.execute("COMMIT")
             except BaseException:
@@ -1327,6 +1341,7 @@ class SQLiteStore(Store):
             info.started_at,
             info.last_heartbeat,
             _dumps(list(info.running)),
+            _dumps(list(info.names)),
         )
 
         def op(tx: _Tx) -> None:
@@ -1359,3 +1374,20 @@ class SQLiteStore(Store):
             return tx.conn.execute(SQL["prune_workers"], (last_heartbeat_before,)).rowcount
 
         return await self._write(op)
+
+    # -- known job names ---------------------------------------------------------------
+
+    async def record_job_names(self, names: Sequence[str], now: float) -> None:
+        rows = [(name, now) for name in dict.fromkeys(names)]
+
+        def op(tx: _Tx) -> None:
+            tx.conn.executemany(SQL["record_job_name"], rows)
+
+        if rows:
+            await self._write(op)
+
+    async def job_names(self) -> dict[str, float]:
+        def fetch(conn: sqlite3.Connection) -> dict[str, float]:
+            return dict(conn.execute(SQL["job_names"]).fetchall())
+
+        return await self._read(fetch)

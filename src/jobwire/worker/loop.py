@@ -187,6 +187,7 @@ class Worker:
             started_at=self._started_at or now,
             last_heartbeat=now,
             running=tuple(self.attempts),
+            names=tuple(sorted(self.registry)),
         )
 
     async def _register(self) -> None:
@@ -197,6 +198,7 @@ class Worker:
         try:
             await self.store.prune_workers(now - FORGET_LOST_WORKERS_AFTER)
             await self.store.register_worker(self.info(now))
+            await self.store.record_job_names(sorted(self.registry), now)
         except JobwireError as exc:
             log.warning("worker %s: not registered yet: %s", self.id, exc)
 

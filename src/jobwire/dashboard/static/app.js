@@ -480,6 +480,9 @@ function jobPage(job, act) {
     h("span", { id: "action-result", class: "muted" }));
   return [
     h("h2", {}, job.job, " ", h("span", { id: "job-state" }, badge(job.state))),
+    job.no_worker ? h("p", { id: "no-worker", class: "notice", role: "status" },
+      "No live worker runs ", h("code", {}, job.job), " on queue ", h("code", {}, job.queue),
+      ": this job stays queued until one starts. Is the name misspelt, or are its workers down?") : null,
     h("dl", { class: "facts" },
       fact("id", h("code", { id: "job-id" }, job.id)),
       fact("owner", job.owner), fact("queue", job.queue), fact("priority", job.priority),

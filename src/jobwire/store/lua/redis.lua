@@ -935,6 +935,17 @@ info.running = ARGV[4]
 redis.call('HSET', WORKERS, id, cjson.encode(info))
 return 1
 
+-- name: record_job_names
+-- ARGV: prefix, time, the names. A name's last-seen time only moves forward.
+local names = P .. 'job_names'
+for i = 3, #ARGV do
+  local seen = redis.call('HGET', names, ARGV[i])
+  if not seen or tonumber(seen) < tonumber(ARGV[2]) then
+    redis.call('HSET', names, ARGV[i], ARGV[2])
+  end
+end
+return #ARGV - 2
+
 -- name: prune_workers
 -- ARGV: prefix, cutoff. Forgets workers whose last heartbeat is before the cutoff.
 local cutoff, gone = tonumber(ARGV[2]), 0

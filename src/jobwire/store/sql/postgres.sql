@@ -437,6 +437,15 @@ END
 $fn$;
 
 -- name: migrate_4
+-- The job names each worker runs, and every job name a server or worker has registered
+-- with when one last started with it (what `jobwire submit` checks a name against).
+ALTER TABLE {schema}.jobwire_workers ADD COLUMN IF NOT EXISTS names text[] NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_job_names (
+    name      text PRIMARY KEY,
+    last_seen double precision NOT NULL
+);
+
+-- name: migrate_5
 -- Leases a job lost while it ran (its worker killed or cut off): counted apart from its
 -- attempts, against its crash budget (jobwire.model.expire).
 ALTER TABLE {schema}.jobwire_jobs ADD COLUMN IF NOT EXISTS crashes integer NOT NULL DEFAULT 0;
@@ -779,13 +788,13 @@ GROUP BY queue, job, key;
 
 -- name: register_worker
 INSERT INTO {schema}.jobwire_workers AS w (
-    id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running, names
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (id) DO UPDATE SET
     host = excluded.host, pid = excluded.pid, queues = excluded.queues,
     concurrency = excluded.concurrency, version = excluded.version,
     started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
-    running = excluded.running;
+    running = excluded.running, names = excluded.names;
 
 -- name: worker_heartbeat
 UPDATE {schema}.jobwire_workers SET last_heartbeat = $2, running = $3 WHERE id = $1;
@@ -798,6 +807,15 @@ SELECT * FROM {schema}.jobwire_workers ORDER BY id COLLATE "C";
 
 -- name: prune_workers
 DELETE FROM {schema}.jobwire_workers WHERE last_heartbeat < $1;
+
+-- name: record_job_names
+-- In name order, so that instances starting at once take the row locks in one order.
+INSERT INTO {schema}.jobwire_job_names AS n (name, last_seen)
+SELECT name, $2 FROM unnest($1::text[]) AS name ORDER BY name COLLATE "C"
+ON CONFLICT (name) DO UPDATE SET last_seen = greatest(n.last_seen, excluded.last_seen);
+
+-- name: job_names
+SELECT name, last_seen FROM {schema}.jobwire_job_names ORDER BY name COLLATE "C";
 
 -- name: due_deliveries
 WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS now)

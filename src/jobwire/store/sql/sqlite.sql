@@ -96,8 +96,14 @@ CREATE TABLE IF NOT EXISTS workers (
     version        TEXT NOT NULL,
     started_at     REAL NOT NULL,
     last_heartbeat REAL NOT NULL,
-    running        TEXT NOT NULL
+    running        TEXT NOT NULL,
+    names          TEXT NOT NULL DEFAULT '[]'
 );
+-- Every job name a server or worker has registered, and when one last started with it.
+CREATE TABLE IF NOT EXISTS job_names (
+    name      TEXT PRIMARY KEY,
+    last_seen REAL NOT NULL
+) WITHOUT ROWID;
 
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
@@ -206,10 +212,17 @@ DELETE FROM job_stats WHERE key LIKE 'state:%';
 INSERT INTO job_stats (queue, job, key, value)
 SELECT queue, job, 'state:' || state, count(*) FROM jobs GROUP BY queue, job, state;
 
+-- name: worker_columns
+SELECT name FROM pragma_table_info('workers');
+
+-- name: migrate_4
+-- Version 3 → 4: the job names each worker runs (job_names is made by "schema").
+ALTER TABLE workers ADD COLUMN names TEXT NOT NULL DEFAULT '[]';
+
 -- name: register_worker
 INSERT OR REPLACE INTO workers (
-    id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+    id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running, names
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: worker_heartbeat
 UPDATE workers SET last_heartbeat = ?, running = ? WHERE id = ?;
@@ -218,8 +231,15 @@ UPDATE workers SET last_heartbeat = ?, running = ? WHERE id = ?;
 DELETE FROM workers WHERE id = ?;
 
 -- name: list_workers
-SELECT id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running
+SELECT id, host, pid, queues, concurrency, version, started_at, last_heartbeat, running, names
 FROM workers ORDER BY id;
+
+-- name: record_job_name
+INSERT INTO job_names (name, last_seen) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen);
+
+-- name: job_names
+SELECT name, last_seen FROM job_names ORDER BY name;
 
 -- name: prune_workers
 DELETE FROM workers WHERE last_heartbeat < ?;
