@@ -86,6 +86,8 @@ async def test_a_browser_eventsource_follows_a_job_across_a_server_restart_and_s
     assert [kind for _, kind, _ in shown] == [item["type"] for item in log]
     assert [json.loads(text) for _, _, text in shown] == log
     assert shown[-1][1] == "succeeded"
-    assert [item["data"]["attempt"] for item in log if item["type"] == "started"] == [1, 2]
+    # The first run died with its server and was handed back uncharged: run 2 is attempt 1.
+    assert [item["data"]["attempt"] for item in log if item["type"] == "started"] == [1, 1]
+    assert [item["data"]["lost"] for item in log if item["type"] == "queued"][1:] == [True]
     assert opens >= 2  # it did reconnect after the server died
     assert statuses[-1] == 204 and set(statuses[:-1]) == {200}, statuses
