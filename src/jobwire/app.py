@@ -23,6 +23,7 @@ from jobwire.errors import (
     JobFailed,
     JobNotFound,
     JobwireError,
+    StoreUnavailable,
     UnknownJobError,
 )
 from jobwire.feed.follow import RECHECK_SECONDS, follow
@@ -31,6 +32,7 @@ from jobwire.gcpolicy import tune_collector
 from jobwire.ids import new_job_id
 from jobwire.jobs import Executor, JobSpec, P, R, build_options
 from jobwire.model import DEFAULT_MAX_CRASHES, MAX_CRASHES_OPTION, Event, Job, State
+from jobwire.outage import Outage
 from jobwire.retry import Backoff
 from jobwire.services.base import Service
 from jobwire.services.pruner import Pruner
@@ -123,6 +125,11 @@ class Jobwire:
         self._hub: Hub | None = None
         self._opened = 0
         self._open_lock: asyncio.Lock | None = None
+        # While a start-up waits for a store that is away (see lifespan): that task, the
+        # last reason the store could not be opened, and why the start-up gave up.
+        self._opening: asyncio.Task[None] | None = None
+        self._waiting_for: str = ""
+        self.startup_failed: str | None = None
         self.worker: Worker | None = None
         self._services: list[Service] = []
         self.outbox: Outbox | None = None  # sends webhooks while services run
@@ -231,8 +238,30 @@ class Jobwire:
     @property
     def hub(self) -> Hub:
         if self._hub is None:
+            self._check_not_waiting()
             raise ConfigError("the store is not open: use 'async with jobs:' or jobs.lifespan")
         return self._hub
+
+    @property
+    def waiting_for_store(self) -> bool:
+        """A start-up is still waiting for the store (or gave up waiting)."""
+        return self._opening is not None and (
+            not self._opening.done() or self.startup_failed is not None
+        )
+
+    def _check_not_waiting(self) -> None:
+        if self.startup_failed is not None:
+            raise StoreUnavailable(self.startup_failed)
+        if self.waiting_for_store:
+            raise StoreUnavailable(
+                f"not open yet; start-up keeps trying to open it: {self._waiting_for}"
+            )
+
+    async def ping(self) -> None:
+        """Readiness: raises StoreUnavailable unless the store is open, answers, and its
+        schema is at this jobwire's version."""
+        self._check_not_waiting()
+        await self.store.ping()
 
     async def open(self) -> None:
         if self._open_lock is None:
@@ -255,7 +284,37 @@ class Jobwire:
 
     async def _ensure_open(self) -> None:
         if self._opened == 0:
+            # The start-up that is waiting for the store opens it, not a request.
+            self._check_not_waiting()
             await self.open()
+
+    async def open_when_reachable(self, timeout: float | None = None) -> None:
+        """Open the store, riding out its absence at start-up as run time rides out an
+        outage: the same capped, jittered backoff, the outage logged when it begins,
+        reminded, and when it ends. Gives up with StoreUnavailable after ``timeout``
+        seconds (``JOBWIRE_STARTUP_TIMEOUT_SECONDS`` by default; 0 tries once)."""
+        await self._open_patiently(
+            self.settings.startup_timeout_seconds if timeout is None else timeout
+        )
+
+    async def _open_patiently(self, timeout: float, outage: Outage | None = None) -> None:
+        outage = outage or Outage(log, "start-up")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.open()
+            except StoreUnavailable as exc:
+                self._waiting_for = str(exc)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreUnavailable(
+                        f"still unavailable after waiting {timeout:g} s at start-up "
+                        f"(JOBWIRE_STARTUP_TIMEOUT_SECONDS): {exc}"
+                    ) from exc
+                await asyncio.sleep(min(outage.failed(exc), left))
+                continue
+            outage.succeeded()
+            return
 
     async def __aenter__(self) -> Jobwire:
         await self.open()
@@ -300,22 +359,89 @@ class Jobwire:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
-        """FastAPI lifespan: the store opens, embedded workers run, all stop with the app."""
-        await self.open()
+        """FastAPI lifespan: the store opens, embedded workers run, all stop with the app.
+
+        When the store is away at start-up (PostgreSQL or Redis not up yet), the app
+        serves at once and opens the store in the background, with the backoff of run
+        time: ``P/health/live`` answers 200, ``P/health/ready`` and every route that
+        needs the store 503 with the reason, until the store opens; then the services
+        and embedded workers start. Past ``JOBWIRE_STARTUP_TIMEOUT_SECONDS`` it gives
+        up: liveness answers 503 too, so that a supervisor restarts the process.
+        ``JOBWIRE_STARTUP_TIMEOUT_SECONDS=0`` fails the start-up at once instead.
+        """
+        try:
+            await self.open()
+        except StoreUnavailable as exc:
+            if self.settings.startup_timeout_seconds <= 0:
+                raise
+            async with self._serving_while_opening(exc):
+                yield
+            return
+        try:
+            await self._start_running()
+            yield
+        finally:
+            await self._stop_running()
+
+    @contextlib.asynccontextmanager
+    async def _serving_while_opening(self, first: StoreUnavailable) -> AsyncIterator[None]:
+        outage = Outage(log, "start-up")
+        self._waiting_for = str(first)
+        delay = outage.failed(first)
+        started = asyncio.Event()
+
+        async def open_then_start() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await self._open_patiently(self.settings.startup_timeout_seconds, outage)
+            except StoreUnavailable as exc:
+                self.startup_failed = str(exc)
+                log.error("start-up: gave up opening the store: %s", exc)
+                return
+            try:
+                await self._start_running()
+            except Exception as exc:
+                self.startup_failed = f"start-up failed once the store opened: {exc!r}"
+                log.exception("start-up failed once the store opened")
+                return
+            started.set()
+
+        self.startup_failed = None
+        self._opening = asyncio.get_running_loop().create_task(
+            open_then_start(), name="jobwire-startup"
+        )
+        try:
+            yield
+        finally:
+            opening, self._opening = self._opening, None
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+            if started.is_set():
+                await self._stop_running()
+            elif self._opened:
+                await self.close()
+
+    async def _start_running(self) -> None:
+        """With the store open: the services, then the embedded worker."""
         if self.settings.gc_tuning:
             tune_collector()
-        worker = None
         try:
             await self.start_services()
             if self.settings.embedded_workers and self.registry:
-                worker = await self.start_worker()  # it records the names it runs
+                await self.start_worker()  # it records the names it runs
             else:
                 await self._record_names()
-            yield
-        finally:
+        except BaseException:
+            await self._stop_running()
+            raise
+
+    async def _stop_running(self) -> None:
+        worker, self.worker = self.worker, None
+        try:
             if worker is not None:
                 await worker.drain()
-                self.worker = None
+        finally:
             await self.stop_services()
             await self.close()
 
@@ -336,25 +462,41 @@ class Jobwire:
         return no_live_worker(job, workers, self.settings.lease_seconds, time.time())
 
     async def run_worker(self, queues: Sequence[str] | None = None) -> None:
-        """Run a standalone worker until SIGTERM or SIGINT, then drain gracefully."""
+        """Run a standalone worker until SIGTERM or SIGINT, then drain gracefully.
+
+        A store that is away at start-up is waited for (``open_when_reachable``); a stop
+        signal meanwhile ends the wait and the worker."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await self.open()
-        if self.settings.gc_tuning:
-            tune_collector()
         try:
-            await self.start_services()
-            worker = await self.start_worker(queues)
-            await stop.wait()
-            log.info("worker %s: stop requested; draining", worker.id)
-            await worker.drain()
+            opening = loop.create_task(self.open_when_reachable())
+            stopped = loop.create_task(stop.wait())
+            await asyncio.wait((opening, stopped), return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not opening.done():
+                opening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await opening
+                log.info("start-up: stop requested while waiting for the store")
+                await self.close()
+                return
+            opening.result()  # raises StoreUnavailable when the wait ran out
+            if self.settings.gc_tuning:
+                tune_collector()
+            try:
+                await self.start_services()
+                worker = await self.start_worker(queues)
+                await stop.wait()
+                log.info("worker %s: stop requested; draining", worker.id)
+                await worker.drain()
+            finally:
+                await self.stop_services()
+                await self.close()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-            await self.stop_services()
-            await self.close()
 
     # -- the HTTP router -----------------------------------------------------------------
 

@@ -71,6 +71,7 @@ from jobwire.loops import loop_factory
 from jobwire.model import Event, EventType, Job, State
 from jobwire.settings import Settings, env_name
 from jobwire.store.base import ListQuery, NewJob
+from jobwire.store.sqlite import SQLiteStore
 
 USAGE = 2
 NOT_OK = 1
@@ -302,13 +303,37 @@ def configured(jobs: Jobwire, **changes: Any) -> Jobwire:
         raise CliError(str(exc)) from None
 
 
-def _store_jobwire(url: str | None, app: str | None) -> Jobwire:
+def _store_jobwire(url: str | None, app: str | None, *, existing: bool = False) -> Jobwire:
+    """The Jobwire whose store a command reads; with ``existing``, refuse to create one.
+
+    A command that only reads (``ls``, ``status``, ``top``, ``health``, ``cancel``)
+    pointed at a SQLite file that is not there was given the wrong path: creating an
+    empty store there would hide the mistake behind "no jobs".
+    """
     if app is not None:
-        return configured(load_jobwire(app), url=url)
+        jobs = configured(load_jobwire(app), url=url)
+    else:
+        try:
+            jobs = Jobwire(url)
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+    if existing:
+        _require_existing_store(jobs)
+    return jobs
+
+
+def _require_existing_store(jobs: Jobwire) -> None:
     try:
-        return Jobwire(url)
+        store = jobs.store
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    if isinstance(store, SQLiteStore) and not store.path.exists():
+        raise CliError(
+            f"no job store at {store.path} ({env_name('url')}={redact(jobs.settings.url)}): "
+            f"nothing was created; point --url or {env_name('url')} at the store your app "
+            "and workers use",
+            NOT_OK,
+        )
 
 
 def cli_view(job: Job, no_worker: bool | None = None) -> dict[str, Any]:
@@ -681,7 +706,7 @@ async def run_health(opts: HealthOptions, out: Console, err: Console) -> int:
     liveness probe of a worker-only pod.
     """
     host = opts.host or socket.gethostname()
-    async with _store_jobwire(opts.url, opts.app) as jobs:
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
         max_age = jobs.settings.lease_seconds if opts.max_age is None else opts.max_age
         workers = [w for w in await jobs.store.list_workers() if w.host == host]
     if not workers:
@@ -705,7 +730,7 @@ async def run_top(opts: TopOptions, out: Console, err: Console) -> int:
 
     from jobwire import metrics, top
 
-    async with _store_jobwire(opts.url, opts.app) as jobs:
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
         source = redact(jobs.settings.url)
         lease = jobs.settings.lease_seconds
 
@@ -727,7 +752,7 @@ async def run_top(opts: TopOptions, out: Console, err: Console) -> int:
 @command
 async def run_status(opts: StatusOptions, out: Console, err: Console) -> int:
     """Print one job; exit 1 when it does not exist."""
-    async with _store_jobwire(opts.url, opts.app) as jobs:
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
         job = await jobs.get(opts.job_id)
         if job is None:
             raise CliError(f"job {opts.job_id} not found", NOT_OK)
@@ -787,7 +812,7 @@ async def run_ls(opts: ListOptions, out: Console, err: Console) -> int:
     query = ListQuery(
         owner=opts.owner, states=opts.states, job=opts.job, before_id=opts.before, limit=opts.limit
     )
-    async with _store_jobwire(opts.url, opts.app) as jobs:
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
         page = await jobs.store.list(query)
     if opts.as_json:
         body = {"items": [cli_view(j) for j in page.items], "next_cursor": page.next_cursor}
@@ -822,7 +847,7 @@ async def run_ls(opts: ListOptions, out: Console, err: Console) -> int:
 @command
 async def run_cancel(opts: CancelOptions, out: Console, err: Console) -> int:
     """Cancel a job: 0 when accepted; 1 when not found or already ended."""
-    async with _store_jobwire(opts.url, opts.app) as jobs:
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
         try:
             job = await jobs.cancel(opts.job_id)
         except JobNotFound:

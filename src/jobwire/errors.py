@@ -17,7 +17,9 @@
         ├── JobFailed             handle.result(): the job ended failed (carries its error)
         ├── JobCancelled          the job was asked to stop (ctx.check_cancelled())
         ├── JobTimeout            the attempt ran past its timeout
-        └── WorkerProcessDied     the process running the attempt exited without a result
+        ├── WorkerProcessDied     the process running the attempt exited without a result
+        └── JobImportError        a job process could not import the job's module (its
+                                  environment's fault, not the job's)
 
 Driver errors (sqlite3, asyncpg, redis) are mapped to this tree where they enter, in the
 store that uses that driver; nothing outside ``jobwire.store`` sees them.
@@ -122,3 +124,22 @@ class WorkerProcessDied(JobFailure):
     def __init__(self, exitcode: int | None) -> None:
         self.exitcode = exitcode
         super().__init__(f"the worker process running the job exited with code {exitcode}")
+
+
+class JobImportError(JobFailure):
+    """A job process could not import the module that defines the job.
+
+    The job's own code never ran: the worker's environment is at fault (the module is
+    not on the job process's ``sys.path``, a package it imports is missing, the
+    working directory differs), so fixing the job will not help.
+    """
+
+    def __init__(self, module: str, job: str, cause: BaseException) -> None:
+        self.module = module
+        self.job = job
+        super().__init__(
+            f"the job process could not import module {module!r}, which defines job "
+            f"{job!r} ({type(cause).__name__}: {cause}); this is a problem of the worker's "
+            "environment (sys.path, installed packages, working directory), not an error "
+            "raised by the job"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -29,6 +30,9 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     postgres_pool_min: int = 1  # connections the PostgreSQL store keeps open
     postgres_pool_max: int = 10  # …and opens at most (besides one for LISTEN)
+    # How long a server or worker starting while its store is away keeps trying to
+    # open it: unlimited, as at run time; 0 fails at once.
+    startup_timeout_seconds: float = math.inf
     # Workers
     embedded_workers: bool = True
     queues: tuple[str, ...] = ("default",)
@@ -82,6 +86,7 @@ class Settings:
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
+        _non_negative(self, "startup_timeout_seconds")
         if not self.queues or any(not q for q in self.queues):
             raise ConfigError(
                 f"JOBWIRE_QUEUES: expected comma-separated names, got {self.queues!r}"

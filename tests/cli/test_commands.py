@@ -268,6 +268,8 @@ async def test_follow_of_a_cancelled_job_exits_1(
 
 
 async def test_status_of_an_unknown_job_exits_1(db_url: str, out: Captured) -> None:
+    async with Jobwire(db_url):
+        pass  # the store exists; the job does not
     code = await run_status(StatusOptions("01a2-unknown", url=db_url), out.console)
     assert code == 1
     assert "job 01a2-unknown not found" in out.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from jobwire import Jobwire, State
@@ -41,7 +42,13 @@ async def test_top_once_shows_the_counts_per_queue_and_the_live_worker(
     assert "workers online 1/1" in out.text
 
 
+async def create_store(url: str) -> None:
+    async with Jobwire(url):
+        pass
+
+
 def test_top_refreshes_the_given_number_of_times_then_exits_0(db_url: str) -> None:
+    asyncio.run(create_store(db_url))  # top reads a store, never creates one
     done = run_cli("top", "--url", db_url, "--refreshes", "2", "--interval", "0.05")
     assert done.returncode == 0, done.stderr
     assert "jobwire top" in done.stdout

@@ -21,6 +21,7 @@ PUBLIC = {
     "JobFailed",
     "JobFailure",
     "JobHandle",
+    "JobImportError",
     "JobNotFound",
     "JobSpec",
     "JobTimeout",

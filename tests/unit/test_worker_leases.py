@@ -72,6 +72,13 @@ async def test_a_job_whose_heartbeats_go_unanswered_is_stopped_when_its_lease_ru
     # Not before a heartbeat could have been due and unanswered, nor long after the lease.
     assert LEASE * 2 / 3 - 0.1 <= stopped_after <= LEASE + 1.5
     assert f"job {handle.id}: lease lost: no heartbeat answered" in caplog.text
+    [stopped] = [r for r in caplog.records if getattr(r, "job_id", None) == handle.id]
+    assert (stopped.job, stopped.attempt, stopped.error_type) == (  # type: ignore[attr-defined]
+        "sleeps",
+        1,
+        "LeaseExpired",
+    )
+    assert "lease lost; this attempt stops and its result is discarded" in stopped.getMessage()
     # It wrote nothing about the attempt: the store's lease and fencing decide what next.
     assert job is not None and (job.state, job.attempts) == (State.RUNNING, 1)
     assert types == ["queued", "started"]

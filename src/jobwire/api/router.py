@@ -111,9 +111,21 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
 
     # Health first: "/health/live" must not be taken for a job id.
 
-    @router.get("/health/live", tags=["health"], summary="Liveness")
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get(
+        "/health/live",
+        tags=["health"],
+        summary="Liveness",
+        responses={503: {"description": "The start-up gave up waiting for the store"}},
+    )
+    async def live() -> JSONResponse:
+        # Up while the store is away, at start-up as at run time: restarting the process
+        # would not bring the store back. Only a start-up that gave up is not alive.
+        if jobwire.startup_failed is not None:
+            return JSONResponse(
+                {"status": "failed", "detail": f"start-up failed: {jobwire.startup_failed}"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return JSONResponse({"status": "ok"})
 
     @router.get(
         "/health/ready",
@@ -123,7 +135,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     )
     async def ready() -> JSONResponse:
         try:
-            await jobwire.store.ping()
+            await jobwire.ping()
         except StoreUnavailable as exc:
             reason = str(exc)
         except Exception as exc:  # an engine error not yet mapped still means "not ready"

@@ -6,6 +6,10 @@ instead of looping), or ``cancelled`` when a cancel was pending. This may run a 
 twice — that is at-least-once delivery — but fencing lets only one attempt complete it.
 After the store was away, it waits one lease before reaping again: workers could not
 renew their leases while it was gone, and deserve the chance to before losing their jobs.
+
+Each job it takes back is logged at WARNING on ``jobwire.services``, with the job's id,
+name, attempt, the worker that held it (as far as the job's error names it) and what
+became of it, as structured extras.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
+from jobwire.model import Job
 from jobwire.services.base import Service
 from jobwire.store.base import Store
 
@@ -43,11 +48,38 @@ class Reaper(Service):
             return 0
         changed = await self.store.reap()
         for job in changed:
-            log.warning(
-                "job %s: lease expired; now %s (attempt %d of %d)",
-                job.id,
-                job.state.value,
-                job.attempts,
-                job.max_attempts,
-            )
+            _log_expired(job)
         return len(changed)
+
+
+def _log_expired(job: Job) -> None:
+    """One line per job taken back, from the job as the store returned it."""
+    error = job.error or {}
+    reason = str(error.get("message", "")) or "no heartbeat within its lease"
+    log.warning(
+        "job %s (%s) attempt %d/%d: lease expired (%s); now %s",
+        job.id,
+        job.job,
+        job.attempts,
+        job.max_attempts,
+        reason,
+        job.state.value,
+        extra={
+            "job_id": job.id,
+            "job": job.job,
+            "attempt": job.attempts,
+            "max_attempts": job.max_attempts,
+            "worker": job.worker_id or _worker_named(reason),
+            "state": job.state.value,
+            "error_type": str(error.get("type", "LeaseExpired")),
+            "error_message": reason,
+        },
+    )
+
+
+def _worker_named(reason: str) -> str | None:
+    """The worker a lease-expiry message names ("worker W stopped heartbeating …")."""
+    parts = reason.split()
+    if len(parts) > 1 and parts[0] == "worker":
+        return parts[1]
+    return None

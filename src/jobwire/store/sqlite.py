@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import operator
+import os
 import queue
 import sqlite3
 import threading
@@ -812,6 +813,35 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+def _check_directory(path: Path) -> None:
+    """Refuse a database whose directory SQLite cannot write in, naming the setting.
+
+    The directory is not created: a path that does not exist is more often a typo or a
+    volume that is not mounted than a wish for new directories. SQLite writes its
+    ``-wal`` and ``-shm`` files beside the database, so the directory must be writable.
+    """
+    directory = path.parent
+    problem = None
+    if not directory.exists():
+        problem = f"its directory {directory} does not exist"
+    elif not directory.is_dir():
+        problem = f"{directory} is not a directory"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        problem = (
+            f"its directory {directory} is not writable (SQLite keeps its -wal and -shm "
+            "files beside the database)"
+        )
+    if problem is not None:
+        raise ConfigError(f"JOBWIRE_URL: cannot use the SQLite database {path}: {problem}")
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> JobwireError:
+    """A driver error met while opening the database, in jobwire's terms."""
+    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+        return StoreUnavailable(f"cannot open {path}: {exc}")
+    return ConfigError(f"JOBWIRE_URL: cannot use the SQLite database {path}: {exc}")
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         super().__init__()
@@ -845,8 +875,11 @@ class SQLiteStore(Store):
             return
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self._migrate)
+        _check_directory(self.path)
+        try:
+            await asyncio.to_thread(self._migrate)
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from exc
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="jobwire-sqlite-read")
         self._bus = WakeBus(bus_directory(self.path), self._notify)
         self._bus.start(loop)

@@ -3,6 +3,13 @@
 ``prepare → perform (under the timeout) → settle the outcome → record it``. The outcome
 is decided in plain code before anything is written, and the final write is shielded
 from cancellation, so a worker told to stop while a job finishes still records it.
+
+Each outcome is logged once, on the ``jobwire.worker`` logger, with the job's id, name
+and attempt as structured extras (``job_id``, ``job``, ``attempt``, ``max_attempts``,
+and for a failure ``error_type`` and ``error_message``): a success at DEBUG, a cancel
+or a hand-back at INFO, a failed attempt that will be retried (a timeout included) at
+WARNING, a failure that ends the job at ERROR. The traceback is kept in the job's error
+and logged at DEBUG only, so a flaky job does not fill the log with stacks.
 """
 
 from __future__ import annotations
@@ -209,9 +216,10 @@ class Attempt:
         return outcome
 
     async def _record(self, outcome: Outcome) -> None:
+        retry_at = self._retry_at(outcome) if isinstance(outcome, Failed) else None
+        self._log(outcome, retry_at)
         if isinstance(outcome, Lost):
             self.reporter.close()
-            log.warning("job %s: lease lost; this attempt's result is discarded", self.job.id)
             return
         if self.reporter.used:
             await self.reporter.drain()
@@ -223,7 +231,7 @@ class Attempt:
                 if isinstance(outcome, Succeeded):
                     await self.store.finish(job_id, token, outcome.result)
                 elif isinstance(outcome, Failed):
-                    await self.store.fail(job_id, token, outcome.error, self._retry_at(outcome))
+                    await self.store.fail(job_id, token, outcome.error, retry_at)
                 elif isinstance(outcome, Cancelled):
                     await self.store.mark_cancelled(job_id, token)
                 elif isinstance(outcome, Released):
@@ -243,6 +251,48 @@ class Attempt:
             except JobwireError as exc:
                 log.warning("job %s: outcome not recorded: %s", job_id, exc)
                 return
+
+    def _log(self, outcome: Outcome, retry_at: float | None) -> None:
+        job = self.job
+        extra: dict[str, Any] = {
+            "job_id": job.id,
+            "job": job.job,
+            "attempt": job.attempts,
+            "max_attempts": job.max_attempts,
+        }
+        head = f"job {job.id} ({job.job}) attempt {job.attempts}/{job.max_attempts}"
+        if isinstance(outcome, Succeeded):
+            log.debug("%s succeeded in %.3f s", head, time.monotonic() - self.started, extra=extra)
+        elif isinstance(outcome, Failed):
+            kind = str(outcome.error.get("type", "Error"))
+            message = str(outcome.error.get("message", ""))
+            extra.update(error_type=kind, error_message=message)
+            if retry_at is not None:
+                extra["retry_at"] = retry_at
+                log.warning(
+                    "%s failed: %s: %s; retrying in %.1f s",
+                    head,
+                    kind,
+                    message,
+                    max(0.0, retry_at - time.time()),
+                    extra=extra,
+                )
+            else:
+                why = "" if outcome.retryable else " (not retryable)"
+                log.error(
+                    "%s failed%s; the job has failed: %s: %s", head, why, kind, message, extra=extra
+                )
+            if outcome.error.get("traceback") and log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: %s", head, outcome.error["traceback"].rstrip(), extra=extra)
+        elif isinstance(outcome, Cancelled):
+            log.info("%s cancelled", head, extra=extra)
+        elif isinstance(outcome, Released):
+            log.info("%s handed back unfinished (the worker is stopping)", head, extra=extra)
+        else:
+            extra.update(error_type="LeaseExpired", error_message="the lease was lost")
+            log.warning(
+                "%s: lease lost; this attempt stops and its result is discarded", head, extra=extra
+            )
 
     def _retry_at(self, outcome: Failed) -> float | None:
         if not outcome.retryable or self.job.attempts >= self.job.max_attempts:

@@ -45,7 +45,12 @@ def _resolve(module: str, qualname: str, main_path: str | None) -> Any:
             _main_globals[main_path] = runpy.run_path(main_path, run_name="__jobwire_main__")
         target: Any = _main_globals[main_path][qualname.split(".")[0]]
     else:
-        target = importlib.import_module(module)
+        try:
+            target = importlib.import_module(module)
+        except Exception as exc:  # ImportError, or whatever importing the module raised
+            from jobwire.errors import JobImportError
+
+            raise JobImportError(module, qualname, exc) from exc
         for part in qualname.split("."):
             target = getattr(target, part)
     if not isinstance(target, JobSpec):
