@@ -31,5 +31,5 @@ async def test_each_expired_lease_is_one_warning_naming_the_job_attempt_and_work
     )
     message = record.getMessage()
     assert f"job {stored.job.id} (crunch) attempt 1/2: lease expired" in message
-    assert "worker-a" in message and "now queued" in message
+    assert "worker-a" in message and "now queued" in message and "crash 1 of 3" in message
     assert claim.job.id == stored.job.id

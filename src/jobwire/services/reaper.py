@@ -15,9 +15,10 @@ became of it, as structured extras.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
-from jobwire.model import Job
+from jobwire.model import Job, State
 from jobwire.services.base import Service
 from jobwire.store.base import Store
 
@@ -56,18 +57,24 @@ def _log_expired(job: Job) -> None:
     """One line per job taken back, from the job as the store returned it."""
     error = job.error or {}
     reason = str(error.get("message", "")) or "no heartbeat within its lease"
+    # A lost run is handed back uncharged: back in the queue, the job counts one fewer.
+    attempt = job.attempts + 1 if job.state is State.QUEUED else job.attempts
     log.warning(
-        "job %s (%s) attempt %d/%d: lease expired (%s); now %s",
+        "job %s (%s) attempt %d/%d: lease expired, crash %d of %d (%s); now %s",
         job.id,
         job.job,
-        job.attempts,
+        attempt,
         job.max_attempts,
+        job.crashes,
+        job.max_crashes,
         reason,
         job.state.value,
         extra={
             "job_id": job.id,
             "job": job.job,
-            "attempt": job.attempts,
+            "attempt": attempt,
+            "crashes": job.crashes,
+            "max_crashes": job.max_crashes,
             "max_attempts": job.max_attempts,
             "worker": job.worker_id or _worker_named(reason),
             "state": job.state.value,
@@ -78,8 +85,9 @@ def _log_expired(job: Job) -> None:
 
 
 def _worker_named(reason: str) -> str | None:
-    """The worker a lease-expiry message names ("worker W stopped heartbeating …")."""
-    parts = reason.split()
-    if len(parts) > 1 and parts[0] == "worker":
-        return parts[1]
-    return None
+    """The worker a lease-expiry message names ("… worker W stopped heartbeating …")."""
+    found = _STOPPED_HEARTBEATING.search(reason)
+    return None if found is None else found.group(1)
+
+
+_STOPPED_HEARTBEATING = re.compile(r"worker (\S+) stopped heartbeating")
