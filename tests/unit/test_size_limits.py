@@ -56,8 +56,7 @@ async def test_an_output_over_its_limit_fails_the_job_even_when_the_job_catches_
     assert (job.state, job.attempts) == (State.FAILED, 1)
     assert job.error is not None and job.error["type"] == "LimitExceeded"
     assert job.error["message"] == (
-        "an output is 1,002 bytes as JSON, over the limit of 1,000 bytes "
-        "(JOBWIRE_MAX_OUTPUT_BYTES)"
+        "an output is 1,002 bytes as JSON, over the limit of 1,000 bytes (JOBWIRE_MAX_OUTPUT_BYTES)"
     )
     outputs = [e.data["output"] for e in events if e.type is EventType.OUTPUT]
     assert all(json_size(output) <= 1_000 for output in outputs), "an oversized output was kept"
