@@ -534,13 +534,16 @@ class Jobwire:
     ) -> JobHandle[R]:
         """Validate the arguments and store the job; returns once it is durable.
 
+        Arguments that do not match the job's signature raise InvalidArguments (a
+        ValueError) naming each field.
+
         ``options={"webhook": {"url": ..., "events": [...]}}`` asks for signed webhooks
         (terminal events when ``events`` is left out): raises ConfigError without
         ``JOBWIRE_WEBHOOK_SECRET``, and WebhookRefused for a bad URL or event name or a
         target the egress rules refuse.
         """
         spec = self.spec(job) if isinstance(job, str) else job
-        args = spec.dump_arguments(arguments or {})
+        args = spec.check_arguments(arguments or {})
         scheduled_at = schedule(delay, run_at)
         if priority is not None and not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
             raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {priority}")

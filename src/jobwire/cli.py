@@ -34,7 +34,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -61,6 +60,7 @@ from jobwire.errors import (
     AlreadyTerminal,
     ConfigError,
     IdempotencyConflict,
+    InvalidArguments,
     JobNotFound,
     JobwireError,
     StoreUnavailable,
@@ -443,9 +443,9 @@ async def run_submit(opts: SubmitOptions, out: Console, err: Console) -> int:
                 if not opts.force:
                     await check_known_name(jobs, opts.job)
                 job, created = await _enqueue_unchecked(jobs, opts)
-        except ValidationError as exc:
+        except InvalidArguments as exc:
             err.print(Text(f"error: invalid arguments for job {opts.job!r}:", style="red"))
-            for line in validation_lines(exc):
+            for line in validation_lines(exc.errors):
                 err.print(Text(f"  {line}"), soft_wrap=True)
             return USAGE
         except UnknownJobError as exc:
@@ -513,10 +513,10 @@ async def _enqueue_unchecked(jobs: Jobwire, opts: SubmitOptions) -> tuple[Job, b
     return stored.job, stored.created
 
 
-def validation_lines(exc: ValidationError) -> list[str]:
+def validation_lines(errors: list[dict[str, Any]]) -> list[str]:
     """Pydantic errors as ``field: message (got value)``, one per line."""
     lines = []
-    for error in exc.errors(include_url=False, include_context=False):
+    for error in errors:
         where = ".".join(str(part) for part in error["loc"]) or "(arguments)"
         line = f"{where}: {error['msg']}"
         if error["type"] != "missing":

@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from jobwire.errors import JobCancelled
+from jobwire.errors import JobCancelled, LimitExceeded
+from jobwire.limits import Limits, clip_start
 from jobwire.model import EventDraft, EventType
 
 Sink = Callable[[EventDraft], None]
@@ -64,7 +65,17 @@ class CancelFlag:
 class JobContext:
     """Handed to every job as its first argument."""
 
-    __slots__ = ("_cancel", "_log_events", "_logger", "_sink", "attempt", "job_id", "job_name")
+    __slots__ = (
+        "_cancel",
+        "_limits",
+        "_log_events",
+        "_logger",
+        "_sink",
+        "attempt",
+        "broken",
+        "job_id",
+        "job_name",
+    )
 
     def __init__(
         self,
@@ -74,6 +85,7 @@ class JobContext:
         sink: Sink,
         cancel: CancelSignal | None = None,
         log_events: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_name = job_name
@@ -81,7 +93,10 @@ class JobContext:
         self._sink = sink
         self._cancel: CancelSignal = cancel if cancel is not None else CancelFlag()
         self._log_events = log_events
+        self._limits = limits if limits is not None else Limits()
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        # The first limit this attempt broke: it fails even if the job caught the error.
+        self.broken: LimitExceeded | None = None
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -94,12 +109,27 @@ class JobContext:
     def progress(
         self, current: float, total: float | None = None, message: str | None = None
     ) -> None:
-        """Report how far the job is; the latest value is also kept on the job record."""
+        """Report how far the job is; the latest value is also kept on the job record.
+
+        A message over JOBWIRE_MAX_PROGRESS_MESSAGE_BYTES is cut to fit (ending in …).
+        """
+        if message is not None:
+            message = self._limits.clip_message(message)
         data: dict[str, Any] = {"current": current, "total": total, "message": message}
         self._sink(EventDraft(EventType.PROGRESS, data))
 
     def output(self, data: Any) -> None:
-        """Publish a partial result (any JSON value) as an ``output`` event."""
+        """Publish a partial result (any JSON value) as an ``output`` event.
+
+        Raises LimitExceeded when it is over JOBWIRE_MAX_OUTPUT_BYTES; the attempt then
+        fails without a retry, even if the job catches the error.
+        """
+        try:
+            self._limits.check_output(data)
+        except LimitExceeded as exc:
+            if self.broken is None:
+                self.broken = exc
+            raise
         self._sink(EventDraft(EventType.OUTPUT, {"output": data}))
 
     @property
@@ -131,4 +161,7 @@ class _JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().log(level, msg, *args, **kwargs)
         if self._ctx._log_events and self.isEnabledFor(level):
             text = str(msg) % args if args else str(msg)
+            # A log line is cut rather than refused: logging must never raise in the job.
+            # A byte takes at most 6 in JSON (\u0001), so this always fits the output limit.
+            text = clip_start(text, max(0, self._ctx._limits.output_bytes // 6 - 64))
             self._ctx.output({"log": {"level": logging.getLevelName(level), "message": text}})

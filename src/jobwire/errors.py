@@ -6,6 +6,7 @@
     ├── ConfigError               a setting or a job definition is wrong (raised early)
     │   └── JobDefinitionError    @jobs.job refused a function (names the parameter)
     ├── UnknownJobError           no job is registered under that name
+    ├── InvalidArguments          submit: the arguments do not fit the signature (a ValueError)
     ├── JobNotFound               no such job, or not visible to this owner
     ├── InvalidTransition         the state machine refuses the move
     │   └── AlreadyTerminal       the job has already succeeded, failed or been cancelled
@@ -18,14 +19,19 @@
         ├── JobCancelled          the job was asked to stop (ctx.check_cancelled())
         ├── JobTimeout            the attempt ran past its timeout
         ├── WorkerProcessDied     the process running the attempt exited without a result
-        └── JobImportError        a job process could not import the job's module (its
-                                  environment's fault, not the job's)
+        ├── JobImportError        a job process could not import the job's module (its
+        │                         environment's fault, not the job's)
+        └── JobContractBroken     the job broke its own contract; the attempt fails, never retried
+            ├── ResultInvalid     the result does not match the return annotation
+            └── LimitExceeded     a result or output is larger than its setting allows
 
 Driver errors (sqlite3, asyncpg, redis) are mapped to this tree where they enter, in the
 store that uses that driver; nothing outside ``jobwire.store`` sees them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class JobwireError(Exception):
@@ -47,6 +53,26 @@ class UnknownJobError(JobwireError):
         super().__init__(
             f"unknown job {name!r}; registered jobs: {', '.join(self.known) or '(none)'}"
         )
+
+
+class InvalidArguments(JobwireError, ValueError):
+    """Arguments refused by the job's signature; ``errors`` are Pydantic's, each naming
+    its field by ``loc``."""
+
+    def __init__(self, job: str, errors: list[dict[str, Any]]) -> None:
+        self.job = job
+        self.errors = errors
+        lines = "; ".join(_error_line(e) for e in errors)
+        super().__init__(f"invalid arguments for job {job!r}: {lines}")
+
+
+def _error_line(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "(arguments)"
+    line = f"{where}: {error.get('msg', 'invalid')}"
+    if error.get("type") != "missing" and "input" in error:
+        got = repr(error["input"])
+        line += f" (got {got if len(got) <= 80 else got[:77] + '...'})"
+    return line
 
 
 class JobNotFound(JobwireError):
@@ -142,4 +168,30 @@ class JobImportError(JobFailure):
             f"{job!r} ({type(cause).__name__}: {cause}); this is a problem of the worker's "
             "environment (sys.path, installed packages, working directory), not an error "
             "raised by the job"
+        )
+
+
+class JobContractBroken(JobFailure):
+    """The job's code broke a promise retrying cannot keep: the attempt fails for good."""
+
+    permanent = True
+
+
+class ResultInvalid(JobContractBroken):
+    def __init__(self, job: str, annotation: str, problems: str) -> None:
+        self.job = job
+        super().__init__(
+            f"job {job!r} returned a result that does not match its return annotation "
+            f"{annotation}: {problems}"
+        )
+
+
+class LimitExceeded(JobContractBroken):
+    def __init__(self, what: str, size: int, setting: str, limit: int) -> None:
+        self.what = what
+        self.size = size
+        self.setting = setting
+        self.limit = limit
+        super().__init__(
+            f"{what} is {size:,} bytes as JSON, over the limit of {limit:,} bytes ({setting})"
         )

@@ -14,7 +14,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from jobwire.context import JobContext
-from jobwire.errors import JobDefinitionError
+from jobwire.errors import InvalidArguments, JobDefinitionError, ResultInvalid
 from jobwire.retry import Backoff
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ class JobSpec(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.takes_context, self.parameters = _job_parameters(fn)
         self.args_model = _args_model(fn, name, self.parameters)
-        self.result_adapter = _result_adapter(fn)
+        self.result_annotation = _result_annotation(fn)
+        self.result_adapter: TypeAdapter[Any] = TypeAdapter(self.result_annotation)
+        self._result_any = self.result_annotation is Any
         self.module = fn.__module__
         self.qualname = fn.__qualname__
         self.__doc__ = fn.__doc__
@@ -123,11 +125,29 @@ class JobSpec(Generic[P, R]):
         return {p.name: getattr(model, p.name) for p in self.parameters}
 
     def dump_result(self, value: Any) -> Any:
-        if value is None:
-            return None  # JSON as it is; nothing to convert or check
+        """The function's return value, checked against its return annotation, as JSON;
+        raises ResultInvalid when it does not match (a bug retrying cannot fix)."""
+        if self._result_any:
+            if value is None:
+                return None  # JSON as it is; nothing to convert or check
+        else:
+            try:
+                value = self.result_adapter.validate_python(value)
+            except pydantic.ValidationError as exc:
+                raise ResultInvalid(
+                    self.name, _type_name(self.result_annotation), _problems(exc)
+                ) from None
         dumped = self.result_adapter.dump_python(value, mode="json")
         json.dumps(dumped)  # a result that cannot travel as JSON fails this attempt here
         return dumped
+
+    def check_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """``dump_arguments`` for the Python API: raises InvalidArguments naming the fields."""
+        try:
+            return self.dump_arguments(arguments)
+        except pydantic.ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            raise InvalidArguments(self.name, [dict(e) for e in errors]) from None
 
     # -- enqueueing ----------------------------------------------------------------------
 
@@ -191,7 +211,9 @@ def _job_parameters(fn: Callable[..., Any]) -> tuple[bool, list[inspect.Paramete
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(fn)
+        # include_extras: without it Annotated[int, Field(ge=1)] (and conint, constr…)
+        # would lose its constraints here, and neither checks nor schemas would show them.
+        return typing.get_type_hints(fn, include_extras=True)
     except Exception as exc:
         raise JobDefinitionError(
             f"job {fn.__qualname__}: cannot resolve its type annotations: {exc}"
@@ -215,14 +237,32 @@ def _args_model(
         raise JobDefinitionError(f"job {fn.__qualname__}: {exc}") from exc
 
 
-def _result_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any]:
+def _result_annotation(fn: Callable[..., Any]) -> Any:
     hints = _type_hints(fn)
     annotation = hints.get("return", Any)
     origin = typing.get_origin(annotation)
     if origin in (Awaitable, typing.Coroutine) or annotation is type(None):
         annotation = Any if annotation is not type(None) else type(None)
     _require_json(fn, "its return value", annotation)
-    return TypeAdapter(annotation)
+    return annotation
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return repr(annotation).replace("typing.", "")
+
+
+def _problems(exc: pydantic.ValidationError) -> str:
+    """Pydantic's errors as ``where: message (got value)``, ``;``-separated."""
+    lines = []
+    for error in exc.errors(include_url=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]) or "result"
+        got = repr(error.get("input"))
+        if len(got) > 80:
+            got = got[:77] + "..."
+        lines.append(f"{where}: {error['msg']} (got {got})")
+    return "; ".join(lines)
 
 
 def _require_json(fn: Callable[..., Any], what: str, annotation: Any) -> None:

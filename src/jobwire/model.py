@@ -311,8 +311,25 @@ def succeed(job: Job, token: str, result: JSON, now: float) -> Change:
     _require_claim(job, token, "move to succeeded")
     seq = job.last_seq + 1
     done = _SUCCEEDED.set(job, _SUCCEEDED_STATE, result, None, now, None, None, None, seq)
-    event = Event(job.id, seq, _SUCCEEDED_EVENT, {"result": result, "attempt": job.attempts}, now)
+    # The result is kept once, on the job; the event refers to it (see with_result).
+    data: dict[str, JSON] = {"attempt": job.attempts, RESULT_REF: True}
+    event = Event(job.id, seq, _SUCCEEDED_EVENT, data, now)
     return Change(done, (event,), _SUCCEEDED.names)
+
+
+# A ``succeeded`` event's data holds this key instead of a copy of the result; readers
+# put the job's result back (feed.results) before any channel shows the event.
+RESULT_REF = "result_ref"
+
+
+def refers_to_result(event: Event) -> bool:
+    return event.type is _SUCCEEDED_EVENT and event.data.get(RESULT_REF) is True
+
+
+def with_result(event: Event, result: JSON) -> Event:
+    """A ``succeeded`` event as channels show it: ``{"result", "attempt"}``."""
+    data = {k: v for k, v in event.data.items() if k != RESULT_REF}
+    return dataclasses.replace(event, data={"result": result, **data})
 
 
 def fail(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from jobwire.errors import ConfigError
+from jobwire.limits import Limits
 from jobwire.webhooks.signing import decode_secret
 
 ENV_PREFIX = "JOBWIRE_"
@@ -50,6 +51,12 @@ class Settings:
     retention_seconds: float = 7 * 24 * 3600.0
     gc_tuning: bool = True  # servers and workers: freeze the start-up heap, rarer young GCs
     reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
+    # What a job hands back, as compact UTF-8 JSON: over the limit a result or an output
+    # fails the attempt for good; a progress message or an error's traceback is cut
+    max_result_bytes: int = 1_048_576
+    max_output_bytes: int = 262_144
+    max_progress_message_bytes: int = 4_096
+    max_traceback_bytes: int = 16_384
     # HTTP
     api_keys: str = ""  # "key1=owner1,key2=owner2"; empty: one anonymous owner
     allowed_origins: tuple[str, ...] = ()  # for WebSocket handshakes, besides our own
@@ -87,6 +94,8 @@ class Settings:
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
         _non_negative(self, "startup_timeout_seconds")
+        _positive(self, "max_result_bytes", "max_output_bytes")
+        _positive(self, "max_progress_message_bytes", "max_traceback_bytes")
         if not self.queues or any(not q for q in self.queues):
             raise ConfigError(
                 f"JOBWIRE_QUEUES: expected comma-separated names, got {self.queues!r}"
@@ -124,6 +133,15 @@ class Settings:
                 f"JOBWIRE_DEFAULT_PAGE_SIZE: expected 1..{self.max_page_size}, "
                 f"got {self.default_page_size}"
             )
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            result_bytes=self.max_result_bytes,
+            output_bytes=self.max_output_bytes,
+            progress_message_bytes=self.max_progress_message_bytes,
+            traceback_bytes=self.max_traceback_bytes,
+        )
 
     @property
     def heartbeat_seconds(self) -> float:

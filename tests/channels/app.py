@@ -46,6 +46,12 @@ async def emit(
     return n
 
 
+@jobs.job
+async def sized(size: int) -> str:
+    """Returns ``size`` characters: a result as large as a test wants."""
+    return "x" * size
+
+
 @jobs.job(retries=3, backoff=Backoff(base=0.01, cap=0.05))
 async def gated(ctx: JobContext, before: int, after: int, gate: str) -> int:
     """``before`` outputs, then waits until the file ``gate`` exists (or a cancel), then

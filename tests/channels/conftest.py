@@ -54,7 +54,8 @@ class Server:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("JOBWIRE_")}
         self.env = {
             **inherited,
-            "PYTHONPATH": str(ROOT),
+            # This tree's jobwire first, whatever copy the environment has installed.
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
             "JOBWIRE_URL": f"sqlite:///{self.db}",
             "JOBWIRE_SSE_KEEPALIVE_SECONDS": str(KEEPALIVE),
             "JOBWIRE_SSE_RETRY_MS": str(RETRY_MS),

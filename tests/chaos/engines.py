@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import psutil
 
+from jobwire.feed.results import resolve_results
 from jobwire.model import State
 from jobwire.store import store_from_url
 from jobwire.store.base import ListQuery, Store
@@ -83,6 +84,7 @@ class StoreLedger:
                 page = await self.store.feed(after, limit=_PAGE)
             else:
                 page = await self.store.events(job_id, after, limit=_PAGE)
+            page = await resolve_results(self.store, page)  # results as channels show them
             events.extend(Ev(e.job_id, e.seq, e.type.value, e.data, e.at) for e in page)
             if len(page) < _PAGE:
                 return sorted(events, key=lambda e: (e.job_id, e.seq))
@@ -94,7 +96,7 @@ class StoreLedger:
         async def read() -> tuple[list[Ev], int]:
             events, cursor = [], after
             while True:
-                page = await self.store.feed(cursor, limit=_PAGE)
+                page = await resolve_results(self.store, await self.store.feed(cursor, limit=_PAGE))
                 events.extend(Ev(e.job_id, e.seq, e.type.value, e.data, e.at) for e in page)
                 if page:
                     cursor = page[-1].cursor

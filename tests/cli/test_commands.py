@@ -404,3 +404,21 @@ async def test_a_name_like_no_known_one_is_refused_with_the_known_names_only(
     assert code == 2
     assert "unknown job 'zzzzzz'; known jobs: add, boom," in err.text
     assert "did you mean" not in err.text
+
+
+async def test_a_declared_constraint_is_enforced_at_submit_naming_each_field(
+    db_url: str, out: Captured, err: Captured
+) -> None:
+    args = {"n": 0, "points": [{"x": -1}], "mode": "turbo"}
+    code, _ = await submit(
+        db_url, out, err, job="constrained", args=args, app="tests.support.jobs:jobs"
+    )
+    assert code == 2
+    assert out.text == ""
+    lines = [line.strip() for line in err.lines]
+    assert "n: Input should be greater than or equal to 1 (got 0)" in lines
+    assert "points.0.x: Input should be greater than or equal to 0 (got -1)" in lines
+    assert "mode: Input should be 'fast' or 'slow' (got \"turbo\")" in lines
+    listing = Captured()
+    assert await run_ls(ListOptions(url=db_url, as_json=True), listing.console) == 0
+    assert json.loads(listing.text)["items"] == []

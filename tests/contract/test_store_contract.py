@@ -19,6 +19,7 @@ from jobwire.errors import (
     StaleClaim,
     StoreUnavailable,
 )
+from jobwire.feed.results import resolve_results
 from jobwire.ids import new_job_id, new_token
 from jobwire.model import EventDraft, EventType, Job, Progress, State
 from jobwire.store.base import (
@@ -413,7 +414,25 @@ async def test_finish_moves_the_job_to_succeeded_with_its_result(store: Store) -
     assert stored.finished_at is not None and stored.claim_token is None
     assert stored.lease_expires_at is None and stored.worker_id is None
     last = (await store.events(claim.job.id))[-1]
-    assert (last.type, last.data) == (EventType.SUCCEEDED, {"result": {"total": 42}, "attempt": 1})
+    assert (last.type, last.data) == (EventType.SUCCEEDED, {"attempt": 1, "result_ref": True})
+
+
+async def test_the_succeeded_event_refers_to_the_result_rather_than_storing_a_copy(
+    store: Store,
+) -> None:
+    claim = await claim_one(store)
+    large = {"rows": ["x" * 1000] * 200}  # 200 kB, kept once
+    await store.finish(claim.job.id, claim.token, large)
+    [last] = (await store.events(claim.job.id))[-1:]
+    assert last.data == {"attempt": 1, "result_ref": True}
+    assert len(json.dumps(last.data)) < 100
+    [fed] = [e for e in await store.feed(0) if e.job_id == claim.job.id and e.seq == last.seq]
+    assert fed.data == {"attempt": 1, "result_ref": True}
+    # What every channel reads: the event with the job's result put back.
+    [shown] = await resolve_results(store, [last])
+    assert shown.data == {"result": large, "attempt": 1}
+    [shown_fed] = await resolve_results(store, [fed])
+    assert (shown_fed.data, shown_fed.cursor) == (shown.data, fed.cursor)
 
 
 async def test_a_result_that_is_not_json_is_refused_and_the_job_stays_running(
@@ -1011,6 +1030,7 @@ async def test_a_terminal_event_of_a_job_with_a_webhook_creates_a_delivery_in_th
     assert body["timestamp"].endswith("Z")
     assert body["data"]["id"] == done.id and body["data"]["seq"] == done.last_seq
     assert (body["data"]["state"], body["data"]["result"]) == ("succeeded", {"answer": 42})
+    assert body["data"]["event"] == {"result": {"answer": 42}, "attempt": 1}
 
 
 @pytest.mark.parametrize("ending", ["fail", "cancel"])

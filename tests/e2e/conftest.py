@@ -14,7 +14,7 @@ from tests.support.processes import no_new_child_survives
 from tests.support.server import ServerThread
 
 # The jobs the HTTP tests submit; fewer jobs, fewer job processes to start.
-SERVED_JOBS = ("add", "square", "stamp", "waits_for_cancel")
+SERVED_JOBS = ("add", "square", "stamp", "waits_for_cancel", "constrained")
 MAX_BODY_BYTES = 4096
 MAX_WAIT_SECONDS = 10.0
 

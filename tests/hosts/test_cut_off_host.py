@@ -16,6 +16,7 @@ import signal
 import pytest
 
 from jobwire import Event, EventType, Jobwire
+from jobwire.feed.results import resolve_results
 from tests.chaos.harness import WORKER_STARTED, Proc
 from tests.hosts.app import hop, jobs
 from tests.hosts.conftest import Cluster
@@ -117,4 +118,5 @@ async def check_log(client: Jobwire, job_id: str, id_a: str, id_b: str) -> None:
     assert progress_from(events[reclaim + 1 :]) == {"b"}, "nothing from host a after the reclaim"
     [succeeded] = [e for e in events if e.type is EventType.SUCCEEDED]
     assert succeeded == events[-1]
-    assert succeeded.data == {"result": {"host": "b", "attempt": 2}, "attempt": 2}
+    [shown] = await resolve_results(client.store, [succeeded])
+    assert shown.data == {"result": {"host": "b", "attempt": 2}, "attempt": 2}

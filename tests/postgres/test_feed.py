@@ -9,6 +9,7 @@ import asyncpg
 
 from jobwire.feed.follow import follow_all
 from jobwire.feed.hub import Hub
+from jobwire.feed.results import resolve_results
 from jobwire.model import Event, EventDraft, EventType
 from jobwire.store.postgres import PostgresStore
 from tests.postgres.server import server_url
@@ -78,7 +79,8 @@ async def test_a_follower_of_the_feed_sees_every_event_of_concurrent_writers_onc
         hub.close()
     cursors = [e.cursor for e in seen]
     assert cursors == sorted(set(cursors)), "the feed went back or repeated itself"
-    assert seen == await second.feed(after=0, limit=expected + 1)
+    # Followers see succeeded events with their results put back (feed.results).
+    assert seen == await resolve_results(second, await second.feed(after=0, limit=expected + 1))
     by_job: dict[str, list[int]] = {}
     for event in seen:
         by_job.setdefault(event.job_id, []).append(event.seq)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Annotated, Any, Literal
 
-from jobwire import Backoff, JobContext, Jobwire
+from pydantic import BaseModel, Field, conint
+
+from jobwire import Backoff, JobContext, Jobwire, LimitExceeded
 
 jobs = Jobwire("memory://", embedded_workers=True)
 
@@ -217,3 +220,74 @@ async def waits_for_cancel(ctx: JobContext) -> None:
 def square(n: int) -> int:
     """Squares n in a job process."""
     return n * n
+
+
+# -- declared types and size limits ------------------------------------------------------------
+
+
+class Point(BaseModel):
+    x: Annotated[int, Field(ge=0)]
+    y: int = 0
+
+
+@jobs.job
+async def constrained(
+    n: Annotated[int, Field(ge=1, le=100)],
+    points: list[Point],
+    count: conint(ge=0, lt=5) = 0,  # type: ignore[valid-type]
+    mode: Literal["fast", "slow"] = "fast",
+) -> int:
+    """Every kind of declared constraint on its arguments."""
+    return n + len(points) + count
+
+
+@jobs.job(retries=2, backoff=TINY_BACKOFF)
+async def returns_point_async(value: Any) -> Point:
+    return value  # type: ignore[no-any-return]
+
+
+@jobs.job(executor="thread", retries=2, backoff=TINY_BACKOFF)
+def returns_point_thread(value: Any) -> Point:
+    return value  # type: ignore[no-any-return]
+
+
+@jobs.job(retries=2, backoff=TINY_BACKOFF)
+def returns_point_process(value: Any) -> Point:
+    return value  # type: ignore[no-any-return]
+
+
+Oversize = Literal["result", "output", "caught_output", "message", "error"]
+
+
+def _oversize(ctx: JobContext, what: Oversize, size: int) -> str:
+    """Hands back ``size`` bytes the way ``what`` says."""
+    text = "x" * size
+    if what == "result":
+        return text
+    if what == "output":
+        ctx.output(text)
+    if what == "caught_output":
+        try:
+            ctx.output(text)
+        except LimitExceeded:
+            ctx.output("a smaller one instead")
+    if what == "message":
+        ctx.progress(1, 1, message=text)
+    if what == "error":
+        raise ValueError(text + " the end of the message")
+    return "done"
+
+
+@jobs.job(retries=2, backoff=TINY_BACKOFF)
+async def oversize_async(ctx: JobContext, what: Oversize, size: int) -> str:
+    return _oversize(ctx, what, size)
+
+
+@jobs.job(executor="thread", retries=2, backoff=TINY_BACKOFF)
+def oversize_thread(ctx: JobContext, what: Oversize, size: int) -> str:
+    return _oversize(ctx, what, size)
+
+
+@jobs.job(retries=2, backoff=TINY_BACKOFF)
+def oversize_process(ctx: JobContext, what: Oversize, size: int) -> str:
+    return _oversize(ctx, what, size)

@@ -112,8 +112,11 @@ def test_succeed_moves_running_to_succeeded_with_the_result_and_releases_the_cla
     change = model.succeed(before, TOKEN, {"total": 9}, NOW + 1)
     assert change.job.state is State.SUCCEEDED
     assert types(change) == [EventType.SUCCEEDED]
-    assert change.events[0].data == {"result": {"total": 9}, "attempt": 1}
+    # The result is kept once, on the job: the event refers to it.
+    assert change.events[0].data == {"attempt": 1, "result_ref": True}
     assert change.job.result == {"total": 9}
+    shown = model.with_result(change.events[0], change.job.result)
+    assert shown.data == {"result": {"total": 9}, "attempt": 1}
     assert change.job.finished_at == NOW + 1
     assert_released(change.job)
 

@@ -17,7 +17,14 @@ from pydantic import ValidationError
 from jobwire import tracing
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
 from jobwire.api.problems import RETRY_AFTER, from_validation, http_errors, invalid, not_found
-from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
+from jobwire.api.schemas import (
+    JobPage,
+    JobView,
+    SubmitRequest,
+    job_view,
+    list_item,
+    submit_schema,
+)
 from jobwire.api.stream import add_stream_routes
 from jobwire.app import fingerprint_of
 from jobwire.dashboard.routes import build_dashboard
@@ -270,7 +277,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         base = _base(request)
         return JSONResponse(
             {
-                "items": [job_view(j, base) for j in page.items],
+                "items": [list_item(j, base) for j in page.items],
                 "next_cursor": _encode_cursor(page.next_cursor),
             }
         )

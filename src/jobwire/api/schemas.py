@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from jobwire.limits import json_size
 from jobwire.model import EventType, Job
 from jobwire.store.base import Delivery
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from jobwire.jobs import JobSpec
 
 QUEUE_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+# A list page shows a job's result only up to this size, so a page of jobs with large
+# results stays small; the job's own view has it whole.
+LIST_RESULT_BYTES = 4_096
 
 
 class WebhookRequest(BaseModel):
@@ -115,8 +119,16 @@ class JobView(BaseModel):
     )
 
 
+class JobListItem(JobView):
+    result_omitted: bool = Field(
+        description="True when the result is larger than "
+        f"{LIST_RESULT_BYTES:,} bytes as JSON and left out (result is null): "
+        "GET P/{id} has it whole"
+    )
+
+
 class JobPage(BaseModel):
-    items: list[JobView]
+    items: list[JobListItem]
     next_cursor: str | None
 
 
@@ -167,6 +179,26 @@ def job_view(
     if no_worker is not None:
         view["no_worker"] = no_worker
     return view
+
+
+def list_item(job: Job, base: str) -> dict[str, Any]:
+    """The job view as a list page carries it: a result over LIST_RESULT_BYTES is left
+    out (``result: null, result_omitted: true``)."""
+    view = job_view(job, base)
+    omitted = job.result is not None and _larger_than(job.result, LIST_RESULT_BYTES)
+    if omitted:
+        view["result"] = None
+    view["result_omitted"] = omitted
+    return view
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    if isinstance(value, str):
+        if len(value) <= limit // 6 - 2:
+            return False  # 6 bytes a character at worst, escaped, and the quotes
+        if len(value) > limit:
+            return True
+    return json_size(value) > limit
 
 
 def delivery_view(delivery: Delivery) -> dict[str, Any]:

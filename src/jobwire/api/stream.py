@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from jobwire.api.problems import http_errors, invalid, not_found
 from jobwire.errors import StoreUnavailable
 from jobwire.feed.follow import follow, follow_all, follow_all_pages, follow_pages
+from jobwire.feed.results import resolve_results
 from jobwire.ids import is_job_id
 from jobwire.model import Event, EventType
 
@@ -269,7 +270,9 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/event-stream" not in accept:
             with http_errors():
-                events = await jobwire.store.events(job_id, start, limit)
+                events = await resolve_results(
+                    jobwire.store, await jobwire.store.events(job_id, start, limit)
+                )
             next_after = events[-1].seq if events else start
             return JSONResponse(
                 {

@@ -44,6 +44,7 @@ from jobwire.dashboard.views import (
     worker_view,
 )
 from jobwire.feed.follow import follow_all_pages, follow_pages
+from jobwire.feed.results import resolve_results
 from jobwire.ids import is_job_id, new_job_id
 from jobwire.model import TERMINAL_STATES, Event, State
 from jobwire.settings import env_name
@@ -415,7 +416,7 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         if found is None:
             raise not_found(job_id)
         with http_errors():
-            events = await store.events(job_id, 0, 1000)
+            events = await resolve_results(store, await store.events(job_id, 0, 1000))
             attempts = await store.attempts(job_id)
             retried_by = await store.retried_by(found)
             no_worker = await jobwire.no_worker(found)

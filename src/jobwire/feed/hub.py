@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from jobwire.feed.results import resolve_results_of
 from jobwire.model import Event, Job
 from jobwire.store.base import Notice, NoticeKind, Store
 
@@ -178,7 +179,7 @@ class Hub:
             ("events", job_id, after, limit),
             self.generation(job_id),
             since,
-            lambda: self._store.events(job_id, after, limit),
+            lambda: resolve_results_of(self._store, self._store.events(job_id, after, limit)),
         )
 
     def job(self, job_id: str, since: int) -> Awaitable[Job | None]:
@@ -193,7 +194,7 @@ class Hub:
             ("feed", after, owner, limit),
             self._all_generation,
             since,
-            lambda: self._store.feed(after, owner, limit),
+            lambda: resolve_results_of(self._store, self._store.feed(after, owner, limit)),
         )
 
     def _shared(

@@ -32,6 +32,8 @@ from jobwire.model import (
     EventType,
     Job,
     State,
+    refers_to_result,
+    with_result,
 )
 from jobwire.store.insight import (
     Activity,
@@ -689,7 +691,8 @@ def webhook_body(job: Job, event: Event) -> str:
         "result": job.result,
         "error": job.error,
         "progress": job.progress.as_dict() if job.progress is not None else None,
-        "event": event.data,
+        # As every channel shows it: a succeeded event with the result, not a reference.
+        "event": with_result(event, job.result).data if refers_to_result(event) else event.data,
     }
     payload = {"type": f"job.{event.type.value}", "timestamp": at, "data": data}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)

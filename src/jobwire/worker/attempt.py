@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobwire import tracing
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
+from jobwire.limits import Limits
 from jobwire.outage import Outage
 from jobwire.store.base import Claim, Store
 from jobwire.worker.call import Call, JobRaised, describe
@@ -81,6 +82,7 @@ class Attempt:
         store: Store,
         cancel_grace: float,
         outage: Outage | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.job = claim.job
         self.token = claim.token
@@ -101,7 +103,15 @@ class Attempt:
         self._cancel_sent = False
         self._force: asyncio.TimerHandle | None = None
         self.reporter = Reporter(store, self.job.id, self.token, self._lost)
-        self.call = Call(spec, self.job.id, self.job.attempts, self.job.args, self.reporter.push)
+        self.limits = limits or Limits()
+        self.call = Call(
+            spec,
+            self.job.id,
+            self.job.attempts,
+            self.job.args,
+            self.reporter.push,
+            limits=self.limits,
+        )
 
     @property
     def job_id(self) -> str:
@@ -179,7 +189,8 @@ class Attempt:
                 self.stop_reason = StopReason.SHUTDOWN
             return self._stopped(timeout)
         except JobRaised as exc:
-            return Failed(exc.error, retryable=not exc.error.pop("permanent", False))
+            permanent = exc.error.pop("permanent", False)
+            return Failed(self.limits.clip_error(exc.error), retryable=not permanent)
         except WorkerProcessDied as exc:
             return Failed(describe(exc))
         finally:

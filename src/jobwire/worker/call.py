@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobwire.context import CancelFlag, JobContext
+from jobwire.errors import JobContractBroken
+from jobwire.limits import Limits
 from jobwire.model import EventDraft
 
 if TYPE_CHECKING:
@@ -24,6 +26,8 @@ class Call:
     cancel: CancelFlag = field(default_factory=CancelFlag)
     cancel_listeners: list[Callable[[], None]] = field(default_factory=list)
     on_start: Callable[[], None] | None = None  # called once, on the worker's loop
+    limits: Limits = field(default_factory=Limits)
+    ctx: JobContext | None = None
 
     def started(self) -> None:
         """The job's own code is about to run (in a process: it has been handed to one)."""
@@ -32,14 +36,19 @@ class Call:
             on_start()
 
     def context(self) -> JobContext:
-        return JobContext(
+        self.ctx = JobContext(
             self.job_id,
             self.spec.name,
             self.attempt,
             self.emit,
             self.cancel,
             self.spec.options.log_events,
+            self.limits,
         )
+        return self.ctx
+
+    def conclude(self, value: Any) -> Any:
+        return conclude(self.spec, self.ctx, value, self.limits)
 
     def request_cancel(self) -> None:
         self.cancel.set()
@@ -56,12 +65,27 @@ class JobRaised(Exception):
 
 
 def describe(exc: BaseException) -> dict[str, Any]:
-    """An exception as the JSON the job record keeps."""
-    return {
+    """An exception as the JSON the job record keeps; ``permanent`` when retrying is
+    pointless (the job broke its own contract)."""
+    error: dict[str, Any] = {
         "type": type(exc).__name__,
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
+    if isinstance(exc, JobContractBroken):
+        error["permanent"] = True
+    return error
+
+
+def conclude(spec: JobSpec[Any, Any], ctx: JobContext | None, value: Any, limits: Limits) -> Any:
+    """What the job returned → its result as JSON, or the error that fails the attempt
+    for good: a limit it broke (even if it caught the error), a result that does not
+    match its return annotation, or one over JOBWIRE_MAX_RESULT_BYTES."""
+    if ctx is not None and ctx.broken is not None:
+        raise ctx.broken
+    result = spec.dump_result(value)
+    limits.check_result(result)
+    return result
 
 
 def invoke_sync(call: Call) -> Any:
@@ -72,4 +96,4 @@ def invoke_sync(call: Call) -> Any:
     except Exception as exc:
         raise JobRaised({**describe(exc), "permanent": True}) from exc
     value = spec.fn(call.context(), **kwargs) if spec.takes_context else spec.fn(**kwargs)
-    return spec.dump_result(value)
+    return call.conclude(value)

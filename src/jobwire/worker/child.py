@@ -77,8 +77,9 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
             importlib.import_module(module)
 
     from jobwire.context import JobContext
+    from jobwire.limits import Limits
     from jobwire.model import EventDraft
-    from jobwire.worker.call import describe
+    from jobwire.worker.call import conclude, describe
 
     outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     runs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -123,8 +124,15 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
 
         try:
             spec = _resolve(run["module"], run["qualname"], run.get("main_path"))
+            limits = Limits(**run.get("limits", {}))
             ctx = JobContext(
-                run["job_id"], spec.name, run["attempt"], sink, cancel, spec.options.log_events
+                run["job_id"],
+                spec.name,
+                run["attempt"],
+                sink,
+                cancel,
+                spec.options.log_events,
+                limits,
             )
             try:
                 kwargs = spec.load_arguments(run["args"])
@@ -132,7 +140,8 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
                 send(["error", {**describe(exc), "permanent": True}])
                 continue
             value = spec.fn(ctx, **kwargs) if spec.takes_context else spec.fn(**kwargs)
-            send(["ok", spec.dump_result(value)])
+            # Checked here, so a result over its limit never crosses the pipe.
+            send(["ok", conclude(spec, ctx, value, limits)])
         except BaseException as exc:
             send(["error", describe(exc)])
 

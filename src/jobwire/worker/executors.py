@@ -70,7 +70,7 @@ class AsyncExecutor:
                 value = await spec.fn(call.context(), **kwargs)
             else:
                 value = await spec.fn(**kwargs)
-            return spec.dump_result(value)
+            return call.conclude(value)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -293,6 +293,7 @@ class _Child:
                 "job_id": call.job_id,
                 "attempt": call.attempt,
                 "args": call.args,
+                "limits": call.limits.as_dict(),
                 "main_path": getattr(sys.modules.get("__main__"), "__file__", None),
             }
         )

@@ -86,6 +86,7 @@ class Worker:
         self.store = store
         self.hub = hub
         self.settings = settings
+        self._limits = settings.limits
         self.queues = list(queues or settings.queues)
         self.id = worker_id or new_worker_id()
         self.attempts: dict[str, Attempt] = {}
@@ -380,6 +381,7 @@ class Worker:
             self.store,
             self.settings.cancel_grace_seconds,
             self._recording,
+            self._limits,
         )
         self.attempts[claim.job.id] = attempt
         self._renewed[claim.job.id] = asked

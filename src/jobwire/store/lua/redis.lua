@@ -341,7 +341,8 @@ end
 -- model.succeed
 local function succeed(job, token, result, now)
   require_claim(job, token, 'move to succeeded')
-  append(job, now, 'succeeded', '{"result":' .. result .. ',"attempt":' .. job.attempts .. '}')
+  -- the result is kept once, on the job; the event refers to it (model.RESULT_REF)
+  append(job, now, 'succeeded', '{"attempt":' .. job.attempts .. ',"result_ref":true}')
   set_state(job, 'succeeded')
   if result == 'null' then
     redis.call('HDEL', job.key, 'result', 'error')
