@@ -22,6 +22,8 @@ JOB_VIEW_FIELDS = {
     "error",
     "attempts",
     "max_attempts",
+    "crashes",
+    "max_crashes",
     "priority",
     "queue",
     "created_at",
@@ -59,6 +61,7 @@ async def test_a_submit_answers_202_with_a_location_and_the_job_view(
     }
     assert (view["job"], view["state"], view["args"]) == ("add", "queued", {"a": 2, "b": 3})
     assert (view["attempts"], view["max_attempts"]) == (0, 1)
+    assert (view["crashes"], view["max_crashes"]) == (0, 3)
     assert (view["priority"], view["queue"]) == (0, "default")
     assert (view["progress"], view["result"], view["error"]) == (None, None, None)
     assert view["created_at"].endswith("Z")
