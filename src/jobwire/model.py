@@ -25,6 +25,7 @@ cancelled   nobody: terminal
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -311,15 +312,40 @@ def succeed(job: Job, token: str, result: JSON, now: float) -> Change:
     _require_claim(job, token, "move to succeeded")
     seq = job.last_seq + 1
     done = _SUCCEEDED.set(job, _SUCCEEDED_STATE, result, None, now, None, None, None, seq)
-    # The result is kept once, on the job; the event refers to it (see with_result).
-    data: dict[str, JSON] = {"attempt": job.attempts, RESULT_REF: True}
+    # A large result is kept once, on the job, and the event refers to it (with_result);
+    # a small one rides in the event too, so reading the log costs no further read.
+    data: dict[str, JSON] = (
+        {"result": result, "attempt": job.attempts}
+        if _small(result)
+        else {"attempt": job.attempts, RESULT_REF: True}
+    )
     event = Event(job.id, seq, _SUCCEEDED_EVENT, data, now)
     return Change(done, (event,), _SUCCEEDED.names)
 
 
-# A ``succeeded`` event's data holds this key instead of a copy of the result; readers
-# put the job's result back (feed.results) before any channel shows the event.
+# A ``succeeded`` event's data holds this key instead of a copy of a result larger than
+# INLINE_RESULT_BYTES as JSON; readers put the job's result back (feed.results) before
+# any channel shows the event.
 RESULT_REF = "result_ref"
+INLINE_RESULT_BYTES = 4_096  # store/lua/redis.lua has the same bound
+_SCALARS = (int, float, bool, type(None))
+
+
+def _small(result: JSON) -> bool:
+    """Whether the result's JSON encoding fits INLINE_RESULT_BYTES; cheap for the usual
+    small results (a number, a short string, a small object)."""
+    if isinstance(result, _SCALARS):
+        return True
+    if isinstance(result, str):
+        if len(result) <= INLINE_RESULT_BYTES // 6 - 2:
+            return True  # 6 bytes a character at worst, escaped, and the quotes
+        if len(result) > INLINE_RESULT_BYTES:
+            return False
+    try:
+        encoded = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return False
+    return len(encoded.encode()) <= INLINE_RESULT_BYTES
 
 
 def refers_to_result(event: Event) -> bool:

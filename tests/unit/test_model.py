@@ -112,11 +112,14 @@ def test_succeed_moves_running_to_succeeded_with_the_result_and_releases_the_cla
     change = model.succeed(before, TOKEN, {"total": 9}, NOW + 1)
     assert change.job.state is State.SUCCEEDED
     assert types(change) == [EventType.SUCCEEDED]
-    # The result is kept once, on the job: the event refers to it.
-    assert change.events[0].data == {"attempt": 1, "result_ref": True}
+    # A small result rides in the event; a large one is kept once, on the job.
+    assert change.events[0].data == {"result": {"total": 9}, "attempt": 1}
     assert change.job.result == {"total": 9}
-    shown = model.with_result(change.events[0], change.job.result)
-    assert shown.data == {"result": {"total": 9}, "attempt": 1}
+    large = "x" * (model.INLINE_RESULT_BYTES + 1)
+    [ref] = model.succeed(before, TOKEN, large, NOW + 1).events
+    assert ref.data == {"attempt": 1, "result_ref": True}
+    shown = model.with_result(ref, large)
+    assert shown.data == {"result": large, "attempt": 1}
     assert change.job.finished_at == NOW + 1
     assert_released(change.job)
 

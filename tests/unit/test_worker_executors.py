@@ -35,7 +35,7 @@ async def test_each_executor_reports_progress_and_outputs_in_order_before_the_re
     assert progress == [{"current": i, "total": 5, "message": f"step {i}"} for i in range(1, 6)]
     outputs = [e.data["output"] for e in events if e.type is EventType.OUTPUT]
     assert outputs == [{"i": i} for i in range(1, 6)]
-    assert events[-1].data == {"attempt": 1, "result_ref": True}
+    assert events[-1].data == {"result": 5, "attempt": 1}
     assert [e.data async for e in app.events(handle.id, after=events[-2].seq)] == [
         {"result": 5, "attempt": 1}
     ]

@@ -341,8 +341,13 @@ end
 -- model.succeed
 local function succeed(job, token, result, now)
   require_claim(job, token, 'move to succeeded')
-  -- the result is kept once, on the job; the event refers to it (model.RESULT_REF)
-  append(job, now, 'succeeded', '{"attempt":' .. job.attempts .. ',"result_ref":true}')
+  -- model.succeed: a result over model.INLINE_RESULT_BYTES is kept once, on the job, and
+  -- the event refers to it (model.RESULT_REF); a small one rides in the event too
+  if #result <= 4096 then
+    append(job, now, 'succeeded', '{"result":' .. result .. ',"attempt":' .. job.attempts .. '}')
+  else
+    append(job, now, 'succeeded', '{"attempt":' .. job.attempts .. ',"result_ref":true}')
+  end
   set_state(job, 'succeeded')
   if result == 'null' then
     redis.call('HDEL', job.key, 'result', 'error')
