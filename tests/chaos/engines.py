@@ -113,7 +113,7 @@ class StoreLedger:
         if job is None:
             return None
         return Row(job.id, job.job, job.state.value, job.attempts, job.max_attempts, job.error,
-                   job.result, job.worker_id)  # fmt: skip
+                   job.result, job.worker_id, job.crashes)  # fmt: skip
 
     def events(self, job_id: str | None = None) -> list[Ev]:
         return self._run(self._events(job_id))

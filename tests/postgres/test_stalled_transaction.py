@@ -43,7 +43,8 @@ async def test_a_writer_stalled_inside_its_transaction_lets_go_of_the_job(
         never.set()
         with pytest.raises(StoreUnavailable):
             await write  # its connection is gone: nothing it staged can commit
-        assert (await first.get(queued.job.id)).attempts == 1
+        reaped_job = await first.get(queued.job.id)
+        assert (reaped_job.attempts, reaped_job.crashes) == (0, 1)  # lost: not charged
     finally:
         await stalled.close()
 
