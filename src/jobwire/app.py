@@ -172,6 +172,10 @@ class Jobwire:
         priority: int = 0,
         log_events: bool = False,
         max_crashes: int | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        fail_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        soft_timeout: float | None = None,
+        expires: float | None = None,
     ) -> Callable[[Callable[..., Any]], JobSpec[Any, Any]]: ...
 
     def job(
@@ -188,12 +192,23 @@ class Jobwire:
         priority: int = 0,
         log_events: bool = False,
         max_crashes: int | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        fail_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        soft_timeout: float | None = None,
+        expires: float | None = None,
     ) -> JobSpec[Any, Any] | Callable[[Callable[..., Any]], JobSpec[Any, Any]]:
         """Register a function as a job, bare (``@jobs.job``) or with options.
 
         ``retries`` are for the job's own errors; ``max_crashes`` (default
         ``JOBWIRE_MAX_CRASHES``, 3) is how many times it may lose its worker (killed, or
         cut off from the store) before it fails as a job that kills its worker.
+
+        ``retry_on`` (exception classes; default: every error) limits which errors are
+        retried; ``fail_on`` fails the job at once and wins over ``retry_on``; a job may
+        also ``raise Retry(delay=...)``. ``soft_timeout`` (seconds, shorter than
+        ``timeout``) raises SoftTimeLimit inside an async job and sets ``ctx.cancelled``
+        for a thread or process job. ``expires`` (seconds after submit): a job not
+        started by then ends cancelled with reason ``expired`` and never runs.
         """
 
         def register(function: Callable[..., Any]) -> JobSpec[Any, Any]:
@@ -209,6 +224,10 @@ class Jobwire:
                 priority=priority,
                 log_events=log_events,
                 max_crashes=max_crashes,
+                retry_on=retry_on,
+                fail_on=fail_on,
+                soft_timeout=soft_timeout,
+                expires=expires,
             )
             job_name = name or function.__name__
             if job_name in self.registry:

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from jobwire.errors import InvalidTransition, JobNotFound
 from jobwire.model import (
+    CANCELLED_WHILE_RUNNING,
     TERMINAL_EVENTS,
     TERMINAL_STATES,
     Change,
@@ -339,17 +340,29 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def fail(
-        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+        self,
+        job_id: str,
+        token: str,
+        error: dict[str, Any],
+        retry_at: float | None,
+        *,
+        charge: bool = True,
     ) -> Job:
-        """running → queued at ``retry_at`` while attempts remain, else failed; fenced."""
+        """running → queued at ``retry_at`` while attempts remain, else failed; fenced.
+
+        ``charge=False``: the attempt is not counted (``attempts`` goes back down by
+        one) and the job is queued at ``retry_at`` whatever attempts remain."""
 
     @abc.abstractmethod
     async def release(self, job_id: str, token: str) -> Job:
         """running → queued now, the attempt not charged (graceful shutdown); fenced."""
 
     @abc.abstractmethod
-    async def mark_cancelled(self, job_id: str, token: str) -> Job:
-        """running → cancelled by the worker that holds it; fenced."""
+    async def mark_cancelled(
+        self, job_id: str, token: str, reason: str = CANCELLED_WHILE_RUNNING
+    ) -> Job:
+        """running → cancelled by the worker that holds it, the event giving ``reason``
+        (``expired`` for a job claimed past its expiry); fenced."""
 
     # -- controlling -------------------------------------------------------------------
 

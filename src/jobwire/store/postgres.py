@@ -1444,17 +1444,27 @@ class PostgresStore(Store):
         )
 
     async def fail(
-        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+        self,
+        job_id: str,
+        token: str,
+        error: dict[str, Any],
+        retry_at: float | None,
+        *,
+        charge: bool = True,
     ) -> Job:
         return await self._transition(
-            job_id, lambda job, now: model.fail(job, token, error, now, retry_at)
+            job_id, lambda job, now: model.fail(job, token, error, now, retry_at, charge)
         )
 
     async def release(self, job_id: str, token: str) -> Job:
         return await self._transition(job_id, lambda job, now: model.release(job, token, now))
 
-    async def mark_cancelled(self, job_id: str, token: str) -> Job:
-        return await self._transition(job_id, lambda job, now: model.cancelled(job, token, now))
+    async def mark_cancelled(
+        self, job_id: str, token: str, reason: str = model.CANCELLED_WHILE_RUNNING
+    ) -> Job:
+        return await self._transition(
+            job_id, lambda job, now: model.cancelled(job, token, now, reason)
+        )
 
     # -- controlling -------------------------------------------------------------------
 

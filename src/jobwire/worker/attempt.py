@@ -53,6 +53,8 @@ class Succeeded:
 class Failed:
     error: dict[str, Any]
     retryable: bool = True
+    requested_at: float | None = None  # the job raised Retry: run again then
+    charge: bool = True  # whether this attempt counts against the job's retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +191,9 @@ class Attempt:
                 self.stop_reason = StopReason.SHUTDOWN
             return self._stopped(timeout)
         except JobRaised as exc:
-            permanent = exc.error.pop("permanent", False)
-            return Failed(self.limits.clip_error(exc.error), retryable=not permanent)
+            return self._failed(exc.error)
         except WorkerProcessDied as exc:
-            return Failed(describe(exc))
+            return self._failed(describe(exc, self.spec.options))
         finally:
             self._performing = False
             if self._cancel_sent and self._task is not None:
@@ -207,12 +208,22 @@ class Attempt:
     def _stopped(self, timeout: float | None) -> Outcome:
         reason = self.stop_reason
         if reason is StopReason.TIMEOUT:
-            return Failed(describe(JobTimeout(timeout or 0.0)))
+            return self._failed(describe(JobTimeout(timeout or 0.0), self.spec.options))
         if reason is StopReason.CANCEL:
             return Cancelled()
         if reason is StopReason.LOST:
             return Lost()
         return Released()
+
+    def _failed(self, error: dict[str, Any]) -> Failed:
+        """The attempt's error as stored, and its verdict (see call.describe)."""
+        permanent = bool(error.pop("permanent", False))
+        request = error.pop("retry", None)
+        error = self.limits.clip_error(error)
+        if isinstance(request, dict) and isinstance(request.get("at"), int | float):
+            charge = request.get("charge") is not False
+            return Failed(error, requested_at=float(request["at"]), charge=charge)
+        return Failed(error, retryable=not permanent)
 
     def _settle(self, outcome: Outcome) -> Outcome:
         """A job that stopped itself because it was asked to counts as cancelled."""
@@ -242,7 +253,8 @@ class Attempt:
                 if isinstance(outcome, Succeeded):
                     await self.store.finish(job_id, token, outcome.result)
                 elif isinstance(outcome, Failed):
-                    await self.store.fail(job_id, token, outcome.error, retry_at)
+                    charge = outcome.charge or retry_at is None
+                    await self.store.fail(job_id, token, outcome.error, retry_at, charge=charge)
                 elif isinstance(outcome, Cancelled):
                     await self.store.mark_cancelled(job_id, token)
                 elif isinstance(outcome, Released):
@@ -278,7 +290,16 @@ class Attempt:
             kind = str(outcome.error.get("type", "Error"))
             message = str(outcome.error.get("message", ""))
             extra.update(error_type=kind, error_message=message)
-            if retry_at is not None:
+            if retry_at is not None and outcome.requested_at is not None:
+                extra["retry_at"] = retry_at
+                log.info(
+                    "%s asked to run again in %.1f s (%s)",
+                    head,
+                    max(0.0, retry_at - time.time()),
+                    "charged to its retries" if outcome.charge else "not charged",
+                    extra=extra,
+                )
+            elif retry_at is not None:
                 extra["retry_at"] = retry_at
                 log.warning(
                     "%s failed: %s: %s; retrying in %.1f s",
@@ -306,6 +327,17 @@ class Attempt:
             )
 
     def _retry_at(self, outcome: Failed) -> float | None:
-        if not outcome.retryable or self.job.attempts >= self.job.max_attempts:
+        """When the job runs again, or None when this attempt ends it.
+
+        The precedence (README, "Delivery semantics"): an error the job's rules make
+        permanent ends it; a Retry it raised is honoured, an uncharged one even with no
+        retries left; any other error retries with backoff while retries remain. A
+        cancel request ends the job whatever this says (model.fail)."""
+        if not outcome.retryable:
+            return None
+        spent = self.job.attempts >= self.job.max_attempts
+        if outcome.requested_at is not None:
+            return None if spent and outcome.charge else outcome.requested_at
+        if spent:
             return None
         return time.time() + self.spec.options.backoff.delay(self.job.attempts)

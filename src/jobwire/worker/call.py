@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobwire.context import CancelFlag, JobContext
-from jobwire.errors import JobContractBroken
+from jobwire.errors import JobContractBroken, Retry
 from jobwire.limits import Limits
 from jobwire.model import EventDraft
 
 if TYPE_CHECKING:
-    from jobwire.jobs import JobSpec
+    from jobwire.jobs import JobOptions, JobSpec
 
 
 @dataclass
@@ -64,15 +65,23 @@ class JobRaised(Exception):
         super().__init__(f"{error.get('type')}: {error.get('message')}")
 
 
-def describe(exc: BaseException) -> dict[str, Any]:
-    """An exception as the JSON the job record keeps; ``permanent`` when retrying is
-    pointless (the job broke its own contract)."""
-    error: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
-    if isinstance(exc, JobContractBroken):
+def describe(exc: BaseException, options: JobOptions | None = None) -> dict[str, Any]:
+    """An exception as the JSON the job record keeps, with the attempt's verdict under
+    keys the worker takes out before it stores the error: ``permanent`` when the job
+    must fail now (it broke its own contract, or its ``fail_on``/``retry_on`` say so),
+    ``retry`` (``{"at", "charge"}``) when the job raised :class:`Retry`.
+
+    Decided where the exception is, since only its class says (in a job process for a
+    process job): the rules are the job's options, see JobOptions.retries_error."""
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, Retry):
+        # A request, not an error: no traceback to keep.
+        error["retry"] = {"at": exc.due(time.time()), "charge": exc.charge}
+        return error
+    error["traceback"] = "".join(traceback.format_exception(exc))
+    if isinstance(exc, JobContractBroken) or (
+        options is not None and not options.retries_error(exc)
+    ):
         error["permanent"] = True
     return error
 

@@ -122,6 +122,7 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
         def sink(draft: EventDraft) -> None:
             send(["event", draft.type.value, draft.data])
 
+        spec = None
         try:
             spec = _resolve(run["module"], run["qualname"], run.get("main_path"))
             limits = Limits(**run.get("limits", {}))
@@ -143,7 +144,7 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
             # Checked here, so a result over its limit never crosses the pipe.
             send(["ok", conclude(spec, ctx, value, limits)])
         except BaseException as exc:
-            send(["error", describe(exc)])
+            send(["error", describe(exc, spec.options if spec is not None else None)])
 
 
 def main() -> None:

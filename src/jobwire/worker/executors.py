@@ -74,7 +74,7 @@ class AsyncExecutor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise JobRaised(describe(exc)) from exc
+            raise JobRaised(describe(exc, spec.options)) from exc
 
     async def close(self) -> None:
         return None
@@ -170,7 +170,7 @@ class ThreadExecutor:
         except JobRaised:
             raise
         except Exception as exc:
-            raise JobRaised(describe(exc)) from exc
+            raise JobRaised(describe(exc, call.spec.options)) from exc
         finally:
             with self._live_lock:
                 self._live -= 1

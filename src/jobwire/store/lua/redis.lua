@@ -355,21 +355,28 @@ local function succeed(job, token, result, now)
   changed(job)
 end
 
--- model._failed_attempt: retried at retry_at while attempts remain, else failed.
-local function failed_attempt(job, err, now, retry_at)
+-- model._failed_attempt: retried at retry_at while attempts remain (or uncharged, whatever
+-- remains: the attempt handed back as model.release does), else failed.
+local function failed_attempt(job, err, now, retry_at, charge)
   release_claim(job)
   redis.call('HSET', job.key, 'error', err)
-  if retry_at and job.attempts < job.max_attempts then
+  if retry_at and (not charge or job.attempts < job.max_attempts) then
     if job.cancel_requested then
       append(job, now, 'cancelled',
         '{"reason":"cancel requested; not retried","attempt":' .. job.attempts .. '}')
       set_state(job, 'cancelled')
       finish_at(job, now)
     else
+      local uncharged = ''
+      if not charge then uncharged = ',"charged":false' end
       append(job, now, 'retrying', '{"attempt":' .. job.attempts .. ',"error":' .. err ..
-        ',"next_run_at":' .. retry_at .. '}')
+        ',"next_run_at":' .. retry_at .. uncharged .. '}')
       set_state(job, 'queued')
       redis.call('HSET', job.key, 'scheduled_at', retry_at)
+      if not charge then
+        job.attempts = math.max(0, job.attempts - 1)
+        redis.call('HSET', job.key, 'attempts', job.attempts)
+      end
       enter_queue(job, retry_at)
     end
   else
@@ -381,9 +388,9 @@ local function failed_attempt(job, err, now, retry_at)
 end
 
 -- model.fail
-local function fail(job, token, err, now, retry_at)
+local function fail(job, token, err, now, retry_at, charge)
   require_claim(job, token, 'record a failure')
-  failed_attempt(job, err, now, retry_at)
+  failed_attempt(job, err, now, retry_at, charge)
 end
 
 -- model.cancelled
@@ -700,10 +707,11 @@ succeed(load_or_refuse(id), ARGV[5], ARGV[6], NOW)
 return reply(record(job_key(id)))
 
 -- name: fail
--- ARGV: prefix, origin, now, id, token, error JSON, retry_at ('' for none).
+-- ARGV: prefix, origin, now, id, token, error JSON, retry_at ('' for none), charge ('0': not
+-- charged; '1' or absent: charged).
 local id, retry_at = ARGV[4], ARGV[7]
 if retry_at == '' then retry_at = nil end
-fail(load_or_refuse(id), ARGV[5], ARGV[6], NOW, retry_at)
+fail(load_or_refuse(id), ARGV[5], ARGV[6], NOW, retry_at, ARGV[8] ~= '0')
 return reply(record(job_key(id)))
 
 -- name: release
@@ -713,9 +721,9 @@ release(load_or_refuse(id), ARGV[5], NOW)
 return reply(record(job_key(id)))
 
 -- name: cancelled
--- ARGV: prefix, origin, now, id, token.
+-- ARGV: prefix, origin, now, id, token, reason (absent: 'cancelled while running').
 local id = ARGV[4]
-cancelled(load_or_refuse(id), ARGV[5], NOW, 'cancelled while running')
+cancelled(load_or_refuse(id), ARGV[5], NOW, ARGV[6] or 'cancelled while running')
 return reply(record(job_key(id)))
 
 -- name: cancel
