@@ -155,10 +155,11 @@ class SoftTimeLimit(JobFailure):
     """The attempt reached its ``soft_timeout``: the job should save what it has and stop
     before the hard ``timeout`` stops it."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float | None = None) -> None:
         self.seconds = seconds
+        limit = "" if seconds is None else f" of {seconds:g} s"
         super().__init__(
-            f"attempt reached its soft time limit of {seconds:g} s; "
+            f"attempt reached its soft time limit{limit}; "
             "the hard timeout will stop it if it goes on"
         )
 

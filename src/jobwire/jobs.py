@@ -177,7 +177,8 @@ class JobSpec(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Submit durably; keyword options ``delay``, ``run_at``, ``priority``, ``queue``,
-        ``idempotency_key`` and ``owner`` are taken as options, the rest as arguments."""
+        ``idempotency_key``, ``owner``, ``expires_in`` and ``expires_at`` are taken as
+        options, the rest as arguments."""
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
         arguments = self.bind_arguments(args, kwargs)
         return await self.app.enqueue(self, arguments, **options)  # type: ignore[arg-type]

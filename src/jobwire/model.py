@@ -8,11 +8,14 @@ one transaction, and only where the claim token it was given is still current.
 Who moves a job out of each state:
 
 =========== ======================================================================
-queued      a worker's claim (→ running); a cancel request (→ cancelled)
+queued      a worker's claim (→ running); a cancel request (→ cancelled); the
+            expirer once its ``expires_at`` has passed (→ cancelled, reason
+            ``expired``)
 running     its worker: finish (→ succeeded), fail (→ queued to retry, charged or
             not, or failed),
             release on graceful shutdown (→ queued, attempt not charged),
-            mark_cancelled (→ cancelled); the reaper when the lease expires
+            mark_cancelled (→ cancelled; reason ``expired`` when it was claimed
+            past its expiry, before its code ran); the reaper when the lease expires
             (→ queued without charging the attempt, or failed once the job has
             lost its worker ``max_crashes`` times); a job whose cancel was
             requested is never queued again: a retry, a release or an expiry ends
@@ -500,6 +503,24 @@ def expire(job: Job, now: float) -> Change:
         crashes=crashes,
         error=lost,
         scheduled_at=due,
+        **_RELEASED,
+    )
+
+
+def expire_unstarted(job: Job, now: float) -> Change:
+    """A queued job past its expiry ends cancelled with reason ``expired``: it never runs."""
+    if job.state is not State.QUEUED:
+        if job.terminal:
+            raise AlreadyTerminal(job.id, job.state.value, "cancel it as expired")
+        raise InvalidTransition(job.id, job.state.value, "cancel it as expired")
+    if not expired(job, now):
+        raise InvalidTransition(job.id, "queued and not expired", "cancel it as expired")
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.CANCELLED, {"reason": EXPIRED}),
+        state=State.CANCELLED,
+        finished_at=now,
         **_RELEASED,
     )
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from jobwire.limits import json_size
-from jobwire.model import EventType, Job
+from jobwire.model import EventType, Job, expires_at
 from jobwire.store.base import Delivery
 
 if TYPE_CHECKING:
@@ -48,6 +48,16 @@ class SubmitRequest(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600)
     run_at: AwareDatetime | None = None
+    expires_in: float | None = Field(
+        default=None,
+        gt=0,
+        le=366 * 24 * 3600,
+        description="Seconds from now: a job not started by then ends cancelled (expired)",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="A job not started by then ends cancelled with reason expired",
+    )
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
     webhook: WebhookRequest | None = None
@@ -104,6 +114,9 @@ class JobView(BaseModel):
     priority: int
     queue: str
     cancel_requested: bool
+    expires_at: datetime | None = Field(
+        default=None, description="Not started by then, the job ends cancelled (expired)"
+    )
     created_at: datetime
     scheduled_at: datetime
     started_at: datetime | None
@@ -168,6 +181,7 @@ def job_view(
         "priority": job.priority,
         "queue": job.queue,
         "cancel_requested": job.cancel_requested,
+        "expires_at": iso(expires_at(job)),
         "created_at": iso(job.created_at),
         "scheduled_at": iso(job.scheduled_at),
         "started_at": iso(job.started_at),

@@ -367,6 +367,12 @@ class Store(abc.ABC):
     # -- controlling -------------------------------------------------------------------
 
     @abc.abstractmethod
+    async def cancel_expired(self, job_id: str) -> Job:
+        """queued → cancelled with reason ``expired``, when its ``expires_at`` option has
+        passed; raises InvalidTransition when the job is not queued or not expired yet
+        (AlreadyTerminal when it has ended), JobNotFound when there is no such job."""
+
+    @abc.abstractmethod
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         """Cancel a queued job now, or flag a running one for its worker.
 

@@ -324,6 +324,11 @@ class MemoryStore(Store):
 
     # -- controlling -------------------------------------------------------------------
 
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.expire_unstarted(tx.load(job_id), tx.now))
+        )
+
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         def op(tx: _Tx) -> Job:
             job = tx.load(job_id)

@@ -1468,6 +1468,9 @@ class PostgresStore(Store):
 
     # -- controlling -------------------------------------------------------------------
 
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._transition(job_id, model.expire_unstarted)
+
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         def decide(job: Job, now: float) -> model.Change:
             if owner is not None and job.owner != owner:

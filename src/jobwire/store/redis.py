@@ -678,6 +678,9 @@ class RedisStore(Store):
 
     # -- controlling -------------------------------------------------------------------
 
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._change("cancel_expired", job_id)
+
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         return await self._change("cancel", job_id, _encode(owner))
 

@@ -1139,6 +1139,11 @@ class SQLiteStore(Store):
 
     # -- controlling -------------------------------------------------------------------
 
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.expire_unstarted(tx.load(job_id), tx.now)), job_id=job_id
+        )
+
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         def op(tx: _Tx) -> Job:
             job = tx.load(job_id)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from jobwire import tracing
+from jobwire import model, tracing
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
 from jobwire.limits import Limits
 from jobwire.outage import Outage
@@ -68,11 +68,16 @@ class Released:
 
 
 @dataclass(frozen=True, slots=True)
+class Expired:
+    """Claimed past its ``expires_at``: cancelled without running its code."""
+
+
+@dataclass(frozen=True, slots=True)
 class Lost:
     pass
 
 
-Outcome = Succeeded | Failed | Cancelled | Released | Lost
+Outcome = Succeeded | Failed | Cancelled | Released | Lost | Expired
 
 
 class Attempt:
@@ -146,6 +151,13 @@ class Attempt:
 
     async def run(self) -> Outcome:
         self._task = asyncio.current_task()
+        if model.expired(self.job, time.time()):
+            # A claim may hand out a job whose expiry passed while it was queued (the
+            # expirer sweeps only every few seconds): it ends here, its code never run.
+            expired = Expired()
+            self._concluded(expired, None)
+            await self._record(expired)
+            return expired
         if tracing.active() is None:
             # Not shielded: the store's writer commits a queued write even if this task
             # is cancelled while awaiting it.
@@ -170,17 +182,23 @@ class Attempt:
 
     async def _perform(self) -> Outcome:
         timeout = self.job.timeout if self.job.timeout is not None else self.spec.options.timeout
+        soft = self.spec.options.soft_timeout
+        if soft is not None and timeout is not None and soft >= timeout:
+            soft = None  # a per-job timeout shorter than the soft limit: only the hard one
         timer: asyncio.TimerHandle | None = None
+        soft_timer: asyncio.TimerHandle | None = None
 
         def start_clock() -> None:
             # The timeout counts from when the job's code starts, not while the attempt
             # waits for a job process to start (seconds on a cold, busy machine).
-            nonlocal timer
+            nonlocal timer, soft_timer
+            loop = asyncio.get_running_loop()
             if timeout is not None:
-                loop = asyncio.get_running_loop()
                 timer = loop.call_later(timeout, self.stop, StopReason.TIMEOUT)
+            if soft is not None:
+                soft_timer = loop.call_later(soft, self.call.reach_soft_limit, soft)
 
-        if timeout is not None:
+        if timeout is not None or soft is not None:
             self.call.on_start = start_clock
         self._performing = True
         try:
@@ -202,6 +220,8 @@ class Attempt:
                 self._task.uncancel()
             if timer is not None:
                 timer.cancel()
+            if soft_timer is not None:
+                soft_timer.cancel()
             if self._force is not None:
                 self._force.cancel()
 
@@ -230,6 +250,7 @@ class Attempt:
         stopped_itself = isinstance(outcome, Failed) and outcome.error.get("type") in (
             "JobCancelled",
             "CancelledError",
+            "SoftTimeLimit",  # check_cancelled() after both a soft limit and a cancel
         )
         if stopped_itself and self.cancel_requested:
             return Cancelled()
@@ -259,6 +280,8 @@ class Attempt:
                     await self.store.mark_cancelled(job_id, token)
                 elif isinstance(outcome, Released):
                     await self.store.release(job_id, token)
+                elif isinstance(outcome, Expired):
+                    await self.store.mark_cancelled(job_id, token, model.EXPIRED)
                 outage.succeeded()
                 return
             except StaleClaim:
@@ -320,6 +343,8 @@ class Attempt:
             log.info("%s cancelled", head, extra=extra)
         elif isinstance(outcome, Released):
             log.info("%s handed back unfinished (the worker is stopping)", head, extra=extra)
+        elif isinstance(outcome, Expired):
+            log.info("%s not run: it expired before it started", head, extra=extra)
         else:
             extra.update(error_type="LeaseExpired", error_message="the lease was lost")
             log.warning(

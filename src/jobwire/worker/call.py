@@ -26,6 +26,8 @@ class Call:
     emit: Callable[[EventDraft], None]  # thread-safe, never blocks
     cancel: CancelFlag = field(default_factory=CancelFlag)
     cancel_listeners: list[Callable[[], None]] = field(default_factory=list)
+    soft: CancelFlag = field(default_factory=CancelFlag)  # the soft time limit was reached
+    soft_listeners: list[Callable[[float], None]] = field(default_factory=list)
     on_start: Callable[[], None] | None = None  # called once, on the worker's loop
     limits: Limits = field(default_factory=Limits)
     ctx: JobContext | None = None
@@ -45,6 +47,7 @@ class Call:
             self.cancel,
             self.spec.options.log_events,
             self.limits,
+            self.soft,
         )
         return self.ctx
 
@@ -55,6 +58,15 @@ class Call:
         self.cancel.set()
         for listener in list(self.cancel_listeners):
             listener()
+
+    def reach_soft_limit(self, seconds: float) -> None:
+        """The attempt has run for its ``soft_timeout``: ``ctx.cancelled`` and
+        ``ctx.soft_limit_reached`` turn true, and an executor that can raise inside
+        the job (async, via a listener) raises SoftTimeLimit there."""
+        self.soft.set()
+        self.cancel.set()
+        for listener in list(self.soft_listeners):
+            listener(seconds)
 
 
 class JobRaised(Exception):

@@ -500,6 +500,26 @@ local function request_cancel(job, now)
   changed(job)
 end
 
+-- model.expire_unstarted: a queued job past its options' expires_at ends cancelled.
+local function expire_unstarted(job, now)
+  if job.state ~= 'queued' then
+    local why = 'invalid'
+    if TERMINAL[job.state] then why = 'terminal' end
+    refuse(why, job.id, job.state, 'cancel it as expired')
+  end
+  local options = cjson.decode(redis.call('HGET', job.key, 'options') or '{}')
+  local deadline = type(options) == 'table' and options.expires_at
+  if type(deadline) ~= 'number' or deadline > tonumber(now) then
+    refuse('invalid', job.id, 'queued and not expired', 'cancel it as expired')
+  end
+  leave_queue(job)
+  append(job, now, 'cancelled', '{"reason":"expired"}')
+  set_state(job, 'cancelled')
+  finish_at(job, now)
+  release_claim(job)
+  changed(job)
+end
+
 -- Byte order, as Redis, SQLite and Python order ids (Lua's < follows the locale).
 local function bytes_less(a, b)
   if a == b then return false end
@@ -733,6 +753,12 @@ local owner = cjson.decode(ARGV[5])
 local job = load_or_refuse(id)
 if owner ~= cjson.null and job.owner ~= owner then refuse('notfound', id) end
 request_cancel(job, NOW)
+return reply(record(job_key(id)))
+
+-- name: cancel_expired
+-- ARGV: prefix, origin, now, id.
+local id = ARGV[4]
+expire_unstarted(load_or_refuse(id), NOW)
 return reply(record(job_key(id)))
 
 -- name: reap
