@@ -181,13 +181,15 @@ def job_view(
         "priority": job.priority,
         "queue": job.queue,
         "cancel_requested": job.cancel_requested,
-        "expires_at": iso(expires_at(job)),
         "created_at": iso(job.created_at),
         "scheduled_at": iso(job.scheduled_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "links": {"self": link, "events": link + "/events", "ws": ws, "cancel": link + "/cancel"},
     }
+    deadline = expires_at(job)
+    if deadline is not None:  # only on jobs that expire
+        view["expires_at"] = iso(deadline)
     if webhooks is not None:
         view["webhooks"] = [delivery_view(d) for d in webhooks]
     if no_worker is not None:
