@@ -116,3 +116,11 @@ async def test_the_expirer_cancels_every_expired_queued_job_and_nothing_else(
     for job_id in (kept, plain):
         assert (await store.get(job_id)).state is State.QUEUED  # type: ignore[union-attr]
     assert await Expirer(store).run_once() == 0
+
+
+async def test_a_claimed_job_carries_its_expiry_for_the_worker_to_check(store: Store) -> None:
+    # The worker decides from the claimed job alone whether it may still run it.
+    deadline = time.time() - 1
+    claim = await claim_one(store, options={model.EXPIRES_AT_OPTION: deadline})
+    assert model.expires_at(claim.job) == deadline
+    assert model.expired(claim.job, time.time())
