@@ -168,7 +168,7 @@ class Retry(JobFailure):
     """Raised by a job to run again later: ``raise Retry(delay=30)`` or ``Retry(at=when)``.
 
     The attempt ends and the job is queued again at that time, whatever ``retry_on``
-    says. With ``charge=True`` (the default) the attempt counts against ``retries``
+    and ``fail_on`` say. With ``charge=True`` (the default) the attempt counts against ``retries``
     and the job fails once they are spent; with ``charge=False`` it does not count (the
     job runs again with the same ``ctx.attempt``), and nothing bounds how often a job
     may ask. A job whose cancel was requested is never run again.
