@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from jobwire import EventType, JobDefinitionError, Jobwire, Retry, State
+from jobwire.jobs import build_options
 from jobwire.services.expirer import Expirer
+from jobwire.worker.call import describe
 from tests.support import rules
 from tests.support.waiting import event_types
 from tests.unit.conftest import AppFactory
@@ -219,3 +221,24 @@ async def test_an_expiry_the_job_could_never_meet_is_refused_at_submit(
 
 async def _pause(seconds: float) -> None:
     await asyncio.sleep(max(0.01, seconds))
+
+
+def test_a_retry_the_job_asks_for_is_honoured_whatever_fail_on_and_retry_on_say() -> None:
+    def job() -> None: ...
+
+    options = build_options(
+        job,
+        executor="thread",
+        retries=0,
+        backoff=None,
+        timeout=None,
+        queue="default",
+        priority=0,
+        log_events=False,
+        retry_on=KeyError,
+        fail_on=Exception,
+    )
+    asked = describe(Retry(delay=5, charge=False), options)
+    assert "permanent" not in asked and asked["retry"]["charge"] is False
+    assert describe(KeyError("k"), options)["permanent"] is True  # fail_on wins
+    assert describe(ValueError("v"), options)["permanent"] is True
