@@ -12,7 +12,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from jobwire import tracing
@@ -31,10 +31,18 @@ from jobwire.feed.hub import Hub
 from jobwire.gcpolicy import tune_collector
 from jobwire.ids import new_job_id
 from jobwire.jobs import Executor, JobSpec, P, R, build_options
-from jobwire.model import DEFAULT_MAX_CRASHES, MAX_CRASHES_OPTION, Event, Job, State
+from jobwire.model import (
+    DEFAULT_MAX_CRASHES,
+    EXPIRES_AT_OPTION,
+    MAX_CRASHES_OPTION,
+    Event,
+    Job,
+    State,
+)
 from jobwire.outage import Outage
 from jobwire.retry import Backoff
 from jobwire.services.base import Service
+from jobwire.services.expirer import Expirer
 from jobwire.services.pruner import Pruner
 from jobwire.services.reaper import Reaper
 from jobwire.settings import Settings
@@ -172,6 +180,10 @@ class Jobwire:
         priority: int = 0,
         log_events: bool = False,
         max_crashes: int | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        fail_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        soft_timeout: float | None = None,
+        expires: float | None = None,
     ) -> Callable[[Callable[..., Any]], JobSpec[Any, Any]]: ...
 
     def job(
@@ -188,12 +200,23 @@ class Jobwire:
         priority: int = 0,
         log_events: bool = False,
         max_crashes: int | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        fail_on: type[BaseException] | tuple[type[BaseException], ...] = (),
+        soft_timeout: float | None = None,
+        expires: float | None = None,
     ) -> JobSpec[Any, Any] | Callable[[Callable[..., Any]], JobSpec[Any, Any]]:
         """Register a function as a job, bare (``@jobs.job``) or with options.
 
         ``retries`` are for the job's own errors; ``max_crashes`` (default
         ``JOBWIRE_MAX_CRASHES``, 3) is how many times it may lose its worker (killed, or
         cut off from the store) before it fails as a job that kills its worker.
+
+        ``retry_on`` (exception classes; default: every error) limits which errors are
+        retried; ``fail_on`` fails the job at once and wins over ``retry_on``; a job may
+        also ``raise Retry(delay=...)``. ``soft_timeout`` (seconds, shorter than
+        ``timeout``) raises SoftTimeLimit inside an async job and sets ``ctx.cancelled``
+        for a thread or process job. ``expires`` (seconds after submit): a job not
+        started by then ends cancelled with reason ``expired`` and never runs.
         """
 
         def register(function: Callable[..., Any]) -> JobSpec[Any, Any]:
@@ -209,6 +232,10 @@ class Jobwire:
                 priority=priority,
                 log_events=log_events,
                 max_crashes=max_crashes,
+                retry_on=retry_on,
+                fail_on=fail_on,
+                soft_timeout=soft_timeout,
+                expires=expires,
             )
             job_name = name or function.__name__
             if job_name in self.registry:
@@ -327,6 +354,7 @@ class Jobwire:
         self._services = [
             Reaper(self.store, self.settings.reap_every, self.settings.lease_seconds),
             Pruner(self.store, self.settings.retention_seconds),
+            Expirer(self.store),
         ]
         if self.settings.webhook_secret:
             # Every process that runs services sends webhooks; claims keep them apart.
@@ -531,6 +559,8 @@ class Jobwire:
         owner: str = "anonymous",
         fingerprint: str | None = None,
         options: dict[str, Any] | None = None,
+        expires_in: float | None = None,
+        expires_at: datetime | float | None = None,
     ) -> JobHandle[R]:
         """Validate the arguments and store the job; returns once it is durable.
 
@@ -541,10 +571,16 @@ class Jobwire:
         (terminal events when ``events`` is left out): raises ConfigError without
         ``JOBWIRE_WEBHOOK_SECRET``, and WebhookRefused for a bad URL or event name or a
         target the egress rules refuse.
+
+        ``expires_in`` (seconds from now) or ``expires_at`` (an aware datetime or epoch
+        seconds), else the job's ``expires`` option: a job not started by then ends
+        cancelled with reason ``expired`` and never runs; a ValueError when it would
+        expire before it is due.
         """
         spec = self.spec(job) if isinstance(job, str) else job
         args = spec.check_arguments(arguments or {})
         scheduled_at = schedule(delay, run_at)
+        deadline = expiry(spec.options.expires, expires_in, expires_at, scheduled_at)
         if priority is not None and not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
             raise ValueError(f"priority must be within ±{MAX_PRIORITY}, got {priority}")
         if idempotency_key is not None and fingerprint is None:
@@ -556,6 +592,8 @@ class Jobwire:
                     "run_at": str(run_at),
                     "priority": priority,
                     "queue": queue,
+                    **({"expires_in": expires_in} if expires_in is not None else {}),
+                    **({"expires_at": str(expires_at)} if expires_at is not None else {}),
                 }
             )
         new = NewJob(
@@ -574,6 +612,8 @@ class Jobwire:
                 _with_trace(options or {}), spec.options.max_crashes or self.settings.max_crashes
             ),
         )
+        if deadline is not None:
+            new = dataclasses.replace(new, options={**new.options, EXPIRES_AT_OPTION: deadline})
         if new.options.get("webhook") is not None:
             hook = await check_webhook(new.options["webhook"], self.settings)
             new = dataclasses.replace(new, options={**new.options, "webhook": hook})
@@ -658,6 +698,43 @@ def schedule(delay: float | None, run_at: datetime | float | None) -> float | No
             raise ValueError("run_at must be timezone-aware (e.g. 2030-01-01T00:00:00Z)")
         return run_at.timestamp()
     return float(run_at)
+
+
+def expiry(
+    default: float | None,
+    expires_in: float | None,
+    expires_at: datetime | float | None,
+    scheduled_at: float | None,
+) -> float | None:
+    """When a job must have started by, as epoch seconds; None: never expires.
+
+    Raises ValueError when both are given, when ``expires_in`` is not > 0, or when the
+    job would expire before it is due (it could never run)."""
+    if expires_in is not None and expires_at is not None:
+        raise ValueError("give either expires_in or expires_at, not both")
+    now = time.time()
+    if expires_in is not None:
+        if expires_in <= 0:
+            raise ValueError(f"expires_in must be > 0 seconds, got {expires_in}")
+        deadline = now + expires_in
+    elif isinstance(expires_at, datetime):
+        if expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware (e.g. 2030-01-01T00:00:00Z)")
+        deadline = expires_at.timestamp()
+    elif expires_at is not None:
+        deadline = float(expires_at)
+    elif default is not None:
+        deadline = now + default
+    else:
+        return None
+    due = now if scheduled_at is None else max(now, scheduled_at)
+    if deadline <= due:
+        raise ValueError(
+            "the job would expire before it is due: expires at "
+            f"{datetime.fromtimestamp(deadline, UTC).isoformat()}, due at "
+            f"{datetime.fromtimestamp(due, UTC).isoformat()}"
+        )
+    return deadline
 
 
 def fingerprint_of(payload: dict[str, Any]) -> str:

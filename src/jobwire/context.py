@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from jobwire.errors import JobCancelled, LimitExceeded
+from jobwire.errors import JobCancelled, LimitExceeded, SoftTimeLimit
 from jobwire.limits import Limits, clip_start
 from jobwire.model import EventDraft, EventType
 
@@ -71,6 +71,7 @@ class JobContext:
         "_log_events",
         "_logger",
         "_sink",
+        "_soft",
         "attempt",
         "broken",
         "job_id",
@@ -86,6 +87,7 @@ class JobContext:
         cancel: CancelSignal | None = None,
         log_events: bool = False,
         limits: Limits | None = None,
+        soft: CancelSignal | None = None,
     ) -> None:
         self.job_id = job_id
         self.job_name = job_name
@@ -94,6 +96,8 @@ class JobContext:
         self._cancel: CancelSignal = cancel if cancel is not None else CancelFlag()
         self._log_events = log_events
         self._limits = limits if limits is not None else Limits()
+        # Set with the cancel signal when the attempt reaches its soft_timeout.
+        self._soft: CancelSignal = soft if soft is not None else CancelFlag()
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         # The first limit this attempt broke: it fails even if the job caught the error.
         self.broken: LimitExceeded | None = None
@@ -134,12 +138,22 @@ class JobContext:
 
     @property
     def cancelled(self) -> bool:
-        """True once cancellation was requested (or the attempt timed out)."""
+        """True once cancellation was requested, or the attempt reached its soft time
+        limit or timed out: time to save what the job has and stop."""
         return self._cancel.is_set()
 
+    @property
+    def soft_limit_reached(self) -> bool:
+        """True once the attempt has run for its ``soft_timeout``: the hard ``timeout``
+        is coming, so save partial work now."""
+        return self._soft.is_set()
+
     def check_cancelled(self) -> None:
-        """Raise :class:`~jobwire.errors.JobCancelled` if cancellation was requested."""
+        """Raise :class:`~jobwire.errors.SoftTimeLimit` once the soft time limit is
+        reached, :class:`~jobwire.errors.JobCancelled` if cancellation was requested."""
         if self._cancel.is_set():
+            if self._soft.is_set():
+                raise SoftTimeLimit()
             raise JobCancelled(self.job_id)
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:

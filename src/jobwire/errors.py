@@ -18,6 +18,10 @@
         ├── JobFailed             handle.result(): the job ended failed (carries its error)
         ├── JobCancelled          the job was asked to stop (ctx.check_cancelled())
         ├── JobTimeout            the attempt ran past its timeout
+        ├── SoftTimeLimit         raised inside an async job at its soft_timeout (and by
+        │                         ctx.check_cancelled() in a sync one): save and stop
+        ├── Retry                 raised by a job to ask for another attempt at a time of
+        │                         its choosing, charged to its retries or not
         ├── WorkerProcessDied     the process running the attempt exited without a result
         ├── JobImportError        a job process could not import the job's module (its
         │                         environment's fault, not the job's)
@@ -31,6 +35,7 @@ store that uses that driver; nothing outside ``jobwire.store`` sees them.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -144,6 +149,56 @@ class JobTimeout(JobFailure):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(f"attempt exceeded its timeout of {seconds:g} s")
+
+
+class SoftTimeLimit(JobFailure):
+    """The attempt reached its ``soft_timeout``: the job should save what it has and stop
+    before the hard ``timeout`` stops it."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = seconds
+        limit = "" if seconds is None else f" of {seconds:g} s"
+        super().__init__(
+            f"attempt reached its soft time limit{limit}; "
+            "the hard timeout will stop it if it goes on"
+        )
+
+
+class Retry(JobFailure):
+    """Raised by a job to run again later: ``raise Retry(delay=30)`` or ``Retry(at=when)``.
+
+    The attempt ends and the job is queued again at that time, whatever ``retry_on``
+    and ``fail_on`` say. With ``charge=True`` (the default) the attempt counts against ``retries``
+    and the job fails once they are spent; with ``charge=False`` it does not count (the
+    job runs again with the same ``ctx.attempt``), and nothing bounds how often a job
+    may ask. A job whose cancel was requested is never run again.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        delay: float | None = None,
+        at: datetime | float | None = None,
+        charge: bool = True,
+    ) -> None:
+        if delay is not None and at is not None:
+            raise ValueError("Retry: give either delay or at, not both")
+        if delay is not None and delay < 0:
+            raise ValueError(f"Retry: delay must be >= 0 seconds, got {delay}")
+        if isinstance(at, datetime) and at.tzinfo is None:
+            raise ValueError("Retry: at must be timezone-aware (e.g. datetime.now(UTC))")
+        self.delay = delay
+        self.at = at
+        self.charge = charge
+        when = f"in {delay:g} s" if delay is not None else f"at {at}" if at is not None else "now"
+        super().__init__(message or f"the job asked to run again {when}")
+
+    def due(self, now: float) -> float:
+        """When the next attempt is due, as epoch seconds."""
+        if self.at is not None:
+            return self.at.timestamp() if isinstance(self.at, datetime) else float(self.at)
+        return now + (self.delay or 0.0)
 
 
 class WorkerProcessDied(JobFailure):

@@ -27,7 +27,20 @@ Executor = Literal["async", "thread", "process"]
 EXECUTORS: tuple[Executor, ...] = ("async", "thread", "process")
 
 # Keyword names that ``enqueue`` takes as options rather than job arguments.
-ENQUEUE_OPTIONS = frozenset({"delay", "run_at", "priority", "queue", "idempotency_key", "owner"})
+ENQUEUE_OPTIONS = frozenset(
+    {
+        "delay",
+        "run_at",
+        "priority",
+        "queue",
+        "idempotency_key",
+        "owner",
+        "expires_in",
+        "expires_at",
+    }
+)
+
+ExceptionTypes = tuple[type[BaseException], ...]
 
 
 class ArgsModel(BaseModel):
@@ -44,10 +57,21 @@ class JobOptions:
     priority: int
     log_events: bool
     max_crashes: int | None = None  # None: JOBWIRE_MAX_CRASHES
+    retry_on: ExceptionTypes | None = None  # None: every error retries while retries remain
+    fail_on: ExceptionTypes = ()  # these fail the job at once; they win over retry_on
+    soft_timeout: float | None = None
+    expires: float | None = None  # seconds after submit after which it must not start
 
     @property
     def max_attempts(self) -> int:
         return self.retries + 1
+
+    def retries_error(self, exc: BaseException) -> bool:
+        """Whether an attempt that raised ``exc`` may be retried (while retries remain):
+        ``fail_on`` wins over ``retry_on``; without ``retry_on`` every error may."""
+        if self.fail_on and isinstance(exc, self.fail_on):
+            return False
+        return self.retry_on is None or isinstance(exc, self.retry_on)
 
 
 class JobSpec(Generic[P, R]):
@@ -153,7 +177,8 @@ class JobSpec(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Submit durably; keyword options ``delay``, ``run_at``, ``priority``, ``queue``,
-        ``idempotency_key`` and ``owner`` are taken as options, the rest as arguments."""
+        ``idempotency_key``, ``owner``, ``expires_in`` and ``expires_at`` are taken as
+        options, the rest as arguments."""
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
         arguments = self.bind_arguments(args, kwargs)
         return await self.app.enqueue(self, arguments, **options)  # type: ignore[arg-type]
@@ -297,6 +322,10 @@ def build_options(
     priority: int,
     log_events: bool,
     max_crashes: int | None = None,
+    retry_on: type[BaseException] | ExceptionTypes | None = None,
+    fail_on: type[BaseException] | ExceptionTypes = (),
+    soft_timeout: float | None = None,
+    expires: float | None = None,
 ) -> JobOptions:
     where = f"job {getattr(fn, '__qualname__', fn)!r}"
     if executor is None:
@@ -315,6 +344,26 @@ def build_options(
         raise JobDefinitionError(
             f"{where}: max_crashes must be an integer >= 1, got {max_crashes!r}"
         )
+    retry_types = None if retry_on is None else _exception_types(where, "retry_on", retry_on)
+    fail_types = _exception_types(where, "fail_on", fail_on)
+    if soft_timeout is not None:
+        if isinstance(soft_timeout, bool) or not isinstance(soft_timeout, int | float):
+            raise JobDefinitionError(
+                f"{where}: soft_timeout must be a number of seconds, got {soft_timeout!r}"
+            )
+        if soft_timeout <= 0:
+            raise JobDefinitionError(
+                f"{where}: soft_timeout must be > 0 seconds, got {soft_timeout!r}"
+            )
+        if timeout is not None and soft_timeout >= timeout:
+            raise JobDefinitionError(
+                f"{where}: soft_timeout ({soft_timeout:g} s) must be shorter than timeout "
+                f"({timeout:g} s): it warns the job before the hard timeout stops it"
+            )
+    if expires is not None and (
+        isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0
+    ):
+        raise JobDefinitionError(f"{where}: expires must be > 0 seconds, got {expires!r}")
     if isinstance(backoff, int | float):
         backoff = Backoff(base=float(backoff), cap=max(300.0, float(backoff)))
     return JobOptions(
@@ -326,4 +375,21 @@ def build_options(
         priority=priority,
         log_events=log_events,
         max_crashes=max_crashes,
+        retry_on=retry_types,
+        fail_on=fail_types,
+        soft_timeout=None if soft_timeout is None else float(soft_timeout),
+        expires=None if expires is None else float(expires),
     )
+
+
+def _exception_types(
+    where: str, option: str, value: type[BaseException] | ExceptionTypes
+) -> ExceptionTypes:
+    types = (value,) if isinstance(value, type) else value
+    if not isinstance(types, tuple) or not all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in types
+    ):
+        raise JobDefinitionError(
+            f"{where}: {option} must be an exception class or a tuple of them, got {value!r}"
+        )
+    return types

@@ -8,10 +8,14 @@ one transaction, and only where the claim token it was given is still current.
 Who moves a job out of each state:
 
 =========== ======================================================================
-queued      a worker's claim (→ running); a cancel request (→ cancelled)
-running     its worker: finish (→ succeeded), fail (→ queued to retry, or failed),
+queued      a worker's claim (→ running); a cancel request (→ cancelled); the
+            expirer once its ``expires_at`` has passed (→ cancelled, reason
+            ``expired``)
+running     its worker: finish (→ succeeded), fail (→ queued to retry, charged or
+            not, or failed),
             release on graceful shutdown (→ queued, attempt not charged),
-            mark_cancelled (→ cancelled); the reaper when the lease expires
+            mark_cancelled (→ cancelled; reason ``expired`` when it was claimed
+            past its expiry, before its code ran); the reaper when the lease expires
             (→ queued without charging the attempt, or failed once the job has
             lost its worker ``max_crashes`` times); a job whose cancel was
             requested is never queued again: a retry, a release or an expiry ends
@@ -359,15 +363,27 @@ def with_result(event: Event, result: JSON) -> Event:
 
 
 def fail(
-    job: Job, token: str, error: dict[str, JSON], now: float, retry_at: float | None
+    job: Job,
+    token: str,
+    error: dict[str, JSON],
+    now: float,
+    retry_at: float | None,
+    charge: bool = True,
 ) -> Change:
-    """A failed attempt: retried at ``retry_at`` while attempts remain, else failed."""
+    """A failed attempt: retried at ``retry_at`` while attempts remain, else failed.
+
+    ``charge=False`` (a job that raised ``Retry(charge=False)``): the attempt is handed
+    back uncharged, as at a graceful shutdown, and the job runs again at ``retry_at``
+    whatever attempts remain; its ``retrying`` event says ``"charged": false``.
+    """
     _require_claim(job, token, "record a failure")
-    return _failed_attempt(job, error, now, retry_at)
+    return _failed_attempt(job, error, now, retry_at, charge)
 
 
-def _failed_attempt(job: Job, error: dict[str, JSON], now: float, retry_at: float | None) -> Change:
-    if retry_at is not None and job.attempts < job.max_attempts:
+def _failed_attempt(
+    job: Job, error: dict[str, JSON], now: float, retry_at: float | None, charge: bool = True
+) -> Change:
+    if retry_at is not None and (not charge or job.attempts < job.max_attempts):
         if job.cancel_requested:
             return _change(
                 job,
@@ -381,14 +397,20 @@ def _failed_attempt(job: Job, error: dict[str, JSON], now: float, retry_at: floa
                 finished_at=now,
                 **_RELEASED,
             )
-        drafts = [
-            EventDraft(
-                EventType.RETRYING,
-                {"attempt": job.attempts, "error": error, "next_run_at": retry_at},
-            ),
-        ]
+        data: dict[str, JSON] = {"attempt": job.attempts, "error": error, "next_run_at": retry_at}
+        uncharged: dict[str, Any] = {}
+        if not charge:
+            data["charged"] = False
+            uncharged["attempts"] = max(0, job.attempts - 1)
         return _change(
-            job, now, *drafts, state=State.QUEUED, error=error, scheduled_at=retry_at, **_RELEASED
+            job,
+            now,
+            EventDraft(EventType.RETRYING, data),
+            state=State.QUEUED,
+            error=error,
+            scheduled_at=retry_at,
+            **uncharged,
+            **_RELEASED,
         )
     return _change(
         job,
@@ -511,6 +533,24 @@ def expire(job: Job, now: float) -> Change:
     )
 
 
+def expire_unstarted(job: Job, now: float) -> Change:
+    """A queued job past its expiry ends cancelled with reason ``expired``: it never runs."""
+    if job.state is not State.QUEUED:
+        if job.terminal:
+            raise AlreadyTerminal(job.id, job.state.value, "cancel it as expired")
+        raise InvalidTransition(job.id, job.state.value, "cancel it as expired")
+    if not expired(job, now):
+        raise InvalidTransition(job.id, "queued and not expired", "cancel it as expired")
+    return _change(
+        job,
+        now,
+        EventDraft(EventType.CANCELLED, {"reason": EXPIRED}),
+        state=State.CANCELLED,
+        finished_at=now,
+        **_RELEASED,
+    )
+
+
 def request_cancel(job: Job, now: float) -> Change:
     """A queued job is cancelled at once; a running one is flagged for its worker."""
     if job.terminal:
@@ -528,7 +568,24 @@ def request_cancel(job: Job, now: float) -> Change:
     return Change(evolve(job, cancel_requested=True), (), ("cancel_requested",))
 
 
-def cancelled(job: Job, token: str, now: float, reason: str = "cancelled while running") -> Change:
+CANCELLED_WHILE_RUNNING = "cancelled while running"
+EXPIRED = "expired"  # the reason of a job cancelled because it was not started in time
+EXPIRES_AT_OPTION = "expires_at"  # epoch seconds, in a job's options
+
+
+def expires_at(job: Job) -> float | None:
+    """When the job must have started by (its ``expires_at`` option), if ever."""
+    value = job.options.get(EXPIRES_AT_OPTION) if job.options else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def expired(job: Job, now: float) -> bool:
+    """Whether the job may no longer start: its expiry has passed."""
+    deadline = expires_at(job)
+    return deadline is not None and deadline <= now
+
+
+def cancelled(job: Job, token: str, now: float, reason: str = CANCELLED_WHILE_RUNNING) -> Change:
     """The worker stopped a running job after a cancel request."""
     _require_claim(job, token, "move to cancelled")
     return _change(

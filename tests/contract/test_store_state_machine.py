@@ -66,8 +66,10 @@ WORKER_ACTIONS = (
     "fail",
     "retry now",
     "retry later",
+    "retry uncharged",
     "release",
     "mark cancelled",
+    "mark expired",
 )
 
 job_specs = st.fixed_dictionaries(
@@ -326,8 +328,10 @@ class StoreMachine(RuleBasedStateMachine):
             "fail": lambda: self.store.fail(*held, error, None),
             "retry now": lambda: self.store.fail(*held, error, now - 1),
             "retry later": lambda: self.store.fail(*held, error, now + FAR_FUTURE),
+            "retry uncharged": lambda: self.store.fail(*held, error, now - 1, charge=False),
             "release": lambda: self.store.release(*held),
             "mark cancelled": lambda: self.store.mark_cancelled(*held),
+            "mark expired": lambda: self.store.mark_cancelled(*held, "expired"),
         }[action]()
 
     @staticmethod
@@ -340,6 +344,12 @@ class StoreMachine(RuleBasedStateMachine):
                 assert after.progress == before.progress
         elif action == "finish":
             assert after.state is State.SUCCEEDED and after.result == {"ok": [1, 2]}
+        elif action == "retry uncharged":
+            assert after.error == {"type": "Boom", "message": "no"}
+            if before.cancel_requested:
+                assert after.state is State.CANCELLED and after.attempts == before.attempts
+            else:
+                assert after.state is State.QUEUED and after.attempts == before.attempts - 1
         elif action.startswith(("fail", "retry")):
             assert after.error == {"type": "Boom", "message": "no"}
             assert after.attempts == before.attempts
@@ -355,7 +365,7 @@ class StoreMachine(RuleBasedStateMachine):
             else:
                 assert after.state is State.QUEUED and after.attempts == before.attempts - 1
         else:
-            assert action == "mark cancelled" and after.state is State.CANCELLED
+            assert action.startswith("mark") and after.state is State.CANCELLED
 
     def heartbeat(self, tokens: dict[str, str], lease: float) -> None:
         before = {job_id: self.job(job_id) for job_id in tokens}
@@ -467,10 +477,12 @@ class StoreMachine(RuleBasedStateMachine):
         terminal = [e for e in events if e.type.terminal]
         assert len(terminal) == (1 if job.terminal else 0), (job, moves)
         assert not job.terminal or events[-1] is terminal[0], (job, moves)
-        # Every claim is one attempt, except those handed back by a release or lost with
-        # their lease; every lost one is a crash.
+        # Every claim is one attempt, except those handed back by a release or an uncharged
+        # retry, or lost with their lease; every lost one is a crash.
         started = sum(e.type is EventType.STARTED for e in events)
         released = sum(e.type is EventType.QUEUED and "released" in e.data for e in events)
+        uncharged = [e for e in events if e.type is EventType.RETRYING]
+        released += sum(e.data.get("charged") is False for e in uncharged)
         lost = sum(e.type is EventType.QUEUED and e.data.get("lost") is True for e in events)
         assert job.attempts == started - released - lost, (job, moves)
         spent = (job.error or {}).get("type") == "CrashBudgetExhausted"  # the last one lost

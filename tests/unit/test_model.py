@@ -157,6 +157,45 @@ def test_a_failed_attempt_of_a_job_asked_to_cancel_ends_cancelled_instead_of_ret
     assert types(change) == [EventType.CANCELLED]
 
 
+def test_an_uncharged_retry_is_queued_again_without_counting_the_attempt() -> None:
+    change = model.fail(running(attempts=3), TOKEN, ERROR, NOW, NOW + 7, charge=False)
+    assert change.job.state is State.QUEUED  # even its last attempt: nothing was spent
+    assert change.job.attempts == 2 and change.job.scheduled_at == NOW + 7
+    assert change.events[0].type is EventType.RETRYING
+    assert change.events[0].data == {
+        "attempt": 3,
+        "error": ERROR,
+        "next_run_at": NOW + 7,
+        "charged": False,
+    }
+    assert_released(change.job)
+
+
+def test_an_uncharged_retry_of_a_job_asked_to_cancel_ends_cancelled() -> None:
+    job = running(cancel_requested=True)
+    change = model.fail(job, TOKEN, ERROR, NOW, NOW + 1, charge=False)
+    assert change.job.state is State.CANCELLED
+
+
+def test_a_queued_job_past_its_expiry_is_cancelled_as_expired() -> None:
+    job = queued(options={model.EXPIRES_AT_OPTION: NOW - 1})
+    assert model.expires_at(job) == NOW - 1 and model.expired(job, NOW)
+    change = model.expire_unstarted(job, NOW)
+    assert change.job.state is State.CANCELLED and change.job.finished_at == NOW
+    assert types(change) == [EventType.CANCELLED]
+    assert change.events[0].data == {"reason": "expired"}
+
+
+def test_a_job_not_yet_expired_or_not_queued_is_not_cancelled_as_expired() -> None:
+    assert not model.expired(queued(), NOW)
+    with pytest.raises(InvalidTransition, match="not expired"):
+        model.expire_unstarted(queued(options={model.EXPIRES_AT_OPTION: NOW + 1}), NOW)
+    with pytest.raises(InvalidTransition, match="running"):
+        model.expire_unstarted(running(options={model.EXPIRES_AT_OPTION: NOW - 1}), NOW)
+    with pytest.raises(AlreadyTerminal):
+        model.expire_unstarted(terminal(State.SUCCEEDED), NOW)
+
+
 def test_release_requeues_now_without_charging_the_attempt() -> None:
     change = model.release(running(), TOKEN, NOW + 3)
     assert change.job.state is State.QUEUED
@@ -269,6 +308,7 @@ def test_every_move_into_a_state_is_recorded_by_that_states_event() -> None:
         model.cancelled(running(), TOKEN, NOW),
         model.request_cancel(queued(), NOW),
         model.release(running(), TOKEN, NOW),
+        model.expire_unstarted(queued(options={model.EXPIRES_AT_OPTION: NOW}), NOW),
     ]
     for change in moves:
         assert types(change) == [STATE_EVENT[change.job.state]]

@@ -26,7 +26,7 @@ from jobwire.api.schemas import (
     submit_schema,
 )
 from jobwire.api.stream import add_stream_routes
-from jobwire.app import fingerprint_of
+from jobwire.app import expiry, fingerprint_of, schedule
 from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
 from jobwire.ids import is_job_id
@@ -213,6 +213,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     status.HTTP_409_CONFLICT, str(IdempotencyInProgress(idempotency_key or ""))
                 )
             in_flight.add(key)
+        _check_expiry(body, spec.options.expires, payload)
         try:
             with http_errors(), _webhook_errors():
                 handle = await jobwire.enqueue(
@@ -220,6 +221,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
                     arguments,
                     delay=body.delay,
                     run_at=body.run_at,
+                    expires_in=body.expires_in,
+                    expires_at=body.expires_at,
                     priority=body.priority,
                     queue=body.queue,
                     idempotency_key=idempotency_key,
@@ -329,6 +332,25 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         return JSONResponse(job_view(job, _base(request, f"/{job_id}/cancel")), status_code=202)
 
     return router
+
+
+def _check_expiry(body: SubmitRequest, default: float | None, payload: Any) -> None:
+    """422 naming the field when the job would expire before it is due."""
+    try:
+        due = schedule(body.delay, body.run_at)
+    except ValueError:
+        return  # delay with run_at: enqueue says so
+    try:
+        expiry(default, body.expires_in, body.expires_at, due)
+    except ValueError as exc:
+        if body.expires_at is not None:
+            field = "expires_at"
+        elif body.expires_in is not None:
+            field = "expires_in"
+        else:  # the job's own expires option, against a late delay or run_at
+            field = "run_at" if body.run_at is not None else "delay"
+        value = payload.get(field) if isinstance(payload, dict) else None
+        raise invalid(("body", field), str(exc), value=value) from exc
 
 
 def _submit_options(body: Any, request: Request) -> dict[str, Any] | None:

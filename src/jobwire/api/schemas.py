@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from jobwire.limits import json_size
-from jobwire.model import EventType, Job
+from jobwire.model import EventType, Job, expires_at
 from jobwire.store.base import Delivery
 
 if TYPE_CHECKING:
@@ -48,6 +48,16 @@ class SubmitRequest(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
     delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600)
     run_at: AwareDatetime | None = None
+    expires_in: float | None = Field(
+        default=None,
+        gt=0,
+        le=366 * 24 * 3600,
+        description="Seconds from now: a job not started by then ends cancelled (expired)",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="A job not started by then ends cancelled with reason expired",
+    )
     priority: int | None = Field(default=None, ge=-1000, le=1000)
     queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
     webhook: WebhookRequest | None = None
@@ -104,6 +114,9 @@ class JobView(BaseModel):
     priority: int
     queue: str
     cancel_requested: bool
+    expires_at: datetime | None = Field(
+        default=None, description="Not started by then, the job ends cancelled (expired)"
+    )
     created_at: datetime
     scheduled_at: datetime
     started_at: datetime | None
@@ -174,6 +187,9 @@ def job_view(
         "finished_at": iso(job.finished_at),
         "links": {"self": link, "events": link + "/events", "ws": ws, "cancel": link + "/cancel"},
     }
+    deadline = expires_at(job)
+    if deadline is not None:  # only on jobs that expire
+        view["expires_at"] = iso(deadline)
     if webhooks is not None:
         view["webhooks"] = [delivery_view(d) for d in webhooks]
     if no_worker is not None:

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from jobwire.errors import InvalidTransition, JobNotFound
 from jobwire.model import (
+    CANCELLED_WHILE_RUNNING,
     TERMINAL_EVENTS,
     TERMINAL_STATES,
     Change,
@@ -339,19 +340,37 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def fail(
-        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+        self,
+        job_id: str,
+        token: str,
+        error: dict[str, Any],
+        retry_at: float | None,
+        *,
+        charge: bool = True,
     ) -> Job:
-        """running → queued at ``retry_at`` while attempts remain, else failed; fenced."""
+        """running → queued at ``retry_at`` while attempts remain, else failed; fenced.
+
+        ``charge=False``: the attempt is not counted (``attempts`` goes back down by
+        one) and the job is queued at ``retry_at`` whatever attempts remain."""
 
     @abc.abstractmethod
     async def release(self, job_id: str, token: str) -> Job:
         """running → queued now, the attempt not charged (graceful shutdown); fenced."""
 
     @abc.abstractmethod
-    async def mark_cancelled(self, job_id: str, token: str) -> Job:
-        """running → cancelled by the worker that holds it; fenced."""
+    async def mark_cancelled(
+        self, job_id: str, token: str, reason: str = CANCELLED_WHILE_RUNNING
+    ) -> Job:
+        """running → cancelled by the worker that holds it, the event giving ``reason``
+        (``expired`` for a job claimed past its expiry); fenced."""
 
     # -- controlling -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def cancel_expired(self, job_id: str) -> Job:
+        """queued → cancelled with reason ``expired``, when its ``expires_at`` option has
+        passed; raises InvalidTransition when the job is not queued or not expired yet
+        (AlreadyTerminal when it has ended), JobNotFound when there is no such job."""
 
     @abc.abstractmethod
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:

@@ -300,21 +300,34 @@ class MemoryStore(Store):
         )
 
     async def fail(
-        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+        self,
+        job_id: str,
+        token: str,
+        error: dict[str, Any],
+        retry_at: float | None,
+        *,
+        charge: bool = True,
     ) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at))
+            lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at, charge))
         )
 
     async def release(self, job_id: str, token: str) -> Job:
         return await self._write(lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)))
 
-    async def mark_cancelled(self, job_id: str, token: str) -> Job:
+    async def mark_cancelled(
+        self, job_id: str, token: str, reason: str = model.CANCELLED_WHILE_RUNNING
+    ) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.cancelled(tx.load(job_id), token, tx.now))
+            lambda tx: tx.apply(model.cancelled(tx.load(job_id), token, tx.now, reason))
         )
 
     # -- controlling -------------------------------------------------------------------
+
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.expire_unstarted(tx.load(job_id), tx.now))
+        )
 
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         def op(tx: _Tx) -> Job:

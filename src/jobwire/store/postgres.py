@@ -1444,19 +1444,32 @@ class PostgresStore(Store):
         )
 
     async def fail(
-        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+        self,
+        job_id: str,
+        token: str,
+        error: dict[str, Any],
+        retry_at: float | None,
+        *,
+        charge: bool = True,
     ) -> Job:
         return await self._transition(
-            job_id, lambda job, now: model.fail(job, token, error, now, retry_at)
+            job_id, lambda job, now: model.fail(job, token, error, now, retry_at, charge)
         )
 
     async def release(self, job_id: str, token: str) -> Job:
         return await self._transition(job_id, lambda job, now: model.release(job, token, now))
 
-    async def mark_cancelled(self, job_id: str, token: str) -> Job:
-        return await self._transition(job_id, lambda job, now: model.cancelled(job, token, now))
+    async def mark_cancelled(
+        self, job_id: str, token: str, reason: str = model.CANCELLED_WHILE_RUNNING
+    ) -> Job:
+        return await self._transition(
+            job_id, lambda job, now: model.cancelled(job, token, now, reason)
+        )
 
     # -- controlling -------------------------------------------------------------------
+
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._transition(job_id, model.expire_unstarted)
 
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         def decide(job: Job, now: float) -> model.Change:

@@ -142,7 +142,15 @@ from jobwire.errors import (
     StoreUnavailable,
 )
 from jobwire.ids import new_token
-from jobwire.model import Event, EventDraft, EventType, Job, Progress, State
+from jobwire.model import (
+    CANCELLED_WHILE_RUNNING,
+    Event,
+    EventDraft,
+    EventType,
+    Job,
+    Progress,
+    State,
+)
 from jobwire.outage import Outage
 from jobwire.retry import Backoff
 from jobwire.store import stats as job_stats
@@ -648,18 +656,30 @@ class RedisStore(Store):
         return await self._change("succeed", job_id, token, _encode(result))
 
     async def fail(
-        self, job_id: str, token: str, error: dict[str, Any], retry_at: float | None
+        self,
+        job_id: str,
+        token: str,
+        error: dict[str, Any],
+        retry_at: float | None,
+        *,
+        charge: bool = True,
     ) -> Job:
         retry = "" if retry_at is None else _time(retry_at)
-        return await self._change("fail", job_id, token, _encode(error), retry)
+        charged = "1" if charge else "0"
+        return await self._change("fail", job_id, token, _encode(error), retry, charged)
 
     async def release(self, job_id: str, token: str) -> Job:
         return await self._change("release", job_id, token)
 
-    async def mark_cancelled(self, job_id: str, token: str) -> Job:
-        return await self._change("cancelled", job_id, token)
+    async def mark_cancelled(
+        self, job_id: str, token: str, reason: str = CANCELLED_WHILE_RUNNING
+    ) -> Job:
+        return await self._change("cancelled", job_id, token, reason)
 
     # -- controlling -------------------------------------------------------------------
+
+    async def cancel_expired(self, job_id: str) -> Job:
+        return await self._change("cancel_expired", job_id)
 
     async def cancel(self, job_id: str, owner: str | None = None) -> Job:
         return await self._change("cancel", job_id, _encode(owner))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from jobwire import tracing
+from jobwire import model, tracing
 from jobwire.errors import JobTimeout, JobwireError, StaleClaim, StoreUnavailable, WorkerProcessDied
 from jobwire.limits import Limits
 from jobwire.outage import Outage
@@ -53,6 +53,8 @@ class Succeeded:
 class Failed:
     error: dict[str, Any]
     retryable: bool = True
+    requested_at: float | None = None  # the job raised Retry: run again then
+    charge: bool = True  # whether this attempt counts against the job's retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +68,16 @@ class Released:
 
 
 @dataclass(frozen=True, slots=True)
+class Expired:
+    """Claimed past its ``expires_at``: cancelled without running its code."""
+
+
+@dataclass(frozen=True, slots=True)
 class Lost:
     pass
 
 
-Outcome = Succeeded | Failed | Cancelled | Released | Lost
+Outcome = Succeeded | Failed | Cancelled | Released | Lost | Expired
 
 
 class Attempt:
@@ -144,6 +151,13 @@ class Attempt:
 
     async def run(self) -> Outcome:
         self._task = asyncio.current_task()
+        if model.expired(self.job, time.time()):
+            # A claim may hand out a job whose expiry passed while it was queued (the
+            # expirer sweeps only every few seconds): it ends here, its code never run.
+            expired = Expired()
+            self._concluded(expired, None)
+            await self._record(expired)
+            return expired
         if tracing.active() is None:
             # Not shielded: the store's writer commits a queued write even if this task
             # is cancelled while awaiting it.
@@ -168,17 +182,23 @@ class Attempt:
 
     async def _perform(self) -> Outcome:
         timeout = self.job.timeout if self.job.timeout is not None else self.spec.options.timeout
+        soft = self.spec.options.soft_timeout
+        if soft is not None and timeout is not None and soft >= timeout:
+            soft = None  # a per-job timeout shorter than the soft limit: only the hard one
         timer: asyncio.TimerHandle | None = None
+        soft_timer: asyncio.TimerHandle | None = None
 
         def start_clock() -> None:
             # The timeout counts from when the job's code starts, not while the attempt
             # waits for a job process to start (seconds on a cold, busy machine).
-            nonlocal timer
+            nonlocal timer, soft_timer
+            loop = asyncio.get_running_loop()
             if timeout is not None:
-                loop = asyncio.get_running_loop()
                 timer = loop.call_later(timeout, self.stop, StopReason.TIMEOUT)
+            if soft is not None:
+                soft_timer = loop.call_later(soft, self.call.reach_soft_limit, soft)
 
-        if timeout is not None:
+        if timeout is not None or soft is not None:
             self.call.on_start = start_clock
         self._performing = True
         try:
@@ -189,10 +209,9 @@ class Attempt:
                 self.stop_reason = StopReason.SHUTDOWN
             return self._stopped(timeout)
         except JobRaised as exc:
-            permanent = exc.error.pop("permanent", False)
-            return Failed(self.limits.clip_error(exc.error), retryable=not permanent)
+            return self._failed(exc.error)
         except WorkerProcessDied as exc:
-            return Failed(describe(exc))
+            return self._failed(describe(exc, self.spec.options))
         finally:
             self._performing = False
             if self._cancel_sent and self._task is not None:
@@ -201,24 +220,37 @@ class Attempt:
                 self._task.uncancel()
             if timer is not None:
                 timer.cancel()
+            if soft_timer is not None:
+                soft_timer.cancel()
             if self._force is not None:
                 self._force.cancel()
 
     def _stopped(self, timeout: float | None) -> Outcome:
         reason = self.stop_reason
         if reason is StopReason.TIMEOUT:
-            return Failed(describe(JobTimeout(timeout or 0.0)))
+            return self._failed(describe(JobTimeout(timeout or 0.0), self.spec.options))
         if reason is StopReason.CANCEL:
             return Cancelled()
         if reason is StopReason.LOST:
             return Lost()
         return Released()
 
+    def _failed(self, error: dict[str, Any]) -> Failed:
+        """The attempt's error as stored, and its verdict (see call.describe)."""
+        permanent = bool(error.pop("permanent", False))
+        request = error.pop("retry", None)
+        error = self.limits.clip_error(error)
+        if isinstance(request, dict) and isinstance(request.get("at"), int | float):
+            charge = request.get("charge") is not False
+            return Failed(error, requested_at=float(request["at"]), charge=charge)
+        return Failed(error, retryable=not permanent)
+
     def _settle(self, outcome: Outcome) -> Outcome:
         """A job that stopped itself because it was asked to counts as cancelled."""
         stopped_itself = isinstance(outcome, Failed) and outcome.error.get("type") in (
             "JobCancelled",
             "CancelledError",
+            "SoftTimeLimit",  # check_cancelled() after both a soft limit and a cancel
         )
         if stopped_itself and self.cancel_requested:
             return Cancelled()
@@ -242,11 +274,14 @@ class Attempt:
                 if isinstance(outcome, Succeeded):
                     await self.store.finish(job_id, token, outcome.result)
                 elif isinstance(outcome, Failed):
-                    await self.store.fail(job_id, token, outcome.error, retry_at)
+                    charge = outcome.charge or retry_at is None
+                    await self.store.fail(job_id, token, outcome.error, retry_at, charge=charge)
                 elif isinstance(outcome, Cancelled):
                     await self.store.mark_cancelled(job_id, token)
                 elif isinstance(outcome, Released):
                     await self.store.release(job_id, token)
+                elif isinstance(outcome, Expired):
+                    await self.store.mark_cancelled(job_id, token, model.EXPIRED)
                 outage.succeeded()
                 return
             except StaleClaim:
@@ -278,7 +313,16 @@ class Attempt:
             kind = str(outcome.error.get("type", "Error"))
             message = str(outcome.error.get("message", ""))
             extra.update(error_type=kind, error_message=message)
-            if retry_at is not None:
+            if retry_at is not None and outcome.requested_at is not None:
+                extra["retry_at"] = retry_at
+                log.info(
+                    "%s asked to run again in %.1f s (%s)",
+                    head,
+                    max(0.0, retry_at - time.time()),
+                    "charged to its retries" if outcome.charge else "not charged",
+                    extra=extra,
+                )
+            elif retry_at is not None:
                 extra["retry_at"] = retry_at
                 log.warning(
                     "%s failed: %s: %s; retrying in %.1f s",
@@ -299,6 +343,8 @@ class Attempt:
             log.info("%s cancelled", head, extra=extra)
         elif isinstance(outcome, Released):
             log.info("%s handed back unfinished (the worker is stopping)", head, extra=extra)
+        elif isinstance(outcome, Expired):
+            log.info("%s not run: it expired before it started", head, extra=extra)
         else:
             extra.update(error_type="LeaseExpired", error_message="the lease was lost")
             log.warning(
@@ -306,6 +352,17 @@ class Attempt:
             )
 
     def _retry_at(self, outcome: Failed) -> float | None:
-        if not outcome.retryable or self.job.attempts >= self.job.max_attempts:
+        """When the job runs again, or None when this attempt ends it.
+
+        The precedence (README, "Delivery semantics"): an error the job's rules make
+        permanent ends it; a Retry it raised is honoured, an uncharged one even with no
+        retries left; any other error retries with backoff while retries remain. A
+        cancel request ends the job whatever this says (model.fail)."""
+        if not outcome.retryable:
+            return None
+        spent = self.job.attempts >= self.job.max_attempts
+        if outcome.requested_at is not None:
+            return None if spent and outcome.charge else outcome.requested_at
+        if spent:
             return None
         return time.time() + self.spec.options.backoff.delay(self.job.attempts)

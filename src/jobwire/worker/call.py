@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobwire.context import CancelFlag, JobContext
-from jobwire.errors import JobContractBroken
+from jobwire.errors import JobContractBroken, Retry
 from jobwire.limits import Limits
 from jobwire.model import EventDraft
 
 if TYPE_CHECKING:
-    from jobwire.jobs import JobSpec
+    from jobwire.jobs import JobOptions, JobSpec
 
 
 @dataclass
@@ -25,6 +26,8 @@ class Call:
     emit: Callable[[EventDraft], None]  # thread-safe, never blocks
     cancel: CancelFlag = field(default_factory=CancelFlag)
     cancel_listeners: list[Callable[[], None]] = field(default_factory=list)
+    soft: CancelFlag = field(default_factory=CancelFlag)  # the soft time limit was reached
+    soft_listeners: list[Callable[[float], None]] = field(default_factory=list)
     on_start: Callable[[], None] | None = None  # called once, on the worker's loop
     limits: Limits = field(default_factory=Limits)
     ctx: JobContext | None = None
@@ -44,6 +47,7 @@ class Call:
             self.cancel,
             self.spec.options.log_events,
             self.limits,
+            self.soft,
         )
         return self.ctx
 
@@ -55,6 +59,15 @@ class Call:
         for listener in list(self.cancel_listeners):
             listener()
 
+    def reach_soft_limit(self, seconds: float) -> None:
+        """The attempt has run for its ``soft_timeout``: ``ctx.cancelled`` and
+        ``ctx.soft_limit_reached`` turn true, and an executor that can raise inside
+        the job (async, via a listener) raises SoftTimeLimit there."""
+        self.soft.set()
+        self.cancel.set()
+        for listener in list(self.soft_listeners):
+            listener(seconds)
+
 
 class JobRaised(Exception):
     """The job's own code raised; carries the description made where it ran."""
@@ -64,15 +77,23 @@ class JobRaised(Exception):
         super().__init__(f"{error.get('type')}: {error.get('message')}")
 
 
-def describe(exc: BaseException) -> dict[str, Any]:
-    """An exception as the JSON the job record keeps; ``permanent`` when retrying is
-    pointless (the job broke its own contract)."""
-    error: dict[str, Any] = {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
-    if isinstance(exc, JobContractBroken):
+def describe(exc: BaseException, options: JobOptions | None = None) -> dict[str, Any]:
+    """An exception as the JSON the job record keeps, with the attempt's verdict under
+    keys the worker takes out before it stores the error: ``permanent`` when the job
+    must fail now (it broke its own contract, or its ``fail_on``/``retry_on`` say so),
+    ``retry`` (``{"at", "charge"}``) when the job raised :class:`Retry`.
+
+    Decided where the exception is, since only its class says (in a job process for a
+    process job): the rules are the job's options, see JobOptions.retries_error."""
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, Retry):
+        # A request, not an error: no traceback to keep.
+        error["retry"] = {"at": exc.due(time.time()), "charge": exc.charge}
+        return error
+    error["traceback"] = "".join(traceback.format_exception(exc))
+    if isinstance(exc, JobContractBroken) or (
+        options is not None and not options.retries_error(exc)
+    ):
         error["permanent"] = True
     return error
 

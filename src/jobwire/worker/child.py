@@ -84,6 +84,7 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
     outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     runs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
     cancel = threading.Event()
+    soft = threading.Event()  # the soft time limit: set together with cancel
 
     def send(message: list[Any]) -> None:
         outbox.put(json.dumps(message, separators=(",", ":")).encode())
@@ -108,8 +109,12 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
                 # Cleared here, in arrival order: a cancel sent right after this run
                 # must not be wiped out when the main thread picks the run up.
                 cancel.clear()
+                soft.clear()
                 runs.put(message)
             elif message["op"] == "cancel":
+                cancel.set()
+            elif message["op"] == "soft":
+                soft.set()
                 cancel.set()
 
     threading.Thread(target=sender, name="jobwire-child-send", daemon=True).start()
@@ -122,6 +127,7 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
         def sink(draft: EventDraft) -> None:
             send(["event", draft.type.value, draft.data])
 
+        spec = None
         try:
             spec = _resolve(run["module"], run["qualname"], run.get("main_path"))
             limits = Limits(**run.get("limits", {}))
@@ -133,6 +139,7 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
                 cancel,
                 spec.options.log_events,
                 limits,
+                soft,
             )
             try:
                 kwargs = spec.load_arguments(run["args"])
@@ -143,7 +150,7 @@ def child_main(conn: Connection, preload: list[str], parent_pid: int) -> None:
             # Checked here, so a result over its limit never crosses the pipe.
             send(["ok", conclude(spec, ctx, value, limits)])
         except BaseException as exc:
-            send(["error", describe(exc)])
+            send(["error", describe(exc, spec.options if spec is not None else None)])
 
 
 def main() -> None:

@@ -20,14 +20,14 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from jobwire.errors import WorkerProcessDied
+from jobwire.errors import SoftTimeLimit, WorkerProcessDied
 from jobwire.model import EventDraft, EventType
 from jobwire.worker.call import Call, JobRaised, describe, invoke_sync
 
@@ -66,18 +66,68 @@ class AsyncExecutor:
         except ValidationError as exc:
             raise JobRaised({**describe(exc), "permanent": True}) from exc
         try:
-            if spec.takes_context:
-                value = await spec.fn(call.context(), **kwargs)
+            context = (call.context(),) if spec.takes_context else ()
+            coro = spec.fn(*context, **kwargs)
+            if spec.options.soft_timeout is None:
+                value = await coro
             else:
-                value = await spec.fn(**kwargs)
+                softly = _SoftLimited(coro)
+                call.soft_listeners.append(softly.reach)
+                try:
+                    value = await softly
+                finally:
+                    call.soft_listeners.remove(softly.reach)
             return call.conclude(value)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            raise JobRaised(describe(exc)) from exc
+            raise JobRaised(describe(exc, spec.options)) from exc
 
     async def close(self) -> None:
         return None
+
+
+class _SoftLimited:
+    """Awaits an async job's coroutine step by step, so that SoftTimeLimit can be raised
+    inside it, where it waits, when its soft time limit is reached.
+
+    The task is woken by a cancel, which this driver turns into SoftTimeLimit thrown into
+    the job (and takes back with ``uncancel``). A hard stop that arrives meanwhile is
+    still a cancel: the task's count of cancel requests says so.
+    """
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro = coro
+        self._pending: float | None = None  # the soft limit to raise at the next wake-up
+        self._task: asyncio.Task[Any] | None = None
+
+    def reach(self, seconds: float) -> None:
+        if self._task is None or self._pending is not None:
+            return
+        self._pending = seconds
+        self._task.cancel()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        self._task = asyncio.current_task()
+        coro = self._coro
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                value = yield step
+            except asyncio.CancelledError as exc:
+                error = exc
+                seconds, self._pending = self._pending, None
+                task = self._task
+                if seconds is not None and task is not None and task.uncancel() == 0:
+                    error = SoftTimeLimit(seconds)
+            except BaseException as exc:
+                error = exc
 
 
 class _DaemonThreads:
@@ -170,7 +220,7 @@ class ThreadExecutor:
         except JobRaised:
             raise
         except Exception as exc:
-            raise JobRaised(describe(exc)) from exc
+            raise JobRaised(describe(exc, call.spec.options)) from exc
         finally:
             with self._live_lock:
                 self._live -= 1
@@ -303,6 +353,10 @@ class _Child:
         with contextlib.suppress(OSError):
             self.send({"op": "cancel"})
 
+    def reach_soft_limit(self, seconds: float) -> None:
+        with contextlib.suppress(OSError):
+            self.send({"op": "soft"})
+
     def kill(self) -> None:
         self.dead = True
         with contextlib.suppress(Exception):
@@ -393,6 +447,7 @@ class ProcessExecutor:
         future = child.start(call)
         call.started()
         call.cancel_listeners.append(child.request_cancel)
+        call.soft_listeners.append(child.reach_soft_limit)
         if call.cancel.is_set():
             child.request_cancel()  # asked before the job process had it
         healthy = False
@@ -405,6 +460,7 @@ class ProcessExecutor:
             raise
         finally:
             call.cancel_listeners.remove(child.request_cancel)
+            call.soft_listeners.remove(child.reach_soft_limit)
             self._busy.discard(child)
             if healthy and not child.dead and not self._closed:
                 self._idle.append(child)

@@ -360,21 +360,28 @@ local function succeed(job, token, result, now)
   changed(job)
 end
 
--- model._failed_attempt: retried at retry_at while attempts remain, else failed.
-local function failed_attempt(job, err, now, retry_at)
+-- model._failed_attempt: retried at retry_at while attempts remain (or uncharged, whatever
+-- remains: the attempt handed back as model.release does), else failed.
+local function failed_attempt(job, err, now, retry_at, charge)
   release_claim(job)
   redis.call('HSET', job.key, 'error', err)
-  if retry_at and job.attempts < job.max_attempts then
+  if retry_at and (not charge or job.attempts < job.max_attempts) then
     if job.cancel_requested then
       append(job, now, 'cancelled',
         '{"reason":"cancel requested; not retried","attempt":' .. job.attempts .. '}')
       set_state(job, 'cancelled')
       finish_at(job, now)
     else
+      local uncharged = ''
+      if not charge then uncharged = ',"charged":false' end
       append(job, now, 'retrying', '{"attempt":' .. job.attempts .. ',"error":' .. err ..
-        ',"next_run_at":' .. retry_at .. '}')
+        ',"next_run_at":' .. retry_at .. uncharged .. '}')
       set_state(job, 'queued')
       redis.call('HSET', job.key, 'scheduled_at', retry_at)
+      if not charge then
+        job.attempts = math.max(0, job.attempts - 1)
+        redis.call('HSET', job.key, 'attempts', job.attempts)
+      end
       enter_queue(job, retry_at)
     end
   else
@@ -386,9 +393,9 @@ local function failed_attempt(job, err, now, retry_at)
 end
 
 -- model.fail
-local function fail(job, token, err, now, retry_at)
+local function fail(job, token, err, now, retry_at, charge)
   require_claim(job, token, 'record a failure')
-  failed_attempt(job, err, now, retry_at)
+  failed_attempt(job, err, now, retry_at, charge)
 end
 
 -- model.cancelled
@@ -495,6 +502,26 @@ local function request_cancel(job, now)
     finish_at(job, now)
     release_claim(job)
   end
+  changed(job)
+end
+
+-- model.expire_unstarted: a queued job past its options' expires_at ends cancelled.
+local function expire_unstarted(job, now)
+  if job.state ~= 'queued' then
+    local why = 'invalid'
+    if TERMINAL[job.state] then why = 'terminal' end
+    refuse(why, job.id, job.state, 'cancel it as expired')
+  end
+  local options = cjson.decode(redis.call('HGET', job.key, 'options') or '{}')
+  local deadline = type(options) == 'table' and options.expires_at
+  if type(deadline) ~= 'number' or deadline > tonumber(now) then
+    refuse('invalid', job.id, 'queued and not expired', 'cancel it as expired')
+  end
+  leave_queue(job)
+  append(job, now, 'cancelled', '{"reason":"expired"}')
+  set_state(job, 'cancelled')
+  finish_at(job, now)
+  release_claim(job)
   changed(job)
 end
 
@@ -705,10 +732,11 @@ succeed(load_or_refuse(id), ARGV[5], ARGV[6], NOW)
 return reply(record(job_key(id)))
 
 -- name: fail
--- ARGV: prefix, origin, now, id, token, error JSON, retry_at ('' for none).
+-- ARGV: prefix, origin, now, id, token, error JSON, retry_at ('' for none), charge ('0': not
+-- charged; '1' or absent: charged).
 local id, retry_at = ARGV[4], ARGV[7]
 if retry_at == '' then retry_at = nil end
-fail(load_or_refuse(id), ARGV[5], ARGV[6], NOW, retry_at)
+fail(load_or_refuse(id), ARGV[5], ARGV[6], NOW, retry_at, ARGV[8] ~= '0')
 return reply(record(job_key(id)))
 
 -- name: release
@@ -718,9 +746,9 @@ release(load_or_refuse(id), ARGV[5], NOW)
 return reply(record(job_key(id)))
 
 -- name: cancelled
--- ARGV: prefix, origin, now, id, token.
+-- ARGV: prefix, origin, now, id, token, reason (absent: 'cancelled while running').
 local id = ARGV[4]
-cancelled(load_or_refuse(id), ARGV[5], NOW, 'cancelled while running')
+cancelled(load_or_refuse(id), ARGV[5], NOW, ARGV[6] or 'cancelled while running')
 return reply(record(job_key(id)))
 
 -- name: cancel
@@ -730,6 +758,12 @@ local owner = cjson.decode(ARGV[5])
 local job = load_or_refuse(id)
 if owner ~= cjson.null and job.owner ~= owner then refuse('notfound', id) end
 request_cancel(job, NOW)
+return reply(record(job_key(id)))
+
+-- name: cancel_expired
+-- ARGV: prefix, origin, now, id.
+local id = ARGV[4]
+expire_unstarted(load_or_refuse(id), NOW)
 return reply(record(job_key(id)))
 
 -- name: reap
