@@ -28,7 +28,7 @@ DEFAULTS = Settings()
 
 def tool(name: str) -> str:
     path = BIN / name
-    assert path.exists(), f"{name} is not installed (pip install -e '.[dev]')"
+    assert path.exists(), f"{name} is not installed (python3 dev.py installs the dev group)"
     return str(path)
 
 
