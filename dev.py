@@ -5,7 +5,9 @@
     python3 dev.py test [pytest arguments]       the whole test suite
 
 Both create ``.venv`` when it is missing and install the project into it (editable, with
-the ``dev`` extras) whenever ``pyproject.toml`` changed since the last install.
+the ``dev`` dependency group: test, lint and packaging tools that jobwire's users never
+get) whenever ``pyproject.toml`` changed since the last install. The group is read here,
+so any pip will do (``pip install --group`` needs pip 25.1).
 ``test`` exits with pytest's exit code; "no tests collected" (5) counts as a failure.
 """
 
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +59,24 @@ def record_install(venv: Path, pyproject: Path) -> None:
     (venv / STAMP).write_text(install_fingerprint(pyproject) + "\n")
 
 
+def dependency_group(pyproject: Path, name: str) -> list[str]:
+    """The requirements of a PEP 735 dependency group, with the groups it includes."""
+    groups = tomllib.loads(pyproject.read_text())["dependency-groups"]
+
+    def expand(group: str, seen: tuple[str, ...]) -> list[str]:
+        if group in seen:
+            raise ValueError(f"dependency group {group!r} includes itself")
+        requirements: list[str] = []
+        for entry in groups[group]:
+            if isinstance(entry, str):
+                requirements.append(entry)
+            else:
+                requirements.extend(expand(entry["include-group"], (*seen, group)))
+        return requirements
+
+    return expand(name, ())
+
+
 def run(command: Sequence[str | Path]) -> int:
     """Run a child in the foreground; Ctrl-C reaches it (same process group), and this
     process waits for it to finish its own shutdown instead of dying first."""
@@ -79,8 +100,19 @@ def ensure_environment() -> Path:
             raise SystemExit(code)
     pyproject = ROOT / "pyproject.toml"
     if install_needed(VENV, pyproject):
-        say('installing -e ".[dev]" (pyproject.toml is new or changed)')
-        code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[dev]"])
+        say("installing -e . and the dev group (pyproject.toml is new or changed)")
+        code = run(
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "-e",
+                ".",
+                *dependency_group(pyproject, "dev"),
+            ]
+        )
         if code != 0:
             say("installation failed")
             raise SystemExit(code)

@@ -25,5 +25,7 @@ async def crawl(ctx: JobContext, urls: list[str]) -> int:
     return len(urls)
 
 
-app = FastAPI(lifespan=jobs.lifespan)  # embedded workers live and die with the app
+# embedded workers live and die with the app; /docs from files shipped with jobwire
+app = FastAPI(lifespan=jobs.lifespan, docs_url=None, redoc_url=None)
 app.include_router(jobs.router, prefix="/jobs")
+app.include_router(jobs.docs_router)

@@ -544,6 +544,16 @@ class Jobwire:
 
         return build_metrics_router(self)
 
+    @property
+    def docs_router(self) -> APIRouter:
+        """``GET /docs``: Swagger UI from files shipped inside jobwire, so the console works
+        without a network. Create the app with ``docs_url=None, redoc_url=None`` (FastAPI's
+        own pages load Swagger UI and ReDoc from a CDN), then
+        ``app.include_router(jobs.docs_router)``."""
+        from jobwire.api.docs import build_docs_router
+
+        return build_docs_router()
+
     # -- the Python API ------------------------------------------------------------------
 
     async def enqueue(

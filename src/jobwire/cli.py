@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -925,10 +926,21 @@ def print_demo_urls(out: Console, base: str, db: Path, seeded: Sequence[Job]) ->
         "  submit one and follow it from a shell:",
         f"    curl -s -X POST {base}/jobs -H 'content-type: application/json' "
         """-d '{"job": "crunch", "args": {"n": 5000000}}'""",
-        f"    jobwire submit crawl pages=5 --url sqlite:///{db} --follow",
+        f"    {this_jobwire()} submit crawl pages=5 --url {shlex.quote(f'sqlite:///{db}')} "
+        "--follow",
     ]
     for line in lines:
         say(out, line)
+
+
+def this_jobwire() -> str:
+    """How a shell runs this installation's ``jobwire``, whatever its PATH: the script
+    beside the running interpreter (a virtualenv's ``bin/``), else ``python -m jobwire``."""
+    interpreter = Path(sys.executable)
+    script = interpreter.with_name("jobwire.exe" if os.name == "nt" else "jobwire")
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(str(interpreter))} -m jobwire"
 
 
 class _AnnouncingServer(uvicorn.Server):

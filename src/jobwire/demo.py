@@ -106,8 +106,11 @@ def create_app(app_jobs: Jobwire | None = None) -> FastAPI:
         title="jobwire demo",
         description="Submit a job with POST /jobs, then follow it with GET /jobs/{id}?wait=30.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the Swagger UI files shipped with jobwire
+        redoc_url=None,
     )
     app.include_router(app_jobs.router, prefix="/jobs")
+    app.include_router(app_jobs.docs_router)
     return app
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.conftest import Proc, jobwire_cmd
+from tests.cli.conftest import Proc, jobwire_cmd, subprocess_env
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -35,5 +37,32 @@ def test_demo_serves_on_loopback_and_exits_0_on_a_signal(tmp_path: Path, stop: i
         assert db.exists()
         proc.signal(stop)
         assert proc.wait() == 0, proc.report()
+    finally:
+        proc.kill()
+
+
+def test_the_commands_the_demo_prints_work_as_printed(tmp_path: Path) -> None:
+    proc = Proc(jobwire_cmd("demo", "--port", "0", "--db", str(tmp_path / "demo.db")), cwd=tmp_path)
+    try:
+        curl = proc.wait_for(r"^\s+(curl .*)$", stream="stdout").group(1)
+        follow = proc.wait_for(r"^\s+(\S+ submit crawl .* --follow)$", stream="stdout").group(1)
+
+        def shell(line: str) -> subprocess.CompletedProcess[str]:
+            # A shell whose PATH has no jobwire on it, in another directory.
+            return subprocess.run(
+                ["bash", "-c", line],
+                cwd=tmp_path.root,
+                env=subprocess_env(PATH="/usr/bin:/bin"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        submitted = shell(curl)
+        assert submitted.returncode == 0, submitted.stderr
+        assert json.loads(submitted.stdout)["job"] == "crunch"
+        followed = shell(follow)  # exits 0 once the job succeeded
+        assert followed.returncode == 0, f"{follow}\n{followed.stdout}{followed.stderr}"
+        assert "succeeded" in followed.stdout + followed.stderr
     finally:
         proc.kill()

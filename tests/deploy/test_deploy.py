@@ -5,11 +5,16 @@ periods against what the code actually serves and does."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,6 +23,7 @@ import yaml
 from jobwire.model import State
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
+from tests.cli.conftest import Proc, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -28,7 +34,7 @@ DEFAULTS = Settings()
 
 def tool(name: str) -> str:
     path = BIN / name
-    assert path.exists(), f"{name} is not installed (pip install -e '.[dev]')"
+    assert path.exists(), f"{name} is not installed (python3 dev.py installs the dev group)"
     return str(path)
 
 
@@ -229,3 +235,174 @@ async def test_compose_runs_the_api_and_draining_workers_on_its_store(
     assert worker["healthcheck"]["test"] == ["CMD", "jobwire", "health"]
     budget = drain_budget(DEFAULTS.shutdown_grace_seconds, DEFAULTS.cancel_grace_seconds)
     assert seconds(worker["stop_grace_period"]) >= budget + 5
+
+
+# -- names that must agree across files --------------------------------------------------
+
+IMAGE = "jobwire:" + str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+README = (ROOT / "README.md").read_text()
+COMPOSE_FILES = ["compose.postgres.yaml", "compose.redis.yaml"]
+
+
+def every_resource() -> list[dict[str, Any]]:
+    return [doc for path in MANIFESTS for doc in documents(path)]
+
+
+def pod_containers() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(workload, container) for every container of every Deployment and StatefulSet."""
+    return [
+        (doc, spec)
+        for doc in every_resource()
+        if doc["kind"] in ("Deployment", "StatefulSet")
+        for spec in doc["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def secret_data(name: str) -> dict[str, str]:
+    return dict(resource("Secret", name)["stringData"])
+
+
+def test_one_image_name_in_the_manifests_the_compose_files_the_dockerfile_and_readme() -> None:
+    jobwire_images = {
+        spec["image"] for doc, spec in pod_containers() if doc["metadata"]["name"] != "postgres"
+    }
+    assert jobwire_images == {IMAGE}
+    for name in COMPOSE_FILES:
+        services = yaml.safe_load((DEPLOY / name).read_text())["services"]
+        assert services["api"]["image"] == services["worker"]["image"] == IMAGE, name
+        assert services["api"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert f"docker build -f deploy/Dockerfile -t {IMAGE} ." in (DEPLOY / "Dockerfile").read_text()
+    built = re.findall(r"docker build -f deploy/Dockerfile -t (\S+) \.", README)
+    assert built and set(built) == {IMAGE}
+    assert f"kind load docker-image {IMAGE}" in README
+    assert f"minikube image load {IMAGE}" in README
+    assert f"FROM {IMAGE}" in README  # putting one's own app into the image
+    for _, spec in pod_containers():
+        if spec["image"] == IMAGE:  # loaded into the cluster, in no registry
+            assert spec["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_every_secret_reference_names_a_secret_and_key_the_manifests_define() -> None:
+    refs = [
+        env["valueFrom"]["secretKeyRef"]
+        for _, spec in pod_containers()
+        for env in spec.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    ]
+    assert {(r["name"], r["key"]) for r in refs} >= {("jobwire", "url")}
+    for ref in refs:
+        assert ref["key"] in secret_data(ref["name"]), ref
+
+
+def test_the_store_url_reaches_the_postgres_the_manifests_deploy() -> None:
+    url = urlsplit(secret_data("jobwire")["url"])
+    assert url.scheme == "postgresql"
+    store_from_url(url.geturl(), DEFAULTS)
+    service = resource("Service", url.hostname or "")
+    [port] = service["spec"]["ports"]
+    assert port["port"] == url.port
+    database = resource("StatefulSet", url.hostname or "")
+    assert database["spec"]["serviceName"] == service["metadata"]["name"]
+    labels = database["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    [spec] = database["spec"]["template"]["spec"]["containers"]
+    assert port["targetPort"] in {p["name"] for p in spec["ports"]}
+    # The credentials the server is created with are the ones the URL carries.
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in spec["env"] if "valueFrom" in e}
+    given = {name: secret_data(ref["name"])[ref["key"]] for name, ref in env.items()}
+    assert given == {
+        "POSTGRES_USER": url.username,
+        "POSTGRES_PASSWORD": url.password,
+        "POSTGRES_DB": url.path.lstrip("/"),
+    }
+    # Its data lives on the claimed volume, in a subdirectory initdb may own.
+    [claim] = database["spec"]["volumeClaimTemplates"]
+    [mount] = spec["volumeMounts"]
+    assert mount["name"] == claim["metadata"]["name"]
+    assert env_of(spec)["PGDATA"].startswith(mount["mountPath"] + "/")
+    assert "FOR TRYING JOBWIRE ONLY" in (DEPLOY / "k8s" / "postgres.yaml").read_text()
+    # The same PostgreSQL as the Compose file's.
+    compose = yaml.safe_load((DEPLOY / "compose.postgres.yaml").read_text())["services"]
+    assert compose["postgres"]["image"] == spec["image"]
+
+
+def test_each_service_selects_the_pods_of_its_own_component_only() -> None:
+    workloads = [doc for doc in every_resource() if doc["kind"] in ("Deployment", "StatefulSet")]
+    for service in (doc for doc in every_resource() if doc["kind"] == "Service"):
+        selector = service["spec"]["selector"].items()
+        chosen = [
+            w["metadata"]["name"]
+            for w in workloads
+            if selector <= w["spec"]["template"]["metadata"]["labels"].items()
+        ]
+        assert chosen == [service["metadata"]["name"]], (service["metadata"]["name"], chosen)
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_store_urls_name_the_store_service_and_its_credentials(name: str) -> None:
+    services = yaml.safe_load((DEPLOY / name).read_text())["services"]
+    url = urlsplit(services["api"]["environment"]["JOBWIRE_URL"])
+    assert url.hostname in services
+    store = services[url.hostname]
+    if url.scheme == "postgresql":
+        assert store["environment"] == {
+            "POSTGRES_USER": url.username,
+            "POSTGRES_PASSWORD": url.password,
+            "POSTGRES_DB": url.path.lstrip("/"),
+        }
+
+
+# -- the image starts with no store URL --------------------------------------------------
+
+
+def dockerfile_final_stage() -> list[str]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last_from = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    return lines[last_from:]
+
+
+def test_the_image_works_in_a_data_directory_its_user_owns_and_sets_no_store_url() -> None:
+    stage = dockerfile_final_stage()
+    [workdir] = [line.split()[1] for line in stage if line.startswith("WORKDIR ")]
+    [user] = [line.split()[1] for line in stage if line.startswith("USER ")]
+    [volume] = [line for line in stage if line.startswith("VOLUME ")]
+    assert f'"{workdir}"' in volume
+    uid, gid = user.split(":")
+    assert re.search(rf"install -d -o {uid} -g {gid} (-m \d+ )?{workdir}\b", " ".join(stage))
+    env = " ".join(line for line in stage if line.startswith("ENV "))
+    assert "JOBWIRE_URL" not in env and "PYTHONPATH=/app" in env
+    assert "COPY deploy/service.py /app/service.py" in stage
+    # The default store is a relative SQLite path: the working directory.
+    assert DEFAULTS.url == "sqlite:///./jobwire.db"
+
+
+def test_the_image_layout_serves_and_runs_a_job_without_a_store_url(tmp_path: Path) -> None:
+    """The final stage's layout rebuilt here: the app's modules in app/ on PYTHONPATH,
+    a read-only directory; the working directory data/; no JOBWIRE_* variable."""
+    app, data = tmp_path / "app", tmp_path / "data"
+    shutil.copytree(ROOT / "examples", app / "examples", ignore=shutil.ignore_patterns("__py*"))
+    shutil.copy(DEPLOY / "service.py", app / "service.py")
+    for path in [app, *app.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    data.mkdir()
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = subprocess_env(PYTHONPATH=os.pathsep.join([str(app), *inherited]))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = ["service:app", "--host", "127.0.0.1", "--port", str(port)]
+    server = Proc([str(BIN / "uvicorn"), *command], cwd=data, env=env)
+    try:
+        server.wait_for(r"Uvicorn running on")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            assert client.get("/jobs/health/ready").status_code == 200
+            job = client.post("/jobs", json={"job": "crawl", "args": {"urls": ["a"]}})
+            assert job.status_code == 202, job.text
+            done = client.get(job.headers["location"], params={"wait": 45}).json()
+            assert done["state"] == "succeeded", done
+        assert (data / "jobwire.db").exists()
+    finally:
+        server.kill()
+        for path in [app, *app.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
