@@ -149,20 +149,30 @@ class EventStreamResponse(StreamingResponse):
             self._release()
 
 
-def _after(last_event_id: str | None, after: int | None, field: str = "after") -> int:
+# The highest event position a client may name: the stores keep positions in 64-bit
+# integers, so a larger one is the client's mistake (422), never the store's (503).
+MAX_POSITION = 2**63 - 1
+Position = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_POSITION, description="Replay after this position"),
+]
+
+
+def parse_position(text: str, field: tuple[str, str]) -> int:
+    """An event position sent as text: ASCII digits only (``int()`` would also take
+    other scripts' digits, signs, spaces and underscores), 0 to :data:`MAX_POSITION`."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise invalid(field, "expected an event position: digits 0-9", value=text)
+    if len(digits.lstrip("0")) > 19 or int(digits) > MAX_POSITION:
+        raise invalid(field, f"must be at most {MAX_POSITION}", "less_than_equal", text)
+    return int(digits)
+
+
+def _after(last_event_id: str | None, after: int | None) -> int:
     """``Last-Event-ID`` (a browser's reconnect) wins over ``?after=`` in the URL."""
     if last_event_id is not None and last_event_id.strip():
-        try:
-            value = int(last_event_id)
-        except ValueError:
-            raise invalid(
-                ("header", "Last-Event-ID"),
-                "expected an event id (an integer)",
-                value=last_event_id,
-            ) from None
-        if value < 0:
-            raise invalid(("header", "Last-Event-ID"), "must be >= 0", value=last_event_id)
-        return value
+        return parse_position(last_event_id, ("header", "Last-Event-ID"))
     return after or 0
 
 
@@ -184,7 +194,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     )
     async def all_events(
         request: Request,
-        after: Annotated[int | None, Query(ge=0, description="Replay after this cursor")] = None,
+        after: Position = None,
         owner: str = owner_param,
     ) -> Response:
         last = request.headers.get("last-event-id")
@@ -215,7 +225,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     @router.websocket("/ws")
     async def all_events_ws(
         websocket: WebSocket,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Position = None,
         owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
@@ -255,7 +265,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     async def job_events(
         request: Request,
         job_id: str,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Position = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
         owner: str = owner_param,
     ) -> Response:
@@ -300,7 +310,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     async def job_events_ws(
         websocket: WebSocket,
         job_id: str,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Position = None,
         owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
