@@ -52,21 +52,35 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def _depth(value: Any) -> int:
-    """How deeply arrays and objects nest in ``value`` (without recursing)."""
-    deepest = 0
+def _check(value: Any) -> str | None:
+    """Why ``value`` cannot be taken, or None: arrays and objects nested deeper than
+    :data:`MAX_DEPTH`, or a string holding a lone surrogate (``"\\ud800"`` is valid JSON
+    text but no Unicode string: it could not be stored or sent again). Iterative, so
+    the walk itself has no depth limit."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return "body holds a string with a lone surrogate (not Unicode text)"
+            continue
         if isinstance(item, dict):
+            stack.extend((key, level) for key in item)
             item = list(item.values())
         if isinstance(item, list):
             level += 1
-            deepest = max(deepest, level)
             if level > MAX_DEPTH:
-                return level
+                return _too_deep()
             stack.extend((child, level) for child in item)
-    return deepest
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def loads(raw: bytes | str, loc: tuple[str, ...] = ("body",)) -> Any:
@@ -82,8 +96,9 @@ def loads(raw: bytes | str, loc: tuple[str, ...] = ("body",)) -> Any:
         raise invalid(loc, "body is not valid UTF-8", "json_invalid") from None
     except ValueError as exc:  # JSONDecodeError, and int()'s own digit limit
         raise invalid(loc, f"body is not valid JSON: {exc}", "json_invalid") from None
-    if _depth(value) > MAX_DEPTH:
-        raise invalid(loc, _too_deep(), "json_invalid")
+    reason = _check(value)
+    if reason is not None:
+        raise invalid(loc, reason, "json_invalid")
     return value
 
 

@@ -149,30 +149,36 @@ class EventStreamResponse(StreamingResponse):
             self._release()
 
 
-# The highest event position a client may name: the stores keep positions in 64-bit
-# integers, so a larger one is the client's mistake (422), never the store's (503).
-MAX_POSITION = 2**63 - 1
-Position = Annotated[
+# The highest positions a client may name. A job's events are numbered in 32-bit
+# integers (PostgreSQL's ``integer``), the store-wide cursor in 64-bit ones; past them a
+# position is the client's mistake (422), never the store's (503).
+MAX_SEQ = 2**31 - 1
+MAX_CURSOR = 2**63 - 1
+SeqPosition = Annotated[
     int | None,
-    Query(ge=0, le=MAX_POSITION, description="Replay after this position"),
+    Query(ge=0, le=MAX_SEQ, description="Replay after this event number of the job"),
+]
+CursorPosition = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_CURSOR, description="Replay after this store-wide cursor"),
 ]
 
 
-def parse_position(text: str, field: tuple[str, str]) -> int:
+def parse_position(text: str, field: tuple[str, str], maximum: int) -> int:
     """An event position sent as text: ASCII digits only (``int()`` would also take
-    other scripts' digits, signs, spaces and underscores), 0 to :data:`MAX_POSITION`."""
+    other scripts' digits, signs, spaces and underscores), 0 to ``maximum``."""
     digits = text.strip()
     if not (digits.isascii() and digits.isdigit()):
         raise invalid(field, "expected an event position: digits 0-9", value=text)
-    if len(digits.lstrip("0")) > 19 or int(digits) > MAX_POSITION:
-        raise invalid(field, f"must be at most {MAX_POSITION}", "less_than_equal", text)
+    if len(digits.lstrip("0")) > 19 or int(digits) > maximum:
+        raise invalid(field, f"must be at most {maximum}", "less_than_equal", text)
     return int(digits)
 
 
-def _after(last_event_id: str | None, after: int | None) -> int:
+def _after(last_event_id: str | None, after: int | None, maximum: int) -> int:
     """``Last-Event-ID`` (a browser's reconnect) wins over ``?after=`` in the URL."""
     if last_event_id is not None and last_event_id.strip():
-        return parse_position(last_event_id, ("header", "Last-Event-ID"))
+        return parse_position(last_event_id, ("header", "Last-Event-ID"), maximum)
     return after or 0
 
 
@@ -194,12 +200,12 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     )
     async def all_events(
         request: Request,
-        after: Position = None,
+        after: CursorPosition = None,
         owner: str = owner_param,
     ) -> Response:
         last = request.headers.get("last-event-id")
         if last or after is not None:
-            start = _after(last, after)
+            start = _after(last, after, MAX_CURSOR)
         else:
             with http_errors():
                 start = await jobwire.store.last_cursor()
@@ -225,7 +231,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     @router.websocket("/ws")
     async def all_events_ws(
         websocket: WebSocket,
-        after: Position = None,
+        after: CursorPosition = None,
         owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
@@ -265,7 +271,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     async def job_events(
         request: Request,
         job_id: str,
-        after: Position = None,
+        after: SeqPosition = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
         owner: str = owner_param,
     ) -> Response:
@@ -275,7 +281,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
             job = await jobwire.store.get(job_id, owner)
         if job is None:
             raise not_found(job_id)
-        start = _after(request.headers.get("last-event-id"), after)
+        start = _after(request.headers.get("last-event-id"), after, MAX_SEQ)
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/event-stream" not in accept:
             with http_errors():
@@ -310,7 +316,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     async def job_events_ws(
         websocket: WebSocket,
         job_id: str,
-        after: Position = None,
+        after: SeqPosition = None,
         owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):

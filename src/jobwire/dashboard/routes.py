@@ -40,8 +40,11 @@ from jobwire.api.hosts import host_guard
 from jobwire.api.problems import http_errors, invalid, not_found
 from jobwire.api.stream import (
     FEED_TYPES,
+    MAX_CURSOR,
+    MAX_SEQ,
+    CursorPosition,
     EventStreamResponse,
-    Position,
+    SeqPosition,
     StreamLimiter,
     parse_position,
 )
@@ -593,19 +596,19 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         response = EventStreamResponse(frames(), release)
         return _secured(response)
 
-    def resume_point(request: Request, after: int | None) -> int | None:
+    def resume_point(request: Request, after: int | None, maximum: int) -> int | None:
         last = request.headers.get("last-event-id", "")
         if last.strip():
-            return parse_position(last, ("header", "Last-Event-ID"))
+            return parse_position(last, ("header", "Last-Event-ID"), maximum)
         return after
 
     @router.get("/ui/api/events")
     async def events(
         request: Request,
         viewer: ViewerDep,
-        after: Position = None,
+        after: CursorPosition = None,
     ) -> Response:
-        start = resume_point(request, after)
+        start = resume_point(request, after, MAX_CURSOR)
         if start is None:
             with http_errors():
                 start = await store.last_cursor()
@@ -624,13 +627,13 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         request: Request,
         job_id: str,
         viewer: ViewerDep,
-        after: Position = None,
+        after: SeqPosition = None,
     ) -> Response:
         with http_errors():
             found = await store.get(job_id, viewer.owner) if is_job_id(job_id) else None
         if found is None:
             raise not_found(job_id)
-        start = resume_point(request, after) or 0
+        start = resume_point(request, after, MAX_SEQ) or 0
         if found.terminal and found.last_seq <= start:
             return Response(status_code=204, headers=_headers())
         pages = follow_pages(store, jobwire.hub, job_id, start, tick=settings.sse_keepalive_seconds)
