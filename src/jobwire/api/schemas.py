@@ -110,10 +110,21 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def iso(ts: float | None) -> str | None:
+    """An epoch time as ISO 8601 in UTC. A time past years 1-9999 (a ``run_at`` of
+    9999-12-31T23:59:59.999999Z comes back from a float a hair later) shows as the
+    nearest end of the range: no stored time makes a view fail."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        moment = _LATEST if ts > 0 else _EARLIEST
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def job_view(job: Job, base: str, webhooks: Sequence[Delivery] | None = None) -> dict[str, Any]:
