@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from jobwire import tracing
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
 from jobwire.api.body import read_json, require_json
-from jobwire.api.hosts import host_guard
+from jobwire.api.hosts import MISDIRECTED, host_guard
 from jobwire.api.problems import (
     RETRY_AFTER,
     check_schedule,
@@ -26,7 +26,7 @@ from jobwire.api.problems import (
     not_found,
 )
 from jobwire.api.schemas import JobPage, JobView, SubmitRequest, job_view, submit_schema
-from jobwire.api.stream import add_stream_routes
+from jobwire.api.stream import JobIdPath, add_stream_routes
 from jobwire.app import fingerprint_of
 from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
@@ -135,6 +135,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         # A router's dependencies are taken by each route as it is added: every route
         # from here on has the guard, the health routes above do not.
         router.dependencies.append(Depends(host_guard(settings.allowed_hosts)))
+        router.responses[MISDIRECTED] = {"description": "A host this server does not answer"}
     add_stream_routes(router, jobwire, owner_param)
     # Before "/{job_id}": "/ui" is not a job id.
     router.include_router(build_dashboard(jobwire))
@@ -148,12 +149,16 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         responses={
             409: {"description": "A request with this Idempotency-Key is still being processed"},
             413: {"description": "Request body too large"},
+            415: {"description": "The body is not declared as application/json"},
             422: {"description": "Invalid body or arguments, unknown job, or key reused"},
         },
     )
     async def submit(
         request: Request,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY),
+        ] = None,
         owner: str = owner_param,
     ) -> JSONResponse:
         payload = await read_json(request, settings.max_body_bytes)
@@ -267,7 +272,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     )
     async def get_job(
         request: Request,
-        job_id: str,
+        job_id: JobIdPath,
         owner: str = owner_param,
         wait: Annotated[float | None, Query(ge=0, le=settings.max_wait_seconds)] = None,
     ) -> JSONResponse:
@@ -295,9 +300,15 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=JobView,
         summary="Cancel: a queued job at once, a running one cooperatively, then by force",
-        responses={**_NOT_FOUND, 409: {"description": "The job has already ended"}},
+        responses={
+            **_NOT_FOUND,
+            409: {"description": "The job has already ended"},
+            415: {"description": "A body was sent, and not as application/json"},
+        },
     )
-    async def cancel_job(request: Request, job_id: str, owner: str = owner_param) -> JSONResponse:
+    async def cancel_job(
+        request: Request, job_id: JobIdPath, owner: str = owner_param
+    ) -> JSONResponse:
         require_json(request, body_optional=True)
         if not is_job_id(job_id):
             raise not_found(job_id)

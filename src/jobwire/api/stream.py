@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import (
     APIRouter,
     HTTPException,
+    Path,
     Query,
     Request,
     Response,
@@ -164,6 +165,19 @@ CursorPosition = Annotated[
 ]
 
 
+# A job's id in a path: documented as the UUID it is. Anything else is no job of the
+# caller's (404, as for an id of someone else's job), so the server does not refuse it.
+JobIdPath = Annotated[str, Path(json_schema_extra={"format": "uuid"}, description="The job's id")]
+# Last-Event-ID as the document shows it; the routes read and check it themselves.
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "Resume after this event (sent by browsers on reconnect); wins over ?after=",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+}
+
+
 def parse_position(text: str, field: tuple[str, str], maximum: int) -> int:
     """An event position sent as text: ASCII digits only (``int()`` would also take
     other scripts' digits, signs, spaces and underscores), 0 to ``maximum``."""
@@ -197,6 +211,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         summary="Every event of the caller's jobs (SSE), resumable by a store-wide cursor",
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
+        openapi_extra={"parameters": [LAST_EVENT_ID]},
     )
     async def all_events(
         request: Request,
@@ -267,10 +282,11 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
             204: {"description": "The job has ended and nothing is newer: stop reconnecting"},
             404: {"description": "No such job, or not yours"},
         },
+        openapi_extra={"parameters": [LAST_EVENT_ID]},
     )
     async def job_events(
         request: Request,
-        job_id: str,
+        job_id: JobIdPath,
         after: SeqPosition = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
         owner: str = owner_param,
@@ -315,7 +331,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     @router.websocket("/{job_id}/ws")
     async def job_events_ws(
         websocket: WebSocket,
-        job_id: str,
+        job_id: JobIdPath,
         after: SeqPosition = None,
         owner: str = owner_param,
     ) -> None:
