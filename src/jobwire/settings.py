@@ -60,6 +60,11 @@ class Settings:
     # HTTP
     api_keys: str = ""  # "key1=owner1,key2=owner2"; empty: one anonymous owner
     allowed_origins: tuple[str, ...] = ()  # for WebSocket handshakes, besides our own
+    # Without credentials (no API keys; an open dashboard), the Host names answered
+    # besides loopback ones: "jobs.internal", ".example.com" (and every name under it),
+    # or "*" for any; closes DNS rebinding
+    allowed_hosts: tuple[str, ...] = ()
+    sign_in_attempts_per_minute: int = 10  # dashboard sign-ins per client address
     sse_keepalive_seconds: float = 15.0
     sse_retry_ms: int = 2000
     max_streams_per_owner: int = 100
@@ -91,6 +96,7 @@ class Settings:
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
         _positive(self, "max_crashes")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
+        _positive(self, "sign_in_attempts_per_minute")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
         _non_negative(self, "startup_timeout_seconds")

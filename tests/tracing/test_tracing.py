@@ -38,7 +38,9 @@ async def test_each_attempt_is_a_span_under_the_request_that_submitted_the_job(
         headers = {"traceparent": f"00-{trace_id}-{client_span}-01"}
         async with jobs:
             transport = httpx.ASGITransport(app=api)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost"
+            ) as client:
                 submitted = await client.post(
                     "/jobs", json={"job": "square", "args": {"n": 7}}, headers=headers
                 )

@@ -21,11 +21,15 @@ from jobwire.settings import Settings
 from jobwire.store.base import DeliveryStatus, NewJob, Store
 from jobwire.store.memory import MemoryStore
 from jobwire.webhooks.egress import (
+    SPECIAL_PURPOSE,
     EgressPolicy,
     EgressRefused,
+    SpecialRange,
     UnresolvableHost,
     checked_addresses,
     pinned_request,
+    refusal,
+    special_range,
 )
 from jobwire.webhooks.outbox import Outbox
 from tests.webhooks.app import FAST, new_secret
@@ -47,7 +51,7 @@ REFUSED_BY_DEFAULT = [
     ("192.168.1.1", "private"),
     ("172.16.0.1", "private"),
     ("224.0.0.1", "multicast"),
-    ("240.0.0.1", "private"),  # reserved for future use: not globally routable
+    ("240.0.0.1", "reserved"),  # reserved for future use: not globally routable
     ("2002:a00:1::1", "embedding 10.0.0.1"),  # 6to4 around a private IPv4
 ]
 
@@ -318,3 +322,43 @@ async def test_an_https_attempt_is_refused_when_the_certificate_does_not_name_th
     assert delivery.status is DeliveryStatus.FAILED
     assert delivery.last_error is not None and "certificate" in delivery.last_error.lower()
     assert names == ["other.example.test"] and receiver.received == []
+
+
+@pytest.mark.parametrize(
+    "entry", SPECIAL_PURPOSE, ids=[f"{e.network} {e.name}" for e in SPECIAL_PURPOSE]
+)
+async def test_every_special_purpose_range_of_the_iana_registries_is_refused(
+    entry: SpecialRange,
+) -> None:
+    """Its first, middle and last address; each refused by default, and by the table
+    itself, not only by the standard library's flags."""
+    network = entry.network
+    for offset in (0, network.num_addresses // 2, network.num_addresses - 1):
+        address = network[offset]
+        assert refusal(address) is not None, address
+        with pytest.raises(EgressRefused):
+            await checked_addresses(str(address), 443, DEFAULT)
+        assert special_range(address) is not None, address
+
+
+@pytest.mark.parametrize(
+    ("address", "name"),
+    [
+        ("192.0.0.8", "IPv4 dummy"),  # not a flag of the standard library
+        ("192.0.0.9", "port control protocol anycast"),
+        ("192.31.196.1", "AS112-v4"),
+        ("2001:1::3", "DNS-SD service registration protocol anycast"),
+        ("3fff::1", "documentation"),
+        ("5f00::1", "segment routing"),
+    ],
+)
+async def test_special_purpose_addresses_are_refused_naming_their_range(
+    address: str, name: str
+) -> None:
+    with pytest.raises(EgressRefused, match=name):
+        await checked_addresses(address, 443, DEFAULT)
+
+
+async def test_public_addresses_next_to_special_ranges_pass() -> None:
+    for address in ("192.0.1.1", "198.20.0.1", "2606:4700::1", "2620:4f:8001::1"):
+        assert await checked_addresses(address, 443, DEFAULT) == [ipaddress.ip_address(address)]

@@ -5,7 +5,6 @@ health. Every route resolves the caller's owner and answers 404 for jobs of othe
 # refer to values (settings, the owner dependency) local to build_router.
 import base64
 import binascii
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +15,16 @@ from pydantic import ValidationError
 
 from jobwire import tracing
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
-from jobwire.api.problems import RETRY_AFTER, from_validation, http_errors, invalid, not_found
+from jobwire.api.body import read_json, require_json
+from jobwire.api.hosts import MISDIRECTED, host_guard
+from jobwire.api.problems import (
+    RETRY_AFTER,
+    check_schedule,
+    from_validation,
+    http_errors,
+    invalid,
+    not_found,
+)
 from jobwire.api.schemas import (
     JobPage,
     JobView,
@@ -25,7 +33,7 @@ from jobwire.api.schemas import (
     list_item,
     submit_schema,
 )
-from jobwire.api.stream import add_stream_routes
+from jobwire.api.stream import JobIdPath, add_stream_routes
 from jobwire.app import expiry, fingerprint_of, schedule
 from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
@@ -47,21 +55,6 @@ def _base(request: Request, tail: str = "") -> str:
     if tail and path.endswith(tail):
         path = path[: -len(tail)]
     return path
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = HTTPException(413, f"request body exceeds {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _encode_cursor(job_id: str | None) -> str | None:
@@ -116,7 +109,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
             }
         }
 
-    # Health first: "/health/live" must not be taken for a job id.
+    # Health first: "/health/live" must not be taken for a job id. Health tells nothing
+    # of anyone's jobs, so probes may name the host as they like (a pod's address).
 
     @router.get(
         "/health/live",
@@ -155,6 +149,12 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
             headers={"Retry-After": RETRY_AFTER},
         )
 
+    if owner_dependency is anonymous_owner:
+        # Without credentials, only the names this server answers to (api/hosts.py).
+        # A router's dependencies are taken by each route as it is added: every route
+        # from here on has the guard, the health routes above do not.
+        router.dependencies.append(Depends(host_guard(settings.allowed_hosts)))
+        router.responses[MISDIRECTED] = {"description": "A host this server does not answer"}
     add_stream_routes(router, jobwire, owner_param)
     # Before "/{job_id}": "/ui" is not a job id.
     router.include_router(build_dashboard(jobwire))
@@ -168,23 +168,24 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         responses={
             409: {"description": "A request with this Idempotency-Key is still being processed"},
             413: {"description": "Request body too large"},
+            415: {"description": "The body is not declared as application/json"},
             422: {"description": "Invalid body or arguments, unknown job, or key reused"},
         },
     )
     async def submit(
         request: Request,
-        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY),
+        ] = None,
         owner: str = owner_param,
     ) -> JSONResponse:
-        raw = await _read_body(request, settings.max_body_bytes)
-        try:
-            payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise invalid(("body",), f"body is not valid JSON: {exc}", "json_invalid") from exc
+        payload = await read_json(request, settings.max_body_bytes)
         try:
             body = SubmitRequest.model_validate(payload)
         except ValidationError as exc:
             raise from_validation(exc, ("body",)) from exc
+        check_schedule(body.delay, body.run_at)
         spec = jobwire.registry.get(body.job)
         if spec is None:
             known = ", ".join(sorted(jobwire.registry)) or "(none)"
@@ -293,7 +294,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     )
     async def get_job(
         request: Request,
-        job_id: str,
+        job_id: JobIdPath,
         owner: str = owner_param,
         wait: Annotated[float | None, Query(ge=0, le=settings.max_wait_seconds)] = None,
     ) -> JSONResponse:
@@ -322,9 +323,16 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=JobView,
         summary="Cancel: a queued job at once, a running one cooperatively, then by force",
-        responses={**_NOT_FOUND, 409: {"description": "The job has already ended"}},
+        responses={
+            **_NOT_FOUND,
+            409: {"description": "The job has already ended"},
+            415: {"description": "A body was sent, and not as application/json"},
+        },
     )
-    async def cancel_job(request: Request, job_id: str, owner: str = owner_param) -> JSONResponse:
+    async def cancel_job(
+        request: Request, job_id: JobIdPath, owner: str = owner_param
+    ) -> JSONResponse:
+        require_json(request, body_optional=True)
         if not is_job_id(job_id):
             raise not_found(job_id)
         with http_errors():

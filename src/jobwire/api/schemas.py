@@ -4,14 +4,15 @@ schema of each registered job's arguments."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from jobwire.limits import json_size
-from jobwire.model import EventType, Job, expires_at
+from jobwire.model import EventType, Job, State, expires_at
 from jobwire.store.base import Delivery
 
 if TYPE_CHECKING:
@@ -62,6 +63,21 @@ class SubmitRequest(BaseModel):
     queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
     webhook: WebhookRequest | None = None
 
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _run_at_as_written(cls, value: Any) -> Any:
+        """Only what the document says: an RFC 3339 date-time string (Pydantic alone
+        would also take epoch numbers, and strings of digits, as times)."""
+        if value is None or isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _DATE_TIME.match(value):
+            raise ValueError("expected a date-time such as 2030-01-01T00:00:00Z")
+        return value
+
+
+# The start of an RFC 3339 date-time; Pydantic checks the rest.
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
 
 class ProgressView(BaseModel):
     current: float
@@ -97,9 +113,9 @@ class WebhookDeliveryView(BaseModel):
 
 
 class JobView(BaseModel):
-    id: str
+    id: str = Field(json_schema_extra={"format": "uuid"})
     job: str
-    state: str
+    state: State
     args: dict[str, Any]
     progress: ProgressView | None
     result: Any
@@ -145,10 +161,21 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
 def iso(ts: float | None) -> str | None:
+    """An epoch time as ISO 8601 in UTC. A time past years 1-9999 (a ``run_at`` of
+    9999-12-31T23:59:59.999999Z comes back from a float a hair later) shows as the
+    nearest end of the range: no stored time makes a view fail."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        moment = _LATEST if ts > 0 else _EARLIEST
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def job_view(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import (
     APIRouter,
     HTTPException,
+    Path,
     Query,
     Request,
     Response,
@@ -150,20 +151,49 @@ class EventStreamResponse(StreamingResponse):
             self._release()
 
 
-def _after(last_event_id: str | None, after: int | None, field: str = "after") -> int:
+# The highest positions a client may name. A job's events are numbered in 32-bit
+# integers (PostgreSQL's ``integer``), the store-wide cursor in 64-bit ones; past them a
+# position is the client's mistake (422), never the store's (503).
+MAX_SEQ = 2**31 - 1
+MAX_CURSOR = 2**63 - 1
+SeqPosition = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_SEQ, description="Replay after this event number of the job"),
+]
+CursorPosition = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_CURSOR, description="Replay after this store-wide cursor"),
+]
+
+
+# A job's id in a path: documented as the UUID it is. Anything else is no job of the
+# caller's (404, as for an id of someone else's job), so the server does not refuse it.
+JobIdPath = Annotated[str, Path(json_schema_extra={"format": "uuid"}, description="The job's id")]
+# Last-Event-ID as the document shows it; the routes read and check it themselves.
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "Resume after this event (sent by browsers on reconnect); wins over ?after=",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+}
+
+
+def parse_position(text: str, field: tuple[str, str], maximum: int) -> int:
+    """An event position sent as text: ASCII digits only (``int()`` would also take
+    other scripts' digits, signs, spaces and underscores), 0 to ``maximum``."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise invalid(field, "expected an event position: digits 0-9", value=text)
+    if len(digits.lstrip("0")) > 19 or int(digits) > maximum:
+        raise invalid(field, f"must be at most {maximum}", "less_than_equal", text)
+    return int(digits)
+
+
+def _after(last_event_id: str | None, after: int | None, maximum: int) -> int:
     """``Last-Event-ID`` (a browser's reconnect) wins over ``?after=`` in the URL."""
     if last_event_id is not None and last_event_id.strip():
-        try:
-            value = int(last_event_id)
-        except ValueError:
-            raise invalid(
-                ("header", "Last-Event-ID"),
-                "expected an event id (an integer)",
-                value=last_event_id,
-            ) from None
-        if value < 0:
-            raise invalid(("header", "Last-Event-ID"), "must be >= 0", value=last_event_id)
-        return value
+        return parse_position(last_event_id, ("header", "Last-Event-ID"), maximum)
     return after or 0
 
 
@@ -182,15 +212,16 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         summary="Every event of the caller's jobs (SSE), resumable by a store-wide cursor",
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
+        openapi_extra={"parameters": [LAST_EVENT_ID]},
     )
     async def all_events(
         request: Request,
-        after: Annotated[int | None, Query(ge=0, description="Replay after this cursor")] = None,
+        after: CursorPosition = None,
         owner: str = owner_param,
     ) -> Response:
         last = request.headers.get("last-event-id")
         if last or after is not None:
-            start = _after(last, after)
+            start = _after(last, after, MAX_CURSOR)
         else:
             with http_errors():
                 start = await jobwire.store.last_cursor()
@@ -216,7 +247,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     @router.websocket("/ws")
     async def all_events_ws(
         websocket: WebSocket,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: CursorPosition = None,
         owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
@@ -252,11 +283,12 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
             204: {"description": "The job has ended and nothing is newer: stop reconnecting"},
             404: {"description": "No such job, or not yours"},
         },
+        openapi_extra={"parameters": [LAST_EVENT_ID]},
     )
     async def job_events(
         request: Request,
-        job_id: str,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        job_id: JobIdPath,
+        after: SeqPosition = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
         owner: str = owner_param,
     ) -> Response:
@@ -266,7 +298,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
             job = await jobwire.store.get(job_id, owner)
         if job is None:
             raise not_found(job_id)
-        start = _after(request.headers.get("last-event-id"), after)
+        start = _after(request.headers.get("last-event-id"), after, MAX_SEQ)
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/event-stream" not in accept:
             with http_errors():
@@ -302,8 +334,8 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     @router.websocket("/{job_id}/ws")
     async def job_events_ws(
         websocket: WebSocket,
-        job_id: str,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        job_id: JobIdPath,
+        after: SeqPosition = None,
         owner: str = owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):

@@ -23,6 +23,7 @@ import asyncio
 import html
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,8 +35,20 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from jobwire.api.auth import parse_api_keys
-from jobwire.api.problems import http_errors, not_found
-from jobwire.api.stream import FEED_TYPES, EventStreamResponse, StreamLimiter
+from jobwire.api.body import read_bounded, read_json, require_json
+from jobwire.api.hosts import host_guard
+from jobwire.api.problems import http_errors, invalid, not_found
+from jobwire.api.stream import (
+    FEED_TYPES,
+    MAX_CURSOR,
+    MAX_SEQ,
+    CursorPosition,
+    EventStreamResponse,
+    SeqPosition,
+    StreamLimiter,
+    parse_position,
+)
+from jobwire.dashboard.limits import AttemptLimiter
 from jobwire.dashboard.session import COOKIE, CSRF_HEADER, SESSION_SECONDS, Sessions, same_origin
 from jobwire.dashboard.views import (
     boundary_id,
@@ -57,6 +70,11 @@ log = logging.getLogger("jobwire.dashboard")
 
 # At most one stream message per view this often: a batch of every event since the last.
 FRAME_INTERVAL = 0.1
+# Times the dashboard takes (epoch seconds): from 1970 to the end of year 9999.
+LATEST_EPOCH = 253402300799.0
+# The sign-in form holds one key; the purge filter a few fields.
+MAX_SIGN_IN_BYTES = 4096
+MAX_ACTION_BYTES = 16384
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -123,7 +141,9 @@ def _json(content: Any, status_code: int = 200) -> JSONResponse:
     return JSONResponse(content, status_code=status_code, headers=_headers())
 
 
-def _states(values: list[str] | None) -> tuple[State, ...]:
+def _states(
+    values: list[str] | None, loc: tuple[str, str] = ("query", "state")
+) -> tuple[State, ...]:
     states: list[State] = []
     for item in values or []:
         for name in item.split(","):
@@ -131,12 +151,34 @@ def _states(values: list[str] | None) -> tuple[State, ...]:
                 try:
                     states.append(State(name.strip()))
                 except ValueError:
-                    raise HTTPException(422, f"unknown state {name.strip()!r}") from None
+                    allowed = ", ".join(s.value for s in State)
+                    raise invalid(
+                        loc, f"unknown state; expected one of {allowed}", "enum", name.strip()
+                    ) from None
     return tuple(states)
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _epoch(body: dict[str, Any], name: str) -> float | None:
+    """A time of the purge filter: absent, null, or epoch seconds within range."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(("body", name), "expected epoch seconds (a number) or null", "float_type")
+    if not (isinstance(value, int) and 0 <= value <= LATEST_EPOCH) and not (
+        isinstance(value, float) and math.isfinite(value) and 0 <= value <= LATEST_EPOCH
+    ):
+        raise invalid(("body", name), f"must be from 0 to {LATEST_EPOCH:.0f}", "float_range", value)
+    return float(value)
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 200:
+        raise invalid(("body", name), "expected a string of at most 200 characters or null")
+    return value
 
 
 def build_dashboard(jobwire: "Jobwire") -> APIRouter:
@@ -156,8 +198,11 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         mode = Mode.KEYS
     else:
         mode = Mode.CLOSED
-    router = APIRouter(include_in_schema=False)
+    # An open dashboard answers only the names it should (see api/hosts.py).
+    guards = [Depends(host_guard(settings.allowed_hosts))] if mode == Mode.OPEN else []
+    router = APIRouter(include_in_schema=False, dependencies=guards)
     limiter = StreamLimiter(settings.max_streams_per_owner)
+    sign_ins = AttemptLimiter(settings.sign_in_attempts_per_minute, per_seconds=60.0)
     static_names = _static_names()
     store = jobwire.store
 
@@ -306,9 +351,16 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
             return answer
         if not same_origin(request.headers, request.url.scheme):
             return login_page(base, "Sign-in from another site refused.", 403)
-        raw = await request.body()
-        if len(raw) > 4096:
-            return login_page(base, "Request too large.", 413)
+        client = request.client.host if request.client is not None else ""
+        wait = sign_ins.attempt(client)
+        if wait is not None:
+            answer = login_page(base, "Too many sign-in attempts: try again later.", 429)
+            answer.headers["Retry-After"] = str(wait)
+            return answer
+        try:
+            raw = await read_bounded(request, MAX_SIGN_IN_BYTES)
+        except HTTPException as exc:
+            return login_page(base, "Request too large.", exc.status_code)
         form = parse_qs(raw.decode("utf-8", "replace"))
         cookie = sessions.issue((form.get("api_key") or [""])[0])
         if cookie is None:
@@ -376,8 +428,14 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         job: Annotated[str | None, Query(max_length=200)] = None,
         queue: Annotated[str | None, Query(max_length=64)] = None,
         owner: Annotated[str | None, Query(max_length=200)] = None,
-        since: Annotated[float | None, Query(description="created at or after (epoch s)")] = None,
-        until: Annotated[float | None, Query(description="created at or before (epoch s)")] = None,
+        since: Annotated[
+            float | None,
+            Query(ge=0, le=LATEST_EPOCH, allow_inf_nan=False, description="created at or after"),
+        ] = None,
+        until: Annotated[
+            float | None,
+            Query(ge=0, le=LATEST_EPOCH, allow_inf_nan=False, description="created at or before"),
+        ] = None,
         id: Annotated[str | None, Query(max_length=64)] = None,
         cursor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = 50,
@@ -386,7 +444,8 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
             return _json({"items": [], "next_cursor": None})
         who = viewer.owner or owner or None
         if id:
-            found = await store.get(id.strip(), who) if is_job_id(id.strip()) else None
+            with http_errors():
+                found = await store.get(id.strip(), who) if is_job_id(id.strip()) else None
             return _json({"items": [job_summary(found)] if found else [], "next_cursor": None})
         before = cursor if cursor and is_job_id(cursor) else None
         if until is not None:
@@ -412,7 +471,8 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
 
     @router.get("/ui/api/jobs/{job_id}")
     async def job_page(job_id: str, viewer: ViewerDep) -> JSONResponse:
-        found = await store.get(job_id, viewer.owner) if is_job_id(job_id) else None
+        with http_errors():
+            found = await store.get(job_id, viewer.owner) if is_job_id(job_id) else None
         if found is None:
             raise not_found(job_id)
         with http_errors():
@@ -443,6 +503,7 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
     @router.post("/ui/api/jobs/{job_id}/cancel")
     async def cancel(request: Request, job_id: str, viewer: ViewerDep) -> JSONResponse:
         guard(request, viewer)
+        require_json(request, body_optional=True)
         if not is_job_id(job_id):
             raise not_found(job_id)
         with http_errors():
@@ -452,6 +513,7 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
     @router.post("/ui/api/jobs/{job_id}/retry")
     async def retry(request: Request, job_id: str, viewer: ViewerDep) -> JSONResponse:
         guard(request, viewer)
+        require_json(request, body_optional=True)
         if not is_job_id(job_id):
             raise not_found(job_id)
         with http_errors():
@@ -459,29 +521,32 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         return _json({**job_summary(enqueued.job), "created": enqueued.created}, 202)
 
     async def purge_query(request: Request, viewer: Viewer) -> FinishedQuery:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise HTTPException(422, "expected a JSON object") from None
+        body = await read_json(request, MAX_ACTION_BYTES, empty={})
         if not isinstance(body, dict):
-            raise HTTPException(422, "expected a JSON object")
-        states = _states([s for s in body.get("states") or [] if isinstance(s, str)])
+            raise invalid(("body",), "expected a JSON object", "dict_type")
+        names = body.get("states")
+        if names is None:
+            names = []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise invalid(("body", "states"), "expected a list of state names", "list_type")
+        states = _states(names, ("body", "states"))
         if any(s not in TERMINAL_STATES for s in states):
-            raise HTTPException(422, "only finished jobs (succeeded, failed, cancelled) go")
-        owner = body.get("owner") or None
+            raise invalid(
+                ("body", "states"), "only finished jobs (succeeded, failed, cancelled) go", "enum"
+            )
+        owner = _optional_text(body, "owner")
         if viewer.owner is not None:
             owner = viewer.owner  # a viewer purges only their own jobs
-        before = body.get("finished_before")
-        after = body.get("finished_after")
+        before = _epoch(body, "finished_before")
         now = time.time()
         return FinishedQuery(
-            owner=_text(owner),
+            owner=owner,
             states=states,
-            job=_text(body.get("job")),
-            queue=_text(body.get("queue")),
-            finished_after=float(after) if isinstance(after, int | float) else None,
+            job=_optional_text(body, "job"),
+            queue=_optional_text(body, "queue"),
+            finished_after=_epoch(body, "finished_after"),
             # Fixed when counted: jobs finishing after the confirmation are not deleted.
-            finished_before=min(float(before), now) if isinstance(before, int | float) else now,
+            finished_before=min(before, now) if before is not None else now,
         )
 
     def query_json(query: FinishedQuery) -> dict[str, Any]:
@@ -533,21 +598,22 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         response = EventStreamResponse(frames(), release)
         return _secured(response)
 
-    def resume_point(request: Request, after: int | None) -> int | None:
-        last = request.headers.get("last-event-id", "").strip()
-        if last.isdigit():
-            return int(last)
+    def resume_point(request: Request, after: int | None, maximum: int) -> int | None:
+        last = request.headers.get("last-event-id", "")
+        if last.strip():
+            return parse_position(last, ("header", "Last-Event-ID"), maximum)
         return after
 
     @router.get("/ui/api/events")
     async def events(
         request: Request,
         viewer: ViewerDep,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: CursorPosition = None,
     ) -> Response:
-        start = resume_point(request, after)
+        start = resume_point(request, after, MAX_CURSOR)
         if start is None:
-            start = await store.last_cursor()
+            with http_errors():
+                start = await store.last_cursor()
         pages = follow_all_pages(
             store,
             jobwire.hub,
@@ -563,12 +629,13 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         request: Request,
         job_id: str,
         viewer: ViewerDep,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: SeqPosition = None,
     ) -> Response:
-        found = await store.get(job_id, viewer.owner) if is_job_id(job_id) else None
+        with http_errors():
+            found = await store.get(job_id, viewer.owner) if is_job_id(job_id) else None
         if found is None:
             raise not_found(job_id)
-        start = resume_point(request, after) or 0
+        start = resume_point(request, after, MAX_SEQ) or 0
         if found.terminal and found.last_seq <= start:
             return Response(status_code=204, headers=_headers())
         pages = follow_pages(store, jobwire.hub, job_id, start, tick=settings.sse_keepalive_seconds)

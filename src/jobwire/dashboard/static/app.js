@@ -288,8 +288,12 @@ function jobsView(main, params) {
   const load = async () => {
     const query = new URLSearchParams(filters);
     for (const key of [...query.keys()]) if (!query.get(key)) query.delete(key);
-    if (query.get("since")) query.set("since", Date.parse(query.get("since")) / 1000);
-    if (query.get("until")) query.set("until", Date.parse(query.get("until")) / 1000);
+    for (const key of ["since", "until"]) {
+      // A hand-edited address may hold anything: only a real date goes to the server.
+      const at = query.get(key) ? Date.parse(query.get(key)) / 1000 : NaN;
+      if (Number.isFinite(at)) query.set(key, at);
+      else query.delete(key);
+    }
     if (cursor) query.set("cursor", cursor);
     try {
       const page = await get("/jobs?" + query);
@@ -363,6 +367,11 @@ function filterForm(filters) {
   return form;
 }
 
+function epoch(text) {
+  const at = text ? Date.parse(text) / 1000 : NaN;
+  return Number.isFinite(at) ? at : null;
+}
+
 function purgePanel(box, filters) {
   const chosen = filters.get("state");
   const body = () => ({
@@ -370,8 +379,8 @@ function purgePanel(box, filters) {
     job: filters.get("job") || null,
     queue: filters.get("queue") || null,
     owner: filters.get("owner") || null,
-    finished_after: filters.get("since") ? Date.parse(filters.get("since")) / 1000 : null,
-    finished_before: filters.get("until") ? Date.parse(filters.get("until")) / 1000 : null,
+    finished_after: epoch(filters.get("since")),
+    finished_before: epoch(filters.get("until")),
   });
   const describe = TERMINAL.has(chosen) ? chosen : "finished (succeeded, failed or cancelled)";
   const note = h("p", { id: "purge-result", class: "muted" });
