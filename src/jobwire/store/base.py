@@ -128,6 +128,41 @@ class FinishedQuery:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps of a schedule declared in code (see :mod:`jobwire.schedules`).
+
+    Who changes it: any scheduler (every server and worker runs one) records a tick it
+    fired; pause and resume come from HTTP, the CLI or the dashboard. ``since`` only
+    moves forward: ticks after it are still to fire.
+    """
+
+    name: str
+    paused: bool = False
+    since: float = 0.0  # first seen, the last tick fired, or resumed: the later
+    last_fire_at: float | None = None  # the newest tick fired
+    last_job_id: str | None = None  # the job of that tick
+    updated_at: float = 0.0
+
+    def fired(self, fire_at: float, job_id: str, now: float) -> ScheduleState:
+        """This state once the tick at ``fire_at`` has its job (see
+        :meth:`Store.record_schedule_fire`)."""
+        newest = self.last_fire_at is None or fire_at >= self.last_fire_at
+        return ScheduleState(
+            name=self.name,
+            paused=self.paused,
+            since=max(self.since, fire_at),
+            last_fire_at=fire_at if newest else self.last_fire_at,
+            last_job_id=job_id if newest else self.last_job_id,
+            updated_at=now,
+        )
+
+    def pausing(self, paused: bool, now: float) -> ScheduleState:
+        """This state paused or resumed (see :meth:`Store.set_schedule_paused`)."""
+        since = self.since if paused or not self.paused else max(self.since, now)
+        return ScheduleState(self.name, paused, since, self.last_fire_at, self.last_job_id, now)
+
+
 # How many finished jobs the activity of one window read at most (the newest ones).
 ACTIVITY_LIMIT = 20_000
 RETRIABLE = frozenset({State.FAILED, State.CANCELLED})
@@ -549,6 +584,38 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def job_names(self) -> dict[str, float]:
         """Every job name ever recorded, with when an instance last registered it.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    # -- schedules ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def track_schedules(self, names: Sequence[str], now: float) -> dict[str, ScheduleState]:
+        """The state of each named schedule; a name not stored yet is stored first, not
+        paused, with ``since=now`` (a new schedule fires from its first tick after it was
+        first seen, never for ticks before it). Concurrent calls create one state.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def record_schedule_fire(
+        self, name: str, fire_at: float, job_id: str, now: float
+    ) -> None:
+        """Record that the tick at ``fire_at`` has its job ``job_id``: ``since`` and
+        ``last_fire_at`` move forward to it (never back, so schedulers recording ticks out
+        of order or twice change nothing), and ``last_job_id`` follows ``last_fire_at``.
+        An unknown name is stored.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        """Pause or resume a schedule; returns its state. Resuming moves ``since`` to
+        ``now``: ticks that passed while it was paused never fire. An unknown name is
+        stored (callers check it is declared).
 
         Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
         """
