@@ -122,6 +122,35 @@ class Schedule:
         return sorted(on_time + missed)
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    """A declared schedule as it stands: what every listing (HTTP, CLI, dashboard) shows."""
+
+    schedule: Schedule
+    paused: bool
+    next_fire_at: float | None  # None while paused
+    last_fire_at: float | None
+    last_job_id: str | None
+    last_outcome: str | None  # the last tick's job's state; None before the first tick
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.schedule
+        return {
+            "name": s.name,
+            "job": s.job,
+            "cron": s.cron,
+            "timezone": s.timezone,
+            "args": s.args,
+            "misfire": s.misfire,
+            "queue": s.queue,
+            "paused": self.paused,
+            "next_fire_at": iso(self.next_fire_at),
+            "last_fire_at": iso(self.last_fire_at),
+            "last_job_id": self.last_job_id,
+            "last_outcome": self.last_outcome,
+        }
+
+
 def iso(at: float | None) -> str | None:
     """Epoch seconds as ISO 8601 in UTC, as every view shows times."""
     if at is None:

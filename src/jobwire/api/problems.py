@@ -22,6 +22,7 @@ from jobwire.errors import (
     InvalidTransition,
     JobNotFound,
     JobwireError,
+    ScheduleNotFound,
     StoreUnavailable,
     UnknownJobError,
 )
@@ -52,6 +53,8 @@ def from_validation(exc: ValidationError, prefix: Sequence[str | int]) -> Reques
 def to_http(exc: JobwireError) -> Exception:
     if isinstance(exc, JobNotFound):
         return not_found(exc.job_id)
+    if isinstance(exc, ScheduleNotFound):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, UnknownJobError):
         return invalid(("body", "job"), str(exc), "unknown_job", exc.name)
     if isinstance(exc, IdempotencyConflict):

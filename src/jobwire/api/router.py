@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from jobwire import tracing
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
 from jobwire.api.problems import RETRY_AFTER, from_validation, http_errors, invalid, not_found
+from jobwire.api.schedules import add_schedule_routes
 from jobwire.api.schemas import (
     JobPage,
     JobView,
@@ -158,6 +159,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     add_stream_routes(router, jobwire, owner_param)
     # Before "/{job_id}": "/ui" is not a job id.
     router.include_router(build_dashboard(jobwire))
+
+    add_schedule_routes(router, jobwire, owner_param)
 
     @router.post(
         "",

@@ -163,6 +163,33 @@ class ScheduleState:
         return ScheduleState(self.name, paused, since, self.last_fire_at, self.last_job_id, now)
 
 
+CANCELLABLE = (State.QUEUED, State.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkQuery:
+    """Unfinished jobs to count or cancel at once: every filter given must hold."""
+
+    owner: str | None = None
+    states: tuple[State, ...] = CANCELLABLE  # queued and/or running
+    job: str | None = None
+    queue: str | None = None
+    created_after: float | None = None  # inclusive
+    created_before: float | None = None  # exclusive
+
+    def __post_init__(self) -> None:
+        for state in self.states:
+            if state not in CANCELLABLE:
+                raise ValueError(f"expected queued or running, got {state.value!r}")
+
+    def matches(self, job: Job) -> bool:
+        return (
+            job.state in (self.states or CANCELLABLE)
+            and (self.created_after is None or job.created_at >= self.created_after)
+            and (self.created_before is None or job.created_at < self.created_before)
+        )
+
+
 # How many finished jobs the activity of one window read at most (the newest ones).
 ACTIVITY_LIMIT = 20_000
 RETRIABLE = frozenset({State.FAILED, State.CANCELLED})
@@ -510,6 +537,39 @@ class Store(abc.ABC):
             ]
         )
         return enqueued
+
+    async def matching(self, query: BulkQuery) -> builtins.list[Job]:
+        """The unfinished jobs that match, newest first (read page by page: O(matches))."""
+        found: builtins.list[Job] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list(
+                ListQuery(
+                    owner=query.owner,
+                    states=query.states or CANCELLABLE,
+                    job=query.job,
+                    queue=query.queue,
+                    before_id=cursor,
+                    limit=500,
+                )
+            )
+            found.extend(job for job in page.items if query.matches(job))
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def cancel_matching(self, query: BulkQuery) -> int:
+        """Cancel every unfinished job that matches, as :meth:`cancel` does one (a queued
+        job at once, a running one flagged for its worker); returns how many. A job that
+        ends meanwhile is passed over, not counted."""
+        cancelled = 0
+        for job in await self.matching(query):
+            try:
+                await self.cancel(job.id, query.owner)
+            except (JobNotFound, InvalidTransition):
+                continue  # it ended (or was pruned) since it was read
+            cancelled += 1
+        return cancelled
 
     async def retried_by(self, job: Job) -> str | None:
         """The id of the job that retried this one, if any (see :meth:`retry`)."""
