@@ -25,13 +25,5 @@ async def crawl(ctx: JobContext, urls: list[str]) -> int:
     return len(urls)
 
 
-@jobs.job
-async def nightly_report(day_offset: int = 1) -> str:
-    return f"report for D-{day_offset}"
-
-
-# Durable cron: every server and worker fires it, each tick makes exactly one job.
-jobs.schedule("30 2 * * *", nightly_report, {"day_offset": 1}, timezone="Europe/Paris")
-
 app = FastAPI(lifespan=jobs.lifespan)  # embedded workers live and die with the app
 app.include_router(jobs.router, prefix="/jobs")
