@@ -20,6 +20,7 @@ from jobwire.errors import (
     JobwireError,
     LimitExceeded,
     ResultInvalid,
+    ScheduleNotFound,
     StaleClaim,
     StoreUnavailable,
     UnknownJobError,
@@ -28,6 +29,7 @@ from jobwire.errors import (
 from jobwire.jobs import JobSpec
 from jobwire.model import Event, EventType, Job, Progress, State
 from jobwire.retry import Backoff
+from jobwire.schedules import Schedule
 from jobwire.settings import Settings
 
 __version__ = "0.1.0"
@@ -59,6 +61,8 @@ __all__ = [
     "LimitExceeded",
     "Progress",
     "ResultInvalid",
+    "Schedule",
+    "ScheduleNotFound",
     "Settings",
     "StaleClaim",
     "State",

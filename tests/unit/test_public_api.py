@@ -32,6 +32,8 @@ PUBLIC = {
     "LimitExceeded",
     "Progress",
     "ResultInvalid",
+    "Schedule",
+    "ScheduleNotFound",
     "Settings",
     "StaleClaim",
     "State",
