@@ -32,7 +32,7 @@ def test_a_bad_declaration_is_refused_naming_what_is_wrong(
     fields: dict[str, object], message: str
 ) -> None:
     values: dict[str, object] = {"name": "s", "job": "j", "cron": "* * * * *", **fields}
-    with pytest.raises(JobDefinitionError, match="schedule '.*'") as caught:
+    with pytest.raises(JobDefinitionError, match=r"schedule '.*'") as caught:
         Schedule(**values)  # type: ignore[arg-type]
     assert message in str(caught.value)
 
