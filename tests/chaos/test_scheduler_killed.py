@@ -22,7 +22,8 @@ from tests.chaos.engines import ENGINES
 from tests.chaos.harness import Proc, free_port, until
 
 SERVERS, WORKERS = 3, 2
-SECONDS = float(os.environ.get("CHAOS_SCHEDULE_SECONDS", "35"))  # ≥ 30 ticks
+SECONDS = float(os.environ.get("CHAOS_SCHEDULE_SECONDS", "35"))
+MIN_TICKS = 30  # a slow start-up on a busy machine costs ticks: the calm makes up for it
 ENV = {
     "JOBWIRE_SCHEDULE_INTERVAL_SECONDS": "0.2",
     "JOBWIRE_EMBEDDED_WORKERS": "false",  # servers fire schedules; workers run the jobs
@@ -84,12 +85,12 @@ def test_every_tick_makes_exactly_one_job_while_schedulers_are_killed_at_random(
         running[victim] = start(chaos, victim)
     # Calm: one more tick fired after the chaos, then every process stopped.
     calm_from = time.time()
-    until(
-        lambda: any(j.options["tick"] > calm_from + 1 for j in scheduled_jobs(chaos.url)),
-        30,
-        "a tick after the chaos",
-        every=0.5,
-    )
+
+    def calm_done() -> bool:
+        fired = scheduled_jobs(chaos.url)
+        return len(fired) >= MIN_TICKS and any(j.options["tick"] > calm_from + 1 for j in fired)
+
+    until(calm_done, 60, f"{MIN_TICKS} ticks and a tick after the chaos", every=0.5)
     for proc in running.values():
         proc.signal(signal.SIGTERM)
     for proc in running.values():
@@ -106,7 +107,7 @@ def test_every_tick_makes_exactly_one_job_while_schedulers_are_killed_at_random(
     )
     assert not twice, f"seed {seed}: ticks with more than one job: {twice}"
     assert ticks == expected, f"seed {seed}: ticks without a job: {set(expected) - set(ticks)}"
-    assert len(ticks) >= SECONDS - 5, f"seed {seed}: only {len(ticks)} ticks"
+    assert len(ticks) >= MIN_TICKS
     assert {job.job for job in jobs} == {"tick"}
     assert {job.idempotency_key for job in jobs} == {
         f"schedule:every-second:{int(t)}" for t in ticks
