@@ -48,7 +48,7 @@ from jobwire.feed.results import resolve_results
 from jobwire.ids import is_job_id, new_job_id
 from jobwire.model import TERMINAL_STATES, Event, State
 from jobwire.settings import env_name
-from jobwire.store.base import FinishedQuery, ListQuery
+from jobwire.store.base import BulkQuery, FinishedQuery, ListQuery
 
 if TYPE_CHECKING:
     from jobwire.app import Jobwire
@@ -509,6 +509,79 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         with http_errors():
             deleted = await store.purge(query)
         return _json({"deleted": deleted, "filter": query_json(query)})
+
+    # -- bulk cancel -------------------------------------------------------------------------
+
+    async def bulk_query(request: Request, viewer: Viewer) -> BulkQuery:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise HTTPException(422, "expected a JSON object") from None
+        if not isinstance(body, dict):
+            raise HTTPException(422, "expected a JSON object")
+        states = _states([s for s in body.get("states") or [] if isinstance(s, str)])
+        if any(s not in (State.QUEUED, State.RUNNING) for s in states):
+            raise HTTPException(422, "states: only unfinished jobs (queued, running) are cancelled")
+        owner = body.get("owner") or None
+        if viewer.owner is not None:
+            owner = viewer.owner  # a viewer cancels only their own jobs
+        before = body.get("created_before")
+        after = body.get("created_after")
+        now = time.time()
+        return BulkQuery(
+            owner=_text(owner),
+            states=states or (State.QUEUED, State.RUNNING),
+            job=_text(body.get("job")),
+            queue=_text(body.get("queue")),
+            created_after=float(after) if isinstance(after, int | float) else None,
+            # Fixed when counted: jobs submitted after the confirmation are not cancelled.
+            created_before=min(float(before), now) if isinstance(before, int | float) else now,
+        )
+
+    def bulk_json(query: BulkQuery) -> dict[str, Any]:
+        return {
+            "states": [s.value for s in query.states],
+            "owner": query.owner,
+            "job": query.job,
+            "queue": query.queue,
+            "created_after": query.created_after,
+            "created_before": query.created_before,
+        }
+
+    @router.post("/ui/api/bulk-cancel/count")
+    async def bulk_cancel_count(request: Request, viewer: ViewerDep) -> JSONResponse:
+        guard(request, viewer)
+        query = await bulk_query(request, viewer)
+        with http_errors():
+            count = len(await store.matching(query))
+        return _json({"count": count, "filter": bulk_json(query)})
+
+    @router.post("/ui/api/bulk-cancel")
+    async def bulk_cancel(request: Request, viewer: ViewerDep) -> JSONResponse:
+        guard(request, viewer)
+        query = await bulk_query(request, viewer)
+        with http_errors():
+            cancelled = await store.cancel_matching(query)
+        return _json({"cancelled": cancelled, "filter": bulk_json(query)})
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    @router.get("/ui/api/schedules")
+    async def schedules(viewer: ViewerDep) -> JSONResponse:
+        with http_errors():
+            infos = await jobwire.schedule_infos(viewer.owner)
+        return _json({"items": [info.as_dict() for info in infos], "now": time.time()})
+
+    @router.post("/ui/api/schedules/{name}/{action}")
+    async def pause_schedule(
+        request: Request, name: str, action: str, viewer: ViewerDep
+    ) -> JSONResponse:
+        guard(request, viewer)
+        if action not in ("pause", "resume"):
+            raise HTTPException(404, f"no action {action!r}: pause or resume")
+        with http_errors():
+            info = await jobwire.pause_schedule(name, action == "pause", viewer.owner)
+        return _json(info.as_dict())
 
     # -- live --------------------------------------------------------------------------------
 
