@@ -176,3 +176,24 @@ async def test_a_schema_of_version_3_is_migrated_with_worker_names_keeping_its_j
         assert await reopened.get(enqueued.job.id) == enqueued.job
     finally:
         await reopened.close()
+
+
+async def test_a_schema_of_version_5_gets_the_schedules_table_and_keeps_its_jobs(
+    pg_url: str, schema: str
+) -> None:
+    store = PostgresStore.from_url(pg_url)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    await sql(f'DROP TABLE "{schema}".jobwire_schedules')
+    await sql(f"UPDATE \"{schema}\".jobwire_meta SET value = '5' WHERE key = 'schema_version'")
+
+    reopened = PostgresStore.from_url(pg_url)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        states = await reopened.track_schedules(["nightly"], 7.0)
+        assert (states["nightly"].since, states["nightly"].paused) == (7.0, False)
+        assert await reopened.get(enqueued.job.id) == enqueued.job
+    finally:
+        await reopened.close()
