@@ -173,6 +173,14 @@ class CancelOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class PurgeOptions:
+    bulk: BulkQuery  # its states: queued only
+    url: str | None = None
+    app: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulesOptions:
     app: str
     url: str | None = None
@@ -907,6 +915,19 @@ async def _bulk_cancel(opts: CancelOptions, out: Console, err: Console) -> int:
     return 0
 
 
+@command
+async def run_purge(opts: PurgeOptions, out: Console, err: Console) -> int:
+    """Delete the queued jobs that match, with their logs."""
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
+        if opts.dry_run:
+            count = len(await jobs.store.matching(opts.bulk))
+            say(out, f"{count} queued job{'' if count == 1 else 's'} would be deleted")
+            return 0
+        count = await jobs.store.purge_queued(opts.bulk)
+    say(out, f"deleted {count} queued job{'' if count == 1 else 's'}")
+    return 0
+
+
 def parse_bulk(
     states: Sequence[str],
     job: str | None,
@@ -1475,6 +1496,30 @@ def cancel(
         raise typer.BadParameter("give a job ID or filters, not both")
     opts = CancelOptions(job_id, url, app, bulk=bulk, dry_run=dry_run)
     _execute(run_cancel(opts, _console(), _console(stderr=True)))
+
+
+@cli.command()
+def purge(
+    job: Annotated[str | None, typer.Option("--job", "-j", help="Jobs of this name.")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Jobs of this queue.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Jobs of this owner.")] = None,
+    created_after: Annotated[
+        str | None, typer.Option("--created-after", metavar="TIME", help="ISO 8601, inclusive.")
+    ] = None,
+    created_before: Annotated[
+        str | None, typer.Option("--created-before", metavar="TIME", help="ISO 8601, exclusive.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say how many match.")] = False,
+    url: UrlOption = None,
+    app: StoreAppOption = None,
+) -> None:
+    """Delete the queued jobs that match (they never run), with their logs."""
+    bulk = _checked(
+        lambda: parse_bulk(["queued"], job, queue, owner, created_after, created_before)
+    )
+    if not (job or queue or owner or created_after or created_before):
+        raise typer.BadParameter("give at least one filter: --job, --queue, --owner, --created-*")
+    _execute(run_purge(PurgeOptions(bulk, url, app, dry_run), _console(), _console(stderr=True)))
 
 
 schedules_cli = typer.Typer(

@@ -29,7 +29,7 @@ PATH_PARAM = re.compile(r"\{[^}]+\}")
 ENDLESS_STREAMS = {f"{PREFIX}/events"}
 SUBMIT_BODY = {"job": "emit", "args": {"n": 1}}
 # Routes whose body is not a submit: a filter that would match alice's job.
-BODIES = {f"{PREFIX}/bulk/cancel": {"job": "gated"}}
+BODIES = {f"{PREFIX}/bulk/cancel": {"job": "gated"}, f"{PREFIX}/bulk/purge": {"job": "gated"}}
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,24 @@ def test_cancel_by_filters_counts_then_cancels_only_the_matching_jobs(url: str) 
     assert states(url) == [State.CANCELLED] * 4
 
 
+def test_purge_deletes_the_matching_queued_jobs(url: str) -> None:
+    async def submit() -> None:
+        async with schedules_jobs.using(url) as jobs:
+            for _ in range(2):
+                await jobs.enqueue("cleanup")
+            await jobs.enqueue("report", {"day": "x"})
+
+    asyncio.run(submit())
+    assert run("purge", "--job", "cleanup", "--dry-run", "--url", url) == (
+        0,
+        "2 queued jobs would be deleted\n",
+    )
+    assert run("purge", "--job", "cleanup", "--url", url) == (0, "deleted 2 queued jobs\n")
+    assert states(url) == [State.QUEUED]
+    code, text = run("purge", "--url", url)
+    assert code == 2 and "at least one filter" in text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

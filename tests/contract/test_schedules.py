@@ -213,6 +213,35 @@ async def test_bulk_cancel_by_job_queue_state_and_time_counts_then_cancels(
     }
 
 
+async def test_bulk_purge_deletes_the_matching_queued_jobs_only(
+    app: Jobwire, http: httpx.AsyncClient
+) -> None:
+    doomed = [await app.enqueue("noop") for _ in range(2)]
+    other_queue = await app.enqueue("noop", queue="cpu")
+    typed = await app.enqueue("typed_async", {"n": 1})
+    not_mine = await app.enqueue("noop", owner="someone-else")
+    done_before = await app.enqueue("noop", queue="cpu")
+    await app.cancel(done_before.id)  # already ended: not a queued job to purge
+
+    body = {"job": "noop", "queue": "default"}
+    counted = await http.post("/jobs/bulk/purge?dry_run=true", json=body)
+    assert counted.json() == {"count": 2, "dry_run": True}
+    purged = await http.post("/jobs/bulk/purge", json=body)
+    assert (purged.status_code, purged.json()) == (200, {"count": 2, "dry_run": False})
+    for handle in doomed:
+        assert await app.store.get(handle.id) is None
+        assert await app.store.events(handle.id) == []
+    left = {job.id: job.state for job in await all_jobs(app.store)}
+    assert left == {
+        other_queue.id: State.QUEUED,
+        typed.id: State.QUEUED,
+        not_mine.id: State.QUEUED,
+        done_before.id: State.CANCELLED,
+    }
+    refused = await http.post("/jobs/bulk/purge", json={"states": ["queued"]})
+    assert refused.status_code == 422 and "states" in refused.json()["detail"][0]["loc"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

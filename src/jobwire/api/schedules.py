@@ -1,6 +1,6 @@
 """Schedules and bulk operations over HTTP, owner-scoped like every other route:
 ``GET P/schedules``, ``POST P/schedules/{name}/pause`` and ``…/resume``, and
-``POST P/bulk/cancel`` (``?dry_run=true`` only counts)."""
+``POST P/bulk/cancel`` and ``POST P/bulk/purge`` (``?dry_run=true`` only counts)."""
 
 # No postponed annotations here: FastAPI reads these signatures at runtime.
 from datetime import datetime
@@ -33,6 +33,27 @@ class BulkFilter(BaseModel):
         return BulkQuery(
             owner=owner,
             states=tuple(State(s) for s in dict.fromkeys(self.states)),
+            job=self.job,
+            queue=self.queue,
+            created_after=_epoch(self.created_after),
+            created_before=_epoch(self.created_before),
+        )
+
+
+class PurgeFilter(BaseModel):
+    """Which queued jobs of the caller: every field given must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str | None = Field(default=None, max_length=200)
+    queue: str | None = Field(default=None, max_length=64)
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+
+    def query(self, owner: str) -> BulkQuery:
+        return BulkQuery(
+            owner=owner,
+            states=(State.QUEUED,),
             job=self.job,
             queue=self.queue,
             created_after=_epoch(self.created_after),
@@ -94,4 +115,22 @@ def add_schedule_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any)
                 count = len(await jobwire.store.matching(query))
             else:
                 count = await jobwire.store.cancel_matching(query)
+        return JSONResponse({"count": count, "dry_run": dry_run})
+
+    @router.post(
+        "/bulk/purge",
+        tags=["jobs"],
+        summary="Delete the caller's queued jobs that match; answers how many",
+    )
+    async def bulk_purge(
+        body: PurgeFilter,
+        owner: str = owner_param,
+        dry_run: Annotated[bool, Query(description="Only count them")] = False,
+    ) -> JSONResponse:
+        query = body.query(owner)
+        with http_errors():
+            if dry_run:
+                count = len(await jobwire.store.matching(query))
+            else:
+                count = await jobwire.store.purge_queued(query)
         return JSONResponse({"count": count, "dry_run": dry_run})

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import abc
 import builtins
+import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -570,6 +572,27 @@ class Store(abc.ABC):
                 continue  # it ended (or was pruned) since it was read
             cancelled += 1
         return cancelled
+
+    async def purge_queued(self, query: BulkQuery) -> int:
+        """Cancel the queued jobs that match, then delete them with their events,
+        deliveries and idempotency keys as :meth:`purge` does; returns how many were
+        deleted. The deletion is :meth:`purge` of the cancelled jobs of the same owner,
+        name and queue that ended during the call, so a job of those that someone else
+        cancelled at that very moment goes too."""
+        started = time.time()
+        cancelled = await self.cancel_matching(dataclasses.replace(query, states=(State.QUEUED,)))
+        if not cancelled:
+            return 0
+        return await self.purge(
+            FinishedQuery(
+                owner=query.owner,
+                states=(State.CANCELLED,),
+                job=query.job,
+                queue=query.queue,
+                finished_after=started,
+                finished_before=time.time() + 1e-3,
+            )
+        )
 
     async def retried_by(self, job: Job) -> str | None:
         """The id of the job that retried this one, if any (see :meth:`retry`)."""
