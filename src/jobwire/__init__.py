@@ -21,6 +21,7 @@ from jobwire.errors import (
     LimitExceeded,
     ResultInvalid,
     Retry,
+    ScheduleNotFound,
     SoftTimeLimit,
     StaleClaim,
     StoreUnavailable,
@@ -30,6 +31,7 @@ from jobwire.errors import (
 from jobwire.jobs import JobSpec
 from jobwire.model import Event, EventType, Job, Progress, State
 from jobwire.retry import Backoff
+from jobwire.schedules import Schedule
 from jobwire.settings import Settings
 
 __version__ = "0.1.0"
@@ -62,6 +64,8 @@ __all__ = [
     "Progress",
     "ResultInvalid",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
     "Settings",
     "SoftTimeLimit",
     "StaleClaim",

@@ -23,6 +23,7 @@ from jobwire.errors import (
     JobFailed,
     JobNotFound,
     JobwireError,
+    ScheduleNotFound,
     StoreUnavailable,
     UnknownJobError,
 )
@@ -41,10 +42,12 @@ from jobwire.model import (
 )
 from jobwire.outage import Outage
 from jobwire.retry import Backoff
+from jobwire.schedules import DEFAULT_GRACE, Misfire, Schedule, ScheduleInfo
 from jobwire.services.base import Service
 from jobwire.services.expirer import Expirer
 from jobwire.services.pruner import Pruner
 from jobwire.services.reaper import Reaper
+from jobwire.services.scheduler import Scheduler
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
 from jobwire.store.base import NewJob, Store, no_live_worker
@@ -129,6 +132,7 @@ class Jobwire:
         self.settings = settings
         self.auth = auth
         self.registry: dict[str, JobSpec[Any, Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
         self._store = store
         self._hub: Hub | None = None
         self._opened = 0
@@ -158,6 +162,7 @@ class Jobwire:
         settings = self.settings.with_(**({"url": url} if url else {}), **overrides)
         other = Jobwire(settings=settings, auth=self.auth)
         other.registry = dict(self.registry)
+        other.schedules = dict(self.schedules)
         return other
 
     # -- registering jobs ----------------------------------------------------------------
@@ -247,6 +252,109 @@ class Jobwire:
         if fn is not None:
             return register(fn)
         return register
+
+    def schedule(
+        self,
+        cron: str,
+        job: str | JobSpec[Any, Any],
+        args: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        timezone: str = "UTC",
+        misfire: Misfire = "latest",
+        grace: float = DEFAULT_GRACE,
+        queue: str | None = None,
+        priority: int | None = None,
+        owner: str = "anonymous",
+    ) -> Schedule:
+        """Enqueue ``job`` with ``args`` on every tick of ``cron`` in ``timezone``.
+
+        ``cron``: five fields (minute hour day month weekday), or six with seconds
+        last. Every server and worker of this code fires it; each tick gives exactly one
+        job, owned by ``owner`` (what ``GET P/schedules`` and the job routes scope by).
+        ``misfire`` says what a tick nobody fired within ``grace`` seconds of its time
+        becomes (everything was down, or the schedule paused): ``"latest"`` (the newest
+        such tick fires once), ``"skip"`` or ``"all"`` (the newest 100 at most). The name
+        (default: the job's) identifies its stored state: pause, last fire, last job.
+        Raises JobDefinitionError for a bad cron, time zone, name, or one already used,
+        and InvalidArguments for arguments the job does not accept.
+        """
+        spec = self.spec(job) if isinstance(job, str) else job
+        declared = Schedule(
+            name=name or spec.name,
+            job=spec.name,
+            cron=cron,
+            args=spec.check_arguments(args or {}),
+            timezone=timezone,
+            misfire=misfire,
+            grace=grace,
+            queue=queue,
+            priority=priority,
+            owner=owner,
+        )
+        if declared.name in self.schedules:
+            raise JobDefinitionError(f"a schedule named {declared.name!r} is already declared")
+        self.schedules[declared.name] = declared
+        return declared
+
+    async def schedule_infos(self, owner: str | None = None) -> list[ScheduleInfo]:
+        """The declared schedules (of ``owner``, when given), by name, with their state."""
+        await self._ensure_open()
+        chosen = [s for _, s in sorted(self.schedules.items()) if owner in (None, s.owner)]
+        now = time.time()
+        states = await self.store.track_schedules([s.name for s in chosen], now)
+        infos = []
+        for schedule in chosen:
+            state = states[schedule.name]
+            last = None
+            if state.last_job_id is not None:
+                job = await self.store.get(state.last_job_id)
+                last = "pruned" if job is None else job.state.value
+            infos.append(
+                ScheduleInfo(
+                    schedule=schedule,
+                    paused=state.paused,
+                    next_fire_at=None
+                    if state.paused
+                    else schedule.next_after(max(now, state.since)),
+                    last_fire_at=state.last_fire_at,
+                    last_job_id=state.last_job_id,
+                    last_outcome=last,
+                )
+            )
+        return infos
+
+    async def pause_schedule(
+        self, name: str, paused: bool = True, owner: str | None = None
+    ) -> ScheduleInfo:
+        """Pause (or resume, ``paused=False``) a declared schedule in the store, for every
+        process; raises ScheduleNotFound when this code declares none of that name (or
+        not for ``owner``). Ticks that pass while it is paused never fire."""
+        schedule = self.schedules.get(name)
+        if schedule is None or owner not in (None, schedule.owner):
+            raise ScheduleNotFound(name)
+        await self._ensure_open()
+        await self.store.set_schedule_paused(name, paused, time.time())
+        [info] = [i for i in await self.schedule_infos() if i.schedule.name == name]
+        return info
+
+    async def _fire(self, schedule: Schedule, tick: float) -> str:
+        """The schedule's job for this tick: enqueued, or found by its key when another
+        scheduler got there first."""
+        handle: JobHandle[Any] = await self.enqueue(
+            schedule.job,
+            schedule.args,
+            run_at=tick,
+            queue=schedule.queue,
+            priority=schedule.priority,
+            idempotency_key=schedule.key(tick),
+            owner=schedule.owner,
+            # The same for every scheduler of the tick, whatever each one's arguments,
+            # so that a rolling deploy that changed them still yields one job.
+            fingerprint=schedule.key(tick),
+            options={"schedule": schedule.name, "tick": tick},
+        )
+        return handle.id
 
     def spec(self, name: str) -> JobSpec[Any, Any]:
         try:
@@ -355,6 +463,9 @@ class Jobwire:
             Reaper(self.store, self.settings.reap_every, self.settings.lease_seconds),
             Pruner(self.store, self.settings.retention_seconds),
             Expirer(self.store),
+            Scheduler(
+                self.store, self.schedules, self._fire, self.settings.schedule_interval_seconds
+            ),
         ]
         if self.settings.webhook_secret:
             # Every process that runs services sends webhooks; claims keep them apart.

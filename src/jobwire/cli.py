@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import importlib
 import json
@@ -64,14 +65,16 @@ from jobwire.errors import (
     InvalidArguments,
     JobNotFound,
     JobwireError,
+    ScheduleNotFound,
     StoreUnavailable,
     UnknownJobError,
 )
 from jobwire.ids import new_job_id
+from jobwire.jobs import JobSpec
 from jobwire.loops import loop_factory
 from jobwire.model import Event, EventType, Job, State
 from jobwire.settings import Settings, env_name
-from jobwire.store.base import ListQuery, NewJob
+from jobwire.store.base import BulkQuery, ListQuery, NewJob
 from jobwire.store.sqlite import SQLiteStore
 
 USAGE = 2
@@ -162,9 +165,36 @@ class ListOptions:
 
 @dataclass(frozen=True, slots=True)
 class CancelOptions:
-    job_id: str
+    job_id: str | None
     url: str | None = None
     app: str | None = None
+    # Without a job id: every unfinished job that matches these (all of them must hold).
+    bulk: BulkQuery | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeOptions:
+    bulk: BulkQuery  # its states: queued only
+    url: str | None = None
+    app: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulesOptions:
+    app: str
+    url: str | None = None
+    as_json: bool = False
+    pause: str | None = None  # the schedule to pause…
+    resume: str | None = None  # …or to resume
+
+
+@dataclass(frozen=True, slots=True)
+class JobsOptions:
+    url: str | None = None
+    app: str | None = None
+    as_json: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -847,7 +877,10 @@ async def run_ls(opts: ListOptions, out: Console, err: Console) -> int:
 
 @command
 async def run_cancel(opts: CancelOptions, out: Console, err: Console) -> int:
-    """Cancel a job: 0 when accepted; 1 when not found or already ended."""
+    """Cancel a job, or every unfinished job matching filters: 0 when accepted; 1 when
+    the job is not found or already ended."""
+    if opts.job_id is None:
+        return await _bulk_cancel(opts, out, err)
     async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
         try:
             job = await jobs.cancel(opts.job_id)
@@ -864,6 +897,160 @@ async def run_cancel(opts: CancelOptions, out: Console, err: Console) -> int:
             "check, or is stopped after the grace period",
         )
     return 0
+
+
+async def _bulk_cancel(opts: CancelOptions, out: Console, err: Console) -> int:
+    query = opts.bulk
+    if query is None:
+        raise CliError("give a job ID, or filters: --job, --queue, --state, --owner, --created-*")
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
+        if opts.dry_run:
+            count = len(await jobs.store.matching(query))
+            say(out, f"{count} job{'' if count == 1 else 's'} would be cancelled")
+            return 0
+        count = await jobs.store.cancel_matching(query)
+    say(
+        out,
+        f"cancelled {count} job{'' if count == 1 else 's'} (running ones stop at their next check)",
+    )
+    return 0
+
+
+@command
+async def run_purge(opts: PurgeOptions, out: Console, err: Console) -> int:
+    """Delete the queued jobs that match, with their logs."""
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
+        if opts.dry_run:
+            count = len(await jobs.store.matching(opts.bulk))
+            say(out, f"{count} queued job{'' if count == 1 else 's'} would be deleted")
+            return 0
+        count = await jobs.store.purge_queued(opts.bulk)
+    say(out, f"deleted {count} queued job{'' if count == 1 else 's'}")
+    return 0
+
+
+def parse_bulk(
+    states: Sequence[str],
+    job: str | None,
+    queue: str | None,
+    owner: str | None,
+    created_after: str | None,
+    created_before: str | None,
+) -> BulkQuery | None:
+    """The filters of a bulk cancel; None when none is given."""
+    chosen = parse_states(states)
+    if not (chosen or job or queue or owner or created_after or created_before):
+        return None
+    try:
+        return BulkQuery(
+            owner=owner,
+            states=chosen or (State.QUEUED, State.RUNNING),
+            job=job,
+            queue=queue,
+            created_after=_when("--created-after", created_after),
+            created_before=_when("--created-before", created_before),
+        )
+    except ValueError as exc:
+        raise CliError(f"--state: {exc}") from None
+
+
+def _when(option: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option}: expected an ISO 8601 time, got {text!r}") from None
+    if at.tzinfo is None:
+        raise CliError(f"{option}: give a time zone (e.g. {text}Z), got {text!r}")
+    return at.timestamp()
+
+
+@command
+async def run_schedules(opts: SchedulesOptions, out: Console, err: Console) -> int:
+    """List the app's schedules, or pause or resume one (in the store, for every process)."""
+    jobs = configured(load_jobwire(opts.app), url=opts.url)
+    _require_existing_store(jobs)
+    async with jobs:
+        name = opts.pause or opts.resume
+        if name is not None:
+            try:
+                info = await jobs.pause_schedule(name, paused=opts.pause is not None)
+            except ScheduleNotFound:
+                known = ", ".join(sorted(jobs.schedules)) or "none"
+                raise CliError(f"no schedule {name!r} in {opts.app} (declared: {known})") from None
+            say(out, f"{'paused' if info.paused else 'resumed'} {name}")
+            return 0
+        infos = await jobs.schedule_infos()
+    if opts.as_json:
+        say(out, dumps({"items": [info.as_dict() for info in infos]}))
+        return 0
+    if not infos:
+        err.print(f"no schedules declared in {opts.app}")
+        return 0
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in ("name", "cron", "tz", "job", "state", "next (UTC)", "last (UTC)", "outcome"):
+        table.add_column(column, no_wrap=True)
+    for info in infos:
+        s = info.schedule
+        table.add_row(
+            s.name,
+            s.cron,
+            s.timezone,
+            s.job,
+            "paused" if info.paused else "active",
+            _utc(info.next_fire_at),
+            _utc(info.last_fire_at),
+            info.last_outcome or "",
+        )
+    out.print(table)
+    return 0
+
+
+def _utc(at: float | None) -> str:
+    return "" if at is None else datetime.fromtimestamp(at, UTC).strftime("%m-%d %H:%M:%S")
+
+
+@command
+async def run_jobs(opts: JobsOptions, out: Console, err: Console) -> int:
+    """The job names: with --app, as registered with their options; without, as the
+    store recorded them from the servers and workers that ran."""
+    if opts.app is not None:
+        jobs = configured(load_jobwire(opts.app), url=opts.url)
+        items = [_spec_item(spec) for _, spec in sorted(jobs.registry.items())]
+    else:
+        async with _store_jobwire(opts.url, None, existing=True) as jobs:
+            names = await jobs.store.job_names()
+        items = [{"job": n, "last_seen": _iso(at)} for n, at in sorted(names.items())]
+    if opts.as_json:
+        say(out, dumps({"items": items}))
+        return 0
+    if not items:
+        err.print("no jobs registered" if opts.app else "no job names recorded in this store")
+        return 0
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    for column in items[0]:
+        table.add_column(column, no_wrap=True)
+    for item in items:
+        table.add_row(*("" if v is None else str(v) for v in item.values()))
+    out.print(table)
+    return 0
+
+
+def _spec_item(spec: JobSpec[Any, Any]) -> dict[str, Any]:
+    """A registered job and its options, each option as plain JSON."""
+    item: dict[str, Any] = {"job": spec.name}
+    for option in dataclasses.fields(spec.options):
+        value = getattr(spec.options, option.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        item[option.name] = value
+    item["schedules"] = [s.name for s in spec.app.schedules.values() if s.job == spec.name]
+    return item
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 @command
@@ -1290,12 +1477,135 @@ def top(
 
 @cli.command()
 def cancel(
-    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    job_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="The job; or filters instead.")
+    ] = None,
+    job: Annotated[str | None, typer.Option("--job", "-j", help="Jobs of this name.")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Jobs of this queue.")] = None,
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", "-s", help="queued and/or running (default: both)."),
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Jobs of this owner.")] = None,
+    created_after: Annotated[
+        str | None, typer.Option("--created-after", metavar="TIME", help="ISO 8601, inclusive.")
+    ] = None,
+    created_before: Annotated[
+        str | None, typer.Option("--created-before", metavar="TIME", help="ISO 8601, exclusive.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say how many jobs match.")
+    ] = False,
     url: UrlOption = None,
     app: StoreAppOption = None,
 ) -> None:
-    """Cancel a job: a queued one at once, a running one cooperatively, then by force."""
-    _execute(run_cancel(CancelOptions(job_id, url, app), _console(), _console(stderr=True)))
+    """Cancel a job, or every unfinished job matching the filters (a queued one at once, a
+    running one cooperatively, then by force)."""
+    bulk = _checked(
+        lambda: parse_bulk(state or [], job, queue, owner, created_after, created_before)
+    )
+    if job_id is not None and bulk is not None:
+        raise typer.BadParameter("give a job ID or filters, not both")
+    opts = CancelOptions(job_id, url, app, bulk=bulk, dry_run=dry_run)
+    _execute(run_cancel(opts, _console(), _console(stderr=True)))
+
+
+@cli.command()
+def purge(
+    job: Annotated[str | None, typer.Option("--job", "-j", help="Jobs of this name.")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Jobs of this queue.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Jobs of this owner.")] = None,
+    created_after: Annotated[
+        str | None, typer.Option("--created-after", metavar="TIME", help="ISO 8601, inclusive.")
+    ] = None,
+    created_before: Annotated[
+        str | None, typer.Option("--created-before", metavar="TIME", help="ISO 8601, exclusive.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say how many match.")] = False,
+    url: UrlOption = None,
+    app: StoreAppOption = None,
+) -> None:
+    """Delete the queued jobs that match (they never run), with their logs."""
+    bulk = _checked(
+        lambda: parse_bulk(["queued"], job, queue, owner, created_after, created_before)
+    )
+    if not (job or queue or owner or created_after or created_before):
+        raise typer.BadParameter("give at least one filter: --job, --queue, --owner, --created-*")
+    _execute(run_purge(PurgeOptions(bulk, url, app, dry_run), _console(), _console(stderr=True)))
+
+
+schedules_cli = typer.Typer(
+    help="The schedules your app declares: list them, pause or resume one.",
+    no_args_is_help=False,
+)
+cli.add_typer(schedules_cli, name="schedules")
+ScheduleAppOption = Annotated[
+    str,
+    typer.Option(
+        "--app", metavar="MODULE:ATTR", help="Your Jobwire instance, which declares them."
+    ),
+]
+
+
+@schedules_cli.callback(invoke_without_command=True)
+def schedules(
+    ctx: typer.Context,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app", metavar="MODULE:ATTR", help="Your Jobwire instance, which declares them."
+        ),
+    ] = None,
+    url: UrlOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """List the schedules with their next and last fire times and last outcome."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if app is None:
+        raise typer.BadParameter("schedules are declared in code: give --app MODULE:ATTR")
+    opts = SchedulesOptions(app, url, json_)
+    _execute(run_schedules(opts, _console(), _console(stderr=True)))
+
+
+@schedules_cli.command("pause")
+def pause_schedule(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    app: ScheduleAppOption,
+    url: UrlOption = None,
+) -> None:
+    """Pause a schedule in every server and worker until resumed."""
+    opts = SchedulesOptions(app, url, pause=name)
+    _execute(run_schedules(opts, _console(), _console(stderr=True)))
+
+
+@schedules_cli.command("resume")
+def resume_schedule(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    app: ScheduleAppOption,
+    url: UrlOption = None,
+) -> None:
+    """Resume a schedule; the ticks that passed while it was paused do not fire."""
+    opts = SchedulesOptions(app, url, resume=name)
+    _execute(run_schedules(opts, _console(), _console(stderr=True)))
+
+
+@cli.command("jobs")
+def list_job_names(
+    url: UrlOption = None,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            metavar="MODULE:ATTR",
+            help="Your Jobwire instance: its jobs with their options. Without it: the names "
+            "the store recorded from the servers and workers that ran.",
+        ),
+    ] = None,
+    json_: JsonOption = False,
+) -> None:
+    """The registered job names, with their options."""
+    _execute(run_jobs(JobsOptions(url, app, json_), _console(), _console(stderr=True)))
 
 
 @cli.command()

@@ -81,6 +81,16 @@ def too_slow(ctx: JobContext, seconds: Annotated[float, Field(ge=0, le=60)] = 30
     return spins
 
 
+@jobs.job
+async def tidy(ctx: JobContext) -> str:
+    """What a periodic clean-up would do; the demo fires it every minute (a schedule)."""
+    return f"tidied at attempt {ctx.attempt}"
+
+
+# Every server and worker of the demo fires it; each minute gives one job, however many.
+jobs.schedule("* * * * *", tidy, name="tidy-every-minute")
+
+
 async def seed(app_jobs: Jobwire) -> list[Job]:
     """Enqueue one of each demo job."""
     handles: list[JobHandle[Any]] = [

@@ -8,6 +8,7 @@
     ├── UnknownJobError           no job is registered under that name
     ├── InvalidArguments          submit: the arguments do not fit the signature (a ValueError)
     ├── JobNotFound               no such job, or not visible to this owner
+    ├── ScheduleNotFound          no schedule of that name is declared, or not this owner's
     ├── InvalidTransition         the state machine refuses the move
     │   └── AlreadyTerminal       the job has already succeeded, failed or been cancelled
     ├── StaleClaim                a fenced write carried a claim token that is no longer current
@@ -84,6 +85,12 @@ class JobNotFound(JobwireError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id} not found")
+
+
+class ScheduleNotFound(JobwireError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"schedule {name!r} not found")
 
 
 class InvalidTransition(JobwireError):

@@ -51,6 +51,9 @@ class Settings:
     retention_seconds: float = 7 * 24 * 3600.0
     gc_tuning: bool = True  # servers and workers: freeze the start-up heap, rarer young GCs
     reap_interval_seconds: float = 0.0  # 0: lease_seconds / 3
+    # How often each server and worker looks for due schedule ticks: a tick fires at
+    # most this late while any of them runs.
+    schedule_interval_seconds: float = 1.0
     # What a job hands back, as compact UTF-8 JSON: over the limit a result or an output
     # fails the attempt for good; a progress message or an error's traceback is cut
     max_result_bytes: int = 1_048_576
@@ -94,7 +97,7 @@ class Settings:
                 f"({self.postgres_pool_max}), got {self.postgres_pool_min}"
             )
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
-        _positive(self, "max_crashes")
+        _positive(self, "max_crashes", "schedule_interval_seconds")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _positive(self, "sign_in_attempts_per_minute")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")

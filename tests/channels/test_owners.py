@@ -28,6 +28,8 @@ PATH_PARAM = re.compile(r"\{[^}]+\}")
 # Routes that stream without end: checked by the stream tests below, not by the walk.
 ENDLESS_STREAMS = {f"{PREFIX}/events"}
 SUBMIT_BODY = {"job": "emit", "args": {"n": 1}}
+# Routes whose body is not a submit: a filter that would match alice's job.
+BODIES = {f"{PREFIX}/bulk/cancel": {"job": "gated"}, f"{PREFIX}/bulk/purge": {"job": "gated"}}
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +163,16 @@ async def test_routes_without_a_job_id_never_show_bob_alices_job(
     for method, path, operation in operations(openapi):
         if PATH_PARAM.search(path) or path in ENDLESS_STREAMS:
             continue
-        body = SUBMIT_BODY if "requestBody" in operation else None
+        body = BODIES.get(path, SUBMIT_BODY) if "requestBody" in operation else None
         status, _, content = await answer(client, method, path, BOB, body)
         assert status < 400, f"{method} {path}: {status} {content}"
         assert alices_job not in json.dumps(content), f"{method} {path} shows alice's job"
         checked.append(f"{method} {path}")
     assert f"GET {PREFIX}" in checked and f"POST {PREFIX}" in checked
+    # Bob's bulk cancel of jobs named like alice's counted none and left hers running.
+    assert f"POST {PREFIX}/bulk/cancel" in checked
+    mine = (await client.get(f"{PREFIX}/{alices_job}", headers=ALICE)).json()
+    assert (mine["state"], mine["cancel_requested"]) == ("running", False)
 
     for query in ({"state": "running"}, {"job": "gated"}, {"limit": 200}):
         page = (await client.get(PREFIX, params=query, headers=BOB)).json()

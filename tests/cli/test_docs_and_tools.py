@@ -53,7 +53,8 @@ def test_the_demo_jobs_are_quick_and_importable_by_job_processes() -> None:
     from jobwire import demo
 
     specs = demo.jobs.registry
-    assert sorted(specs) == ["crawl", "crunch", "flaky", "too_slow"]
+    assert sorted(specs) == ["crawl", "crunch", "flaky", "tidy", "too_slow"]
+    assert [(s.job, s.cron) for s in demo.jobs.schedules.values()] == [("tidy", "* * * * *")]
     assert specs["crunch"].options.executor == "process"
     assert specs["too_slow"].options.executor == "process"
     assert specs["too_slow"].options.timeout == 2

@@ -271,3 +271,25 @@ async def test_a_file_of_version_3_gets_worker_names_and_keeps_its_jobs(path: Pa
         assert (await reopened.counts())["default"][State.QUEUED] == 1
     finally:
         await reopened.close()
+
+
+async def test_a_file_of_version_5_gets_the_schedules_table_and_keeps_its_jobs(
+    path: Path,
+) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as version 5 left it: no schedules table
+        conn.execute("DROP TABLE schedules")
+        conn.execute("UPDATE jobwire_meta SET value = '5' WHERE key = 'schema_version'")
+
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        states = await reopened.track_schedules(["nightly"], 7.0)
+        assert (states["nightly"].since, states["nightly"].paused) == (7.0, False)
+        assert await reopened.get(enqueued.job.id) == enqueued.job
+    finally:
+        await reopened.close()

@@ -43,7 +43,7 @@ async def test_several_stores_opening_a_new_schema_at_once_all_open_it(
     assert {row[0] for row in tables} == {
         "jobwire_meta", "jobwire_jobs", "jobwire_events", "jobwire_idempotency",
         "jobwire_deliveries", "jobwire_stats", "jobwire_stats_pending", "jobwire_workers",
-        "jobwire_job_names",
+        "jobwire_job_names", "jobwire_schedules",
     }  # fmt: skip
 
 
@@ -173,6 +173,27 @@ async def test_a_schema_of_version_3_is_migrated_with_worker_names_keeping_its_j
         assert (old.id, old.names) == ("old", ())
         await reopened.record_job_names(["crunch"], 5.0)
         assert await reopened.job_names() == {"crunch": 5.0}
+        assert await reopened.get(enqueued.job.id) == enqueued.job
+    finally:
+        await reopened.close()
+
+
+async def test_a_schema_of_version_5_gets_the_schedules_table_and_keeps_its_jobs(
+    pg_url: str, schema: str
+) -> None:
+    store = PostgresStore.from_url(pg_url)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    await sql(f'DROP TABLE "{schema}".jobwire_schedules')
+    await sql(f"UPDATE \"{schema}\".jobwire_meta SET value = '5' WHERE key = 'schema_version'")
+
+    reopened = PostgresStore.from_url(pg_url)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        states = await reopened.track_schedules(["nightly"], 7.0)
+        assert (states["nightly"].since, states["nightly"].paused) == (7.0, False)
         assert await reopened.get(enqueued.job.id) == enqueued.job
     finally:
         await reopened.close()

@@ -33,6 +33,8 @@ PUBLIC = {
     "Progress",
     "ResultInvalid",
     "Retry",
+    "Schedule",
+    "ScheduleNotFound",
     "Settings",
     "SoftTimeLimit",
     "StaleClaim",

@@ -24,6 +24,7 @@ from jobwire.errors import (
     InvalidTransition,
     JobNotFound,
     JobwireError,
+    ScheduleNotFound,
     StoreUnavailable,
     UnknownJobError,
 )
@@ -98,6 +99,8 @@ def check_schedule(delay: float | None, run_at: datetime | None) -> None:
 def to_http(exc: JobwireError) -> Exception:
     if isinstance(exc, JobNotFound):
         return not_found(exc.job_id)
+    if isinstance(exc, ScheduleNotFound):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, UnknownJobError):
         return invalid(("body", "job"), str(exc), "unknown_job", exc.name)
     if isinstance(exc, IdempotencyConflict):

@@ -25,6 +25,7 @@ from jobwire.api.problems import (
     invalid,
     not_found,
 )
+from jobwire.api.schedules import add_schedule_routes
 from jobwire.api.schemas import (
     JobPage,
     JobView,
@@ -158,6 +159,8 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     add_stream_routes(router, jobwire, owner_param)
     # Before "/{job_id}": "/ui" is not a job id.
     router.include_router(build_dashboard(jobwire))
+
+    add_schedule_routes(router, jobwire, owner_param)
 
     @router.post(
         "",

@@ -61,7 +61,7 @@ from jobwire.feed.results import resolve_results
 from jobwire.ids import is_job_id, new_job_id
 from jobwire.model import TERMINAL_STATES, Event, State
 from jobwire.settings import env_name
-from jobwire.store.base import FinishedQuery, ListQuery
+from jobwire.store.base import BulkQuery, FinishedQuery, ListQuery
 
 if TYPE_CHECKING:
     from jobwire.app import Jobwire
@@ -574,6 +574,82 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         with http_errors():
             deleted = await store.purge(query)
         return _json({"deleted": deleted, "filter": query_json(query)})
+
+    # -- bulk cancel -------------------------------------------------------------------------
+
+    async def bulk_query(request: Request, viewer: Viewer) -> BulkQuery:
+        body = await read_json(request, MAX_ACTION_BYTES, empty={})
+        if not isinstance(body, dict):
+            raise invalid(("body",), "expected a JSON object", "dict_type")
+        names = body.get("states")
+        if names is None:
+            names = []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise invalid(("body", "states"), "expected a list of state names", "list_type")
+        states = _states(names, ("body", "states"))
+        if any(s not in (State.QUEUED, State.RUNNING) for s in states):
+            raise invalid(
+                ("body", "states"), "only unfinished jobs (queued, running) are cancelled", "enum"
+            )
+        owner = _optional_text(body, "owner")
+        if viewer.owner is not None:
+            owner = viewer.owner  # a viewer cancels only their own jobs
+        before = _epoch(body, "created_before")
+        now = time.time()
+        return BulkQuery(
+            owner=owner,
+            states=states or (State.QUEUED, State.RUNNING),
+            job=_optional_text(body, "job"),
+            queue=_optional_text(body, "queue"),
+            created_after=_epoch(body, "created_after"),
+            # Fixed when counted: jobs submitted after the confirmation are not cancelled.
+            created_before=min(before, now) if before is not None else now,
+        )
+
+    def bulk_json(query: BulkQuery) -> dict[str, Any]:
+        return {
+            "states": [s.value for s in query.states],
+            "owner": query.owner,
+            "job": query.job,
+            "queue": query.queue,
+            "created_after": query.created_after,
+            "created_before": query.created_before,
+        }
+
+    @router.post("/ui/api/bulk-cancel/count")
+    async def bulk_cancel_count(request: Request, viewer: ViewerDep) -> JSONResponse:
+        guard(request, viewer)
+        query = await bulk_query(request, viewer)
+        with http_errors():
+            count = len(await store.matching(query))
+        return _json({"count": count, "filter": bulk_json(query)})
+
+    @router.post("/ui/api/bulk-cancel")
+    async def bulk_cancel(request: Request, viewer: ViewerDep) -> JSONResponse:
+        guard(request, viewer)
+        query = await bulk_query(request, viewer)
+        with http_errors():
+            cancelled = await store.cancel_matching(query)
+        return _json({"cancelled": cancelled, "filter": bulk_json(query)})
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    @router.get("/ui/api/schedules")
+    async def schedules(viewer: ViewerDep) -> JSONResponse:
+        with http_errors():
+            infos = await jobwire.schedule_infos(viewer.owner)
+        return _json({"items": [info.as_dict() for info in infos], "now": time.time()})
+
+    @router.post("/ui/api/schedules/{name}/{action}")
+    async def pause_schedule(
+        request: Request, name: str, action: str, viewer: ViewerDep
+    ) -> JSONResponse:
+        guard(request, viewer)
+        if action not in ("pause", "resume"):
+            raise HTTPException(404, f"no action {action!r}: pause or resume")
+        with http_errors():
+            info = await jobwire.pause_schedule(name, action == "pause", viewer.owner)
+        return _json(info.as_dict())
 
     # -- live --------------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import abc
 import builtins
+import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -126,6 +128,68 @@ class FinishedQuery:
             and (self.queue is None or job.queue == self.queue)
             and (self.finished_after is None or at >= self.finished_after)
             and (self.finished_before is None or at < self.finished_before)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps of a schedule declared in code (see :mod:`jobwire.schedules`).
+
+    Who changes it: any scheduler (every server and worker runs one) records a tick it
+    fired; pause and resume come from HTTP, the CLI or the dashboard. ``since`` only
+    moves forward: ticks after it are still to fire.
+    """
+
+    name: str
+    paused: bool = False
+    since: float = 0.0  # first seen, the last tick fired, or resumed: the later
+    last_fire_at: float | None = None  # the newest tick fired
+    last_job_id: str | None = None  # the job of that tick
+    updated_at: float = 0.0
+
+    def fired(self, fire_at: float, job_id: str, now: float) -> ScheduleState:
+        """This state once the tick at ``fire_at`` has its job (see
+        :meth:`Store.record_schedule_fire`)."""
+        newest = self.last_fire_at is None or fire_at >= self.last_fire_at
+        return ScheduleState(
+            name=self.name,
+            paused=self.paused,
+            since=max(self.since, fire_at),
+            last_fire_at=fire_at if newest else self.last_fire_at,
+            last_job_id=job_id if newest else self.last_job_id,
+            updated_at=now,
+        )
+
+    def pausing(self, paused: bool, now: float) -> ScheduleState:
+        """This state paused or resumed (see :meth:`Store.set_schedule_paused`)."""
+        since = self.since if paused or not self.paused else max(self.since, now)
+        return ScheduleState(self.name, paused, since, self.last_fire_at, self.last_job_id, now)
+
+
+CANCELLABLE = (State.QUEUED, State.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkQuery:
+    """Unfinished jobs to count or cancel at once: every filter given must hold."""
+
+    owner: str | None = None
+    states: tuple[State, ...] = CANCELLABLE  # queued and/or running
+    job: str | None = None
+    queue: str | None = None
+    created_after: float | None = None  # inclusive
+    created_before: float | None = None  # exclusive
+
+    def __post_init__(self) -> None:
+        for state in self.states:
+            if state not in CANCELLABLE:
+                raise ValueError(f"expected queued or running, got {state.value!r}")
+
+    def matches(self, job: Job) -> bool:
+        return (
+            job.state in (self.states or CANCELLABLE)
+            and (self.created_after is None or job.created_at >= self.created_after)
+            and (self.created_before is None or job.created_at < self.created_before)
         )
 
 
@@ -495,6 +559,60 @@ class Store(abc.ABC):
         )
         return enqueued
 
+    async def matching(self, query: BulkQuery) -> builtins.list[Job]:
+        """The unfinished jobs that match, newest first (read page by page: O(matches))."""
+        found: builtins.list[Job] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list(
+                ListQuery(
+                    owner=query.owner,
+                    states=query.states or CANCELLABLE,
+                    job=query.job,
+                    queue=query.queue,
+                    before_id=cursor,
+                    limit=500,
+                )
+            )
+            found.extend(job for job in page.items if query.matches(job))
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def cancel_matching(self, query: BulkQuery) -> int:
+        """Cancel every unfinished job that matches, as :meth:`cancel` does one (a queued
+        job at once, a running one flagged for its worker); returns how many. A job that
+        ends meanwhile is passed over, not counted."""
+        cancelled = 0
+        for job in await self.matching(query):
+            try:
+                await self.cancel(job.id, query.owner)
+            except (JobNotFound, InvalidTransition):
+                continue  # it ended (or was pruned) since it was read
+            cancelled += 1
+        return cancelled
+
+    async def purge_queued(self, query: BulkQuery) -> int:
+        """Cancel the queued jobs that match, then delete them with their events,
+        deliveries and idempotency keys as :meth:`purge` does; returns how many were
+        deleted. The deletion is :meth:`purge` of the cancelled jobs of the same owner,
+        name and queue that ended during the call, so a job of those that someone else
+        cancelled at that very moment goes too."""
+        started = time.time()
+        cancelled = await self.cancel_matching(dataclasses.replace(query, states=(State.QUEUED,)))
+        if not cancelled:
+            return 0
+        return await self.purge(
+            FinishedQuery(
+                owner=query.owner,
+                states=(State.CANCELLED,),
+                job=query.job,
+                queue=query.queue,
+                finished_after=started,
+                finished_before=time.time() + 1e-3,
+            )
+        )
+
     async def retried_by(self, job: Job) -> str | None:
         """The id of the job that retried this one, if any (see :meth:`retry`)."""
         if job.state not in RETRIABLE:
@@ -568,6 +686,38 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def job_names(self) -> dict[str, float]:
         """Every job name ever recorded, with when an instance last registered it.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    # -- schedules ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def track_schedules(self, names: Sequence[str], now: float) -> dict[str, ScheduleState]:
+        """The state of each named schedule; a name not stored yet is stored first, not
+        paused, with ``since=now`` (a new schedule fires from its first tick after it was
+        first seen, never for ticks before it). Concurrent calls create one state.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def record_schedule_fire(
+        self, name: str, fire_at: float, job_id: str, now: float
+    ) -> None:
+        """Record that the tick at ``fire_at`` has its job ``job_id``: ``since`` and
+        ``last_fire_at`` move forward to it (never back, so schedulers recording ticks out
+        of order or twice change nothing), and ``last_job_id`` follows ``last_fire_at``.
+        An unknown name is stored.
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        """Pause or resume a schedule; returns its state. Resuming moves ``since`` to
+        ``now``: ticks that passed while it was paused never fire. An unknown name is
+        stored (callers check it is declared).
 
         Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
         """

@@ -45,6 +45,7 @@ from jobwire.store.base import (
     ListQuery,
     NewJob,
     Page,
+    ScheduleState,
     Store,
     WorkerInfo,
     delivery_notices,
@@ -146,6 +147,7 @@ class MemoryStore(Store):
         self._stats: dict[job_stats.StatKey, float] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._names: dict[str, float] = {}  # job name → when last registered
+        self._schedules: dict[str, ScheduleState] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -640,3 +642,30 @@ class MemoryStore(Store):
 
     async def job_names(self) -> dict[str, float]:
         return await self._read(lambda: dict(sorted(self._names.items())))
+
+    # -- schedules ---------------------------------------------------------------------
+
+    async def track_schedules(self, names: Sequence[str], now: float) -> dict[str, ScheduleState]:
+        def op() -> dict[str, ScheduleState]:
+            for name in names:
+                self._schedules.setdefault(name, ScheduleState(name, since=now, updated_at=now))
+            return {name: self._schedules[name] for name in names}
+
+        return await self._read(op)
+
+    async def record_schedule_fire(
+        self, name: str, fire_at: float, job_id: str, now: float
+    ) -> None:
+        def op() -> None:
+            state = self._schedules.get(name) or ScheduleState(name, since=fire_at)
+            self._schedules[name] = state.fired(fire_at, job_id, now)
+
+        await self._read(op)
+
+    async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        def op() -> ScheduleState:
+            state = self._schedules.get(name) or ScheduleState(name, since=now)
+            self._schedules[name] = state = state.pausing(paused, now)
+            return state
+
+        return await self._read(op)

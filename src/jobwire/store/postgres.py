@@ -104,6 +104,7 @@ from jobwire.store.base import (
     Notice,
     NoticeKind,
     Page,
+    ScheduleState,
     Store,
     WorkerInfo,
     delivery_notices,
@@ -126,8 +127,8 @@ log = logging.getLogger("jobwire.store.postgres")
 
 _STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
 # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim; 4: job names;
-# 5: jobwire_jobs.crashes
-SCHEMA_VERSION = 5
+# 5: jobwire_jobs.crashes; 6: jobwire_schedules
+SCHEMA_VERSION = 6
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -1737,3 +1738,35 @@ class PostgresStore(Store):
 
     async def job_names(self) -> dict[str, float]:
         return {r["name"]: r["last_seen"] for r in await self._fetch("job_names")}
+
+    # -- schedules ---------------------------------------------------------------------
+
+    async def track_schedules(self, names: Sequence[str], now: float) -> dict[str, ScheduleState]:
+        unique = list(dict.fromkeys(names))
+        states = {r["name"]: _schedule(r) for r in await self._fetch("schedule_states", unique)}
+        missing = [name for name in unique if name not in states]
+        if not missing:  # the usual pass: one read
+            return states
+        await self._execute("track_schedules", missing, now)
+        return {r["name"]: _schedule(r) for r in await self._fetch("schedule_states", unique)}
+
+    async def record_schedule_fire(
+        self, name: str, fire_at: float, job_id: str, now: float
+    ) -> None:
+        await self._execute("record_schedule_fire", name, fire_at, job_id, now)
+
+    async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        row = await self._fetchrow("set_schedule_paused", name, paused, now)
+        assert row is not None  # an upsert with RETURNING answers its row
+        return _schedule(row)
+
+
+def _schedule(row: asyncpg.Record) -> ScheduleState:
+    return ScheduleState(
+        name=row["name"],
+        paused=row["paused"],
+        since=row["since"],
+        last_fire_at=row["last_fire_at"],
+        last_job_id=row["last_job_id"],
+        updated_at=row["updated_at"],
+    )

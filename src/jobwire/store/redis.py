@@ -48,6 +48,9 @@ stands for a name with ``%`` and ``:`` percent-encoded):
 ``job_names``                       hash: every job name a server or worker registered →
                                     when one last started with it (absent in a store written
                                     before names were kept: read as none, no migration)
+``schedule:<name>``                  hash: a schedule's state (the fields of
+                                    :class:`~jobwire.store.base.ScheduleState`, times as
+                                    exact decimal text); none before schedules were kept
 ``wake``, ``wake:news``               pub/sub channels (below)
 ``ready:<queue>:<name>``            list: the doorbell, wake-ups for idle workers (below)
 ``bell:<worker>``                   list: a worker's own interrupt of its doorbell wait,
@@ -168,6 +171,7 @@ from jobwire.store.base import (
     NoticeKind,
     Page,
     Ring,
+    ScheduleState,
     Store,
     WorkerInfo,
     status_after_attempt,
@@ -1015,6 +1019,39 @@ class RedisStore(Store):
         )
         return {name: float(seen) for name, seen in sorted(flat.items())}
 
+    # -- schedules ---------------------------------------------------------------------
+
+    async def track_schedules(self, names: Sequence[str], now: float) -> dict[str, ScheduleState]:
+        unique = list(dict.fromkeys(names))
+        states = await self._schedule_states(unique)
+        missing = [name for name in unique if name not in states]
+        if not missing:  # the usual pass: one round trip of reads
+            return states
+        await self._run("track_schedules", _time(now), *missing)
+        return await self._schedule_states(unique)
+
+    async def _schedule_states(self, names: Sequence[str]) -> dict[str, ScheduleState]:
+        async def read(client: aioredis.Redis) -> list[dict[str, str]]:
+            async with client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(self._schedule_key(name))
+                return list(await pipe.execute())
+
+        found = await self._call("schedule states", read) if names else []
+        return {name: _schedule(flat) for name, flat in zip(names, found, strict=True) if flat}
+
+    async def record_schedule_fire(
+        self, name: str, fire_at: float, job_id: str, now: float
+    ) -> None:
+        await self._run("record_schedule_fire", name, _time(fire_at), job_id, _time(now))
+
+    async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        flat = await self._run("set_schedule_paused", name, "1" if paused else "0", _time(now))
+        return _schedule(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    def _schedule_key(self, name: str) -> str:
+        return f"{self.prefix}schedule:{_key_part(name)}"
+
     # -- keys (as the scripts build them) ------------------------------------------------
 
     def _job_key(self, job_id: str) -> str:
@@ -1272,3 +1309,15 @@ def _key_part(name: str) -> str:
 
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "SCHEMA_VERSION", "RedisStore"]
+
+
+def _schedule(flat: Mapping[str, str]) -> ScheduleState:
+    last = flat.get("last_fire_at")
+    return ScheduleState(
+        name=flat["name"],
+        paused=flat.get("paused") == "1",
+        since=float(flat["since"]),
+        last_fire_at=None if last is None else float(last),
+        last_job_id=flat.get("last_job_id"),
+        updated_at=float(flat.get("updated_at", "0")),
+    )

@@ -56,6 +56,7 @@ from jobwire.store.base import (
     ListQuery,
     NewJob,
     Page,
+    ScheduleState,
     Store,
     WorkerInfo,
     delivery_notices,
@@ -69,7 +70,7 @@ from jobwire.store.wakebus import WakeBus, bus_directory
 log = logging.getLogger("jobwire.store.sqlite")
 
 # 2: webhook_deliveries; 3: job_stats, workers; 4: job names; 5: jobs.crashes
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -907,6 +908,7 @@ class SQLiteStore(Store):
                         _migrate_4(conn)
                     if found < 5:
                         _add_missing_columns(conn)
+                    # 6: the schedules table, which "schema" creates where it is missing.
                     conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
                 conn.execute("COMMIT")
             except BaseException:
@@ -1440,3 +1442,54 @@ class SQLiteStore(Store):
             return dict(conn.execute(SQL["job_names"]).fetchall())
 
         return await self._read(fetch)
+
+    # -- schedules ---------------------------------------------------------------------
+
+    async def track_schedules(self, names: Sequence[str], now: float) -> dict[str, ScheduleState]:
+        unique = list(dict.fromkeys(names))
+
+        def fetch(conn: sqlite3.Connection) -> dict[str, ScheduleState]:
+            rows = conn.execute(SQL["schedule_states"], (json.dumps(unique),)).fetchall()
+            return {row[0]: _row_to_schedule(row) for row in rows}
+
+        states = await self._read(fetch)
+        missing = [name for name in unique if name not in states]
+        if not missing:  # the usual pass: a read, no write transaction
+            return states
+
+        def op(tx: _Tx) -> dict[str, ScheduleState]:
+            tx.conn.executemany(SQL["track_schedule"], [(name, now, now) for name in missing])
+            return fetch(tx.conn)
+
+        return await self._write(op)
+
+    async def record_schedule_fire(
+        self, name: str, fire_at: float, job_id: str, now: float
+    ) -> None:
+        values = {"name": name, "fire_at": fire_at, "job_id": job_id, "now": now}
+
+        def op(tx: _Tx) -> None:
+            tx.conn.execute(SQL["record_schedule_fire"], values)
+
+        await self._write(op)
+
+    async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        values = {"name": name, "paused": int(paused), "now": now}
+
+        def op(tx: _Tx) -> ScheduleState:
+            tx.conn.execute(SQL["set_schedule_paused"], values)
+            row = tx.conn.execute(SQL["schedule_states"], (json.dumps([name]),)).fetchone()
+            return _row_to_schedule(row)
+
+        return await self._write(op)
+
+
+def _row_to_schedule(row: tuple[Any, ...]) -> ScheduleState:
+    return ScheduleState(
+        name=row[0],
+        paused=bool(row[1]),
+        since=row[2],
+        last_fire_at=row[3],
+        last_job_id=row[4],
+        updated_at=row[5],
+    )

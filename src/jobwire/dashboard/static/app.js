@@ -152,6 +152,7 @@ function route() {
   if (parts[0] === "jobs" && parts[1]) { name = "jobs"; current = jobView(main, parts[1]); }
   else if (parts[0] === "jobs") { name = "jobs"; current = jobsView(main, params); }
   else if (parts[0] === "workers") { name = "workers"; current = workersView(main); }
+  else if (parts[0] === "schedules") { name = "schedules"; current = schedulesView(main); }
   else current = overviewView(main);
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.dataset.nav === name);
@@ -280,9 +281,12 @@ function jobsView(main, params) {
     h("tbody"));
   const pager = h("p", { class: "pager" });
   const purgeBox = h("div", { id: "purge-box", class: "card" });
+  const cancelBox = h("div", { id: "bulk-cancel-box", class: "card" });
 
   const form = filterForm(filters);
-  main.append(h("h2", {}, "Jobs"), form, table, pager, h("h2", {}, "Purge finished jobs"), purgeBox);
+  main.append(h("h2", {}, "Jobs"), form, table, pager, h("h2", {}, "Cancel unfinished jobs"), cancelBox,
+    h("h2", {}, "Purge finished jobs"), purgeBox);
+  bulkCancelPanel(cancelBox, filters);
   purgePanel(purgeBox, filters);
 
   const load = async () => {
@@ -401,6 +405,39 @@ function purgePanel(box, filters) {
     } catch (error) { note.replaceChildren(h("span", { class: "error" }, error.message)); }
   });
   box.append(h("p", {}, `Deletes the ${describe} jobs that match the filters above (state, job name, queue, owner; finished in the time range). You confirm the count first.`),
+    start, note);
+}
+
+function bulkCancelPanel(box, filters) {
+  const chosen = filters.get("state");
+  const unfinished = chosen === "queued" || chosen === "running";
+  const body = () => ({
+    states: unfinished ? [chosen] : [],
+    job: filters.get("job") || null,
+    queue: filters.get("queue") || null,
+    owner: filters.get("owner") || null,
+    created_after: filters.get("since") ? Date.parse(filters.get("since")) / 1000 : null,
+    created_before: filters.get("until") ? Date.parse(filters.get("until")) / 1000 : null,
+  });
+  const describe = unfinished ? chosen : "unfinished (queued or running)";
+  const note = h("p", { id: "bulk-cancel-result", class: "muted" });
+  const start = h("button", { id: "bulk-cancel", type: "button", class: "danger" }, "Cancel…");
+  start.addEventListener("click", async () => {
+    try {
+      const counted = await post("/bulk-cancel/count", body());
+      const go = h("button", { id: "bulk-cancel-go", type: "button", class: "danger" }, `Cancel ${counted.count} jobs`);
+      const back = h("button", { type: "button" }, "Leave them");
+      note.replaceChildren(h("span", { id: "bulk-cancel-confirm" },
+        `${counted.count} ${describe} jobs match these filters and will be cancelled (running ones are asked to stop). `), go, " ", back);
+      back.addEventListener("click", () => note.replaceChildren());
+      go.disabled = counted.count === 0;
+      go.addEventListener("click", async () => {
+        const done = await post("/bulk-cancel", counted.filter);
+        note.replaceChildren(`Cancelled ${done.cancelled} jobs.`);
+      });
+    } catch (error) { note.replaceChildren(h("span", { class: "error" }, error.message)); }
+  });
+  box.append(h("p", {}, `Cancels the ${describe} jobs that match the filters above (state, job name, queue, owner; created in the time range). You confirm the count first; jobs submitted after the count are left alone.`),
     start, note);
 }
 
@@ -575,6 +612,51 @@ function workersView(main) {
   const ticker = setInterval(draw, 1000);
   load();
   return { stop() { stopped = true; clearInterval(ticker); } };
+}
+
+// Schedules --------------------------------------------------------------------------------
+
+function schedulesView(main) {
+  let stopped = false;
+  const table = h("table", { id: "schedules" },
+    h("thead", {}, h("tr", {}, ["schedule", "cron", "time zone", "job", "state", "next", "last", "last outcome", ""]
+      .map((c) => h("th", {}, c)))),
+    h("tbody"));
+  const note = h("p", { id: "schedule-result", class: "muted" });
+  main.append(h("h2", {}, "Schedules"), table, note,
+    h("p", { class: "muted" }, "Declared in code; every server and worker fires them, one job per tick. A paused schedule skips the ticks that pass until it is resumed."));
+  const act = async (name, action) => {
+    try {
+      await post(`/schedules/${encodeURIComponent(name)}/${action}`);
+      note.replaceChildren(`${action === "pause" ? "Paused" : "Resumed"} ${name}.`);
+      load();
+    } catch (error) { note.replaceChildren(h("span", { class: "error" }, error.message)); }
+  };
+  const load = async () => {
+    try {
+      const data = await get("/schedules");
+      if (stopped) return;
+      table.tBodies[0].replaceChildren(...data.items.map((sch) => {
+        const button = h("button", { type: "button", class: sch.paused ? "" : "danger", dataset: { action: sch.paused ? "resume" : "pause" } },
+          sch.paused ? "Resume" : "Pause");
+        button.addEventListener("click", () => act(sch.name, sch.paused ? "resume" : "pause"));
+        const last = sch.last_job_id ? h("a", { href: `#/jobs/${sch.last_job_id}` }, time(Date.parse(sch.last_fire_at) / 1000)) : "—";
+        return h("tr", { dataset: { name: sch.name } },
+          h("td", {}, sch.name), h("td", {}, h("code", {}, sch.cron)), h("td", {}, sch.timezone), h("td", {}, sch.job),
+          h("td", { class: "sched-state" }, sch.paused ? h("span", { class: "state cancelled" }, "paused") : h("span", { class: "state succeeded" }, "active")),
+          h("td", { class: "next" }, sch.next_fire_at ? time(Date.parse(sch.next_fire_at) / 1000) : "—"),
+          h("td", { class: "last" }, last),
+          h("td", { class: "outcome" }, sch.last_outcome ? badge(sch.last_outcome) : "—"),
+          h("td", {}, button));
+      }));
+      if (!data.items.length) table.tBodies[0].append(h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No schedules declared.")));
+    } catch (error) { if (!stopped) failure(main, error); }
+  };
+  // New ticks are new jobs: the feed tells the page when to look again.
+  const reload = throttle(load, 1000);
+  feed.listeners.add(reload);
+  load();
+  return { stop() { stopped = true; } };
 }
 
 // -- start ---------------------------------------------------------------------------------

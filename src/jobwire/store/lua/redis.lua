@@ -986,6 +986,47 @@ for i = 3, #ARGV do
 end
 return #ARGV - 2
 
+-- name: track_schedules
+-- ARGV: prefix, time, the names. Stores each schedule not stored yet (not paused, since =
+-- time); leaves the others as they are.
+for i = 3, #ARGV do
+  local key = P .. 'schedule:' .. enc(ARGV[i])
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'name', ARGV[i], 'paused', '0', 'since', ARGV[2],
+      'updated_at', ARGV[2])
+  end
+end
+return #ARGV - 2
+
+-- name: record_schedule_fire
+-- ARGV: prefix, name, tick, job id, time. The tick moves since and last_fire_at forward
+-- only; the job follows last_fire_at. Times are stored verbatim, compared as numbers.
+local key = P .. 'schedule:' .. enc(ARGV[2])
+local tick = tonumber(ARGV[3])
+local since = redis.call('HGET', key, 'since')
+if not since or tonumber(since) < tick then
+  redis.call('HSET', key, 'since', ARGV[3])
+end
+local last = redis.call('HGET', key, 'last_fire_at')
+if not last or tonumber(last) <= tick then
+  redis.call('HSET', key, 'last_fire_at', ARGV[3], 'last_job_id', ARGV[4])
+end
+redis.call('HSETNX', key, 'paused', '0')
+redis.call('HSET', key, 'name', ARGV[2], 'updated_at', ARGV[5])
+return 1
+
+-- name: set_schedule_paused
+-- ARGV: prefix, name, '1' to pause or '0' to resume, time. Resuming a paused schedule
+-- moves since to the time: ticks passed while it was paused never fire.
+local key = P .. 'schedule:' .. enc(ARGV[2])
+local was = redis.call('HGET', key, 'paused')
+local since = redis.call('HGET', key, 'since')
+if not since or (was == '1' and ARGV[3] == '0' and tonumber(since) < tonumber(ARGV[4])) then
+  redis.call('HSET', key, 'since', ARGV[4])
+end
+redis.call('HSET', key, 'name', ARGV[2], 'paused', ARGV[3], 'updated_at', ARGV[4])
+return redis.call('HGETALL', key)
+
 -- name: prune_workers
 -- ARGV: prefix, cutoff. Forgets workers whose last heartbeat is before the cutoff.
 local cutoff, gone = tonumber(ARGV[2]), 0

@@ -450,6 +450,17 @@ CREATE TABLE IF NOT EXISTS {schema}.jobwire_job_names (
 -- attempts, against its crash budget (jobwire.model.expire).
 ALTER TABLE {schema}.jobwire_jobs ADD COLUMN IF NOT EXISTS crashes integer NOT NULL DEFAULT 0;
 
+-- name: migrate_6
+-- Each schedule declared in code, as schedulers and pause/resume left it.
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_schedules (
+    name         text PRIMARY KEY,
+    paused       boolean NOT NULL DEFAULT false,
+    since        double precision NOT NULL,
+    last_fire_at double precision,
+    last_job_id  text,
+    updated_at   double precision NOT NULL
+);
+
 -- name: set_crashes
 -- Only the reaper changes the count (model.expire), in the transaction of its update.
 UPDATE {schema}.jobwire_jobs SET crashes = $2 WHERE id = $1;
@@ -816,6 +827,37 @@ ON CONFLICT (name) DO UPDATE SET last_seen = greatest(n.last_seen, excluded.last
 
 -- name: job_names
 SELECT name, last_seen FROM {schema}.jobwire_job_names ORDER BY name COLLATE "C";
+
+-- name: schedule_states
+SELECT * FROM {schema}.jobwire_schedules WHERE name = ANY($1::text[]);
+
+-- name: track_schedules
+-- In name order, so that instances starting at once take the row locks in one order.
+INSERT INTO {schema}.jobwire_schedules (name, since, updated_at)
+SELECT name, $2, $2 FROM unnest($1::text[]) AS name ORDER BY name COLLATE "C"
+ON CONFLICT (name) DO NOTHING;
+
+-- name: record_schedule_fire
+-- $2 (the tick) moves since and last_fire_at forward only; the job follows last_fire_at.
+INSERT INTO {schema}.jobwire_schedules AS s (name, since, last_fire_at, last_job_id, updated_at)
+VALUES ($1, $2, $2, $3, $4)
+ON CONFLICT (name) DO UPDATE SET
+    since = greatest(s.since, excluded.since),
+    last_job_id = CASE WHEN s.last_fire_at IS NULL OR excluded.last_fire_at >= s.last_fire_at
+                       THEN excluded.last_job_id ELSE s.last_job_id END,
+    last_fire_at = greatest(s.last_fire_at, excluded.last_fire_at),
+    updated_at = excluded.updated_at;
+
+-- name: set_schedule_paused
+-- Resuming a paused schedule moves since to now: ticks passed while paused never fire.
+INSERT INTO {schema}.jobwire_schedules AS s (name, paused, since, updated_at)
+VALUES ($1, $2, $3, $3)
+ON CONFLICT (name) DO UPDATE SET
+    since = CASE WHEN s.paused AND NOT excluded.paused THEN greatest(s.since, excluded.since)
+                 ELSE s.since END,
+    paused = excluded.paused,
+    updated_at = excluded.updated_at
+RETURNING *;
 
 -- name: due_deliveries
 WITH clock AS (SELECT extract(epoch FROM statement_timestamp())::float8 AS now)

@@ -104,6 +104,15 @@ CREATE TABLE IF NOT EXISTS job_names (
     name      TEXT PRIMARY KEY,
     last_seen REAL NOT NULL
 ) WITHOUT ROWID;
+-- Each schedule declared in code, as schedulers and pause/resume left it (version 6).
+CREATE TABLE IF NOT EXISTS schedules (
+    name         TEXT PRIMARY KEY,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    since        REAL NOT NULL,
+    last_fire_at REAL,
+    last_job_id  TEXT,
+    updated_at   REAL NOT NULL
+) WITHOUT ROWID;
 
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
@@ -240,6 +249,34 @@ ON CONFLICT (name) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen);
 
 -- name: job_names
 SELECT name, last_seen FROM job_names ORDER BY name;
+
+-- name: track_schedule
+INSERT INTO schedules (name, since, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: schedule_states
+SELECT name, paused, since, last_fire_at, last_job_id, updated_at FROM schedules
+WHERE name IN (SELECT value FROM json_each(?));
+
+-- name: record_schedule_fire
+-- :fire_at moves since and last_fire_at forward only; the job follows last_fire_at.
+INSERT INTO schedules (name, since, last_fire_at, last_job_id, updated_at)
+VALUES (:name, :fire_at, :fire_at, :job_id, :now)
+ON CONFLICT (name) DO UPDATE SET
+    since = max(since, excluded.since),
+    last_job_id = CASE WHEN last_fire_at IS NULL OR excluded.last_fire_at >= last_fire_at
+                       THEN excluded.last_job_id ELSE last_job_id END,
+    last_fire_at = max(coalesce(last_fire_at, excluded.last_fire_at), excluded.last_fire_at),
+    updated_at = excluded.updated_at;
+
+-- name: set_schedule_paused
+-- Resuming a paused schedule moves since to now: ticks passed while paused never fire.
+INSERT INTO schedules (name, paused, since, updated_at) VALUES (:name, :paused, :now, :now)
+ON CONFLICT (name) DO UPDATE SET
+    since = CASE WHEN paused = 1 AND excluded.paused = 0 THEN max(since, excluded.since)
+                 ELSE since END,
+    paused = excluded.paused,
+    updated_at = excluded.updated_at;
 
 -- name: prune_workers
 DELETE FROM workers WHERE last_heartbeat < ?;
