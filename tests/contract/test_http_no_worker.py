@@ -33,7 +33,7 @@ async def http(app: Jobwire) -> AsyncIterator[httpx.AsyncClient]:
     api = FastAPI()
     api.include_router(app.router, prefix="/jobs")
     transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
 
 

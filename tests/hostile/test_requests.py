@@ -228,3 +228,19 @@ async def test_query_values_out_of_range_are_422(serve: Serve) -> None:
         ]:
             answer = await client.get(route, params=params)
             assert answer.status_code == 422, (route, params, answer.text)
+
+
+async def test_a_nul_character_in_a_query_or_path_parameter_is_a_422_naming_it(
+    serve: Serve,
+) -> None:
+    server = await serve()
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        for name in ("job", "queue"):
+            answer = await client.get(PREFIX, params={name: "a\x00b"})
+            assert answer.status_code == 422, answer.text
+            assert error_locs(answer) == [["query", name]]
+        answer = await client.post(f"{PREFIX}/schedules/a%00b/pause")
+        assert answer.status_code == 422 and error_locs(answer) == [["path", "name"]]
+        answer = await client.get(f"{PREFIX}/ui/api/jobs", params={"job": "\x00"})
+        assert answer.status_code in (401, 422), answer.text  # never a 503
+        assert await assert_list_reads(client) == []

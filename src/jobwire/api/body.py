@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from fastapi import HTTPException, status
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from jobwire.api.problems import invalid
 
@@ -167,3 +167,15 @@ async def read_json(request: Request, limit: int, *, empty: Any = None) -> Any:
     if not raw.strip() and empty is not None:
         return empty
     return loads(raw)
+
+
+def refuse_nul(connection: HTTPConnection) -> None:
+    """422 for a query or path parameter holding a NUL character: no store keeps one in
+    a text column (PostgreSQL refuses it outright), and no name or filter needs one."""
+    for where, params in (
+        ("query", connection.query_params.multi_items()),
+        ("path", list(connection.path_params.items())),
+    ):
+        for name, value in params:
+            if isinstance(value, str) and "\x00" in value:
+                raise invalid((where, name), "must not contain NUL characters", "string_nul")

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from jobwire import tracing
 from jobwire.api.auth import anonymous_owner, api_key_owner, parse_api_keys
-from jobwire.api.body import read_json, require_json
+from jobwire.api.body import read_json, refuse_nul, require_json
 from jobwire.api.hosts import MISDIRECTED, host_guard
 from jobwire.api.problems import (
     RETRY_AFTER,
@@ -90,7 +90,8 @@ def _webhook_errors() -> Iterator[None]:
 
 def build_router(jobwire: "Jobwire") -> APIRouter:
     settings = jobwire.settings
-    router = APIRouter(tags=["jobs"])
+    # Every route below takes the dependencies the router has when it is added.
+    router = APIRouter(tags=["jobs"], dependencies=[Depends(refuse_nul)])
     if jobwire.auth is not None:
         owner_dependency: Any = jobwire.auth
     elif settings.api_keys:
