@@ -520,7 +520,12 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
             enqueued = await store.retry(job_id, new_job_id(), viewer.owner)
         return _json({**job_summary(enqueued.job), "created": enqueued.created}, 202)
 
-    async def purge_query(request: Request, viewer: Viewer) -> FinishedQuery:
+    async def action_filter(
+        request: Request, viewer: Viewer, allowed: frozenset[State], which: str, times: str
+    ) -> dict[str, Any]:
+        """The fields of a purge or bulk-cancel body, checked one by one: ``states`` among
+        ``allowed``, the owner (a viewer's own), job, queue, and ``<times>_after`` and
+        ``<times>_before`` (the latter no later than now: what was counted is what goes)."""
         body = await read_json(request, MAX_ACTION_BYTES, empty={})
         if not isinstance(body, dict):
             raise invalid(("body",), "expected a JSON object", "dict_type")
@@ -530,24 +535,28 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise invalid(("body", "states"), "expected a list of state names", "list_type")
         states = _states(names, ("body", "states"))
-        if any(s not in TERMINAL_STATES for s in states):
-            raise invalid(
-                ("body", "states"), "only finished jobs (succeeded, failed, cancelled) go", "enum"
-            )
+        if any(s not in allowed for s in states):
+            raise invalid(("body", "states"), f"only {which}", "enum")
         owner = _optional_text(body, "owner")
         if viewer.owner is not None:
-            owner = viewer.owner  # a viewer purges only their own jobs
-        before = _epoch(body, "finished_before")
+            owner = viewer.owner  # a viewer acts only on their own jobs
+        before = _epoch(body, f"{times}_before")
         now = time.time()
-        return FinishedQuery(
-            owner=owner,
-            states=states,
-            job=_optional_text(body, "job"),
-            queue=_optional_text(body, "queue"),
-            finished_after=_epoch(body, "finished_after"),
-            # Fixed when counted: jobs finishing after the confirmation are not deleted.
-            finished_before=min(before, now) if before is not None else now,
-        )
+        return {
+            "owner": owner,
+            "states": states,
+            "job": _optional_text(body, "job"),
+            "queue": _optional_text(body, "queue"),
+            f"{times}_after": _epoch(body, f"{times}_after"),
+            f"{times}_before": min(before, now) if before is not None else now,
+        }
+
+    async def purge_query(request: Request, viewer: Viewer) -> FinishedQuery:
+        fields = await action_filter(
+            request, viewer, TERMINAL_STATES, "finished jobs (succeeded, failed, cancelled) go",
+            "finished",
+        )  # fmt: skip
+        return FinishedQuery(**fields)
 
     def query_json(query: FinishedQuery) -> dict[str, Any]:
         return {
@@ -578,33 +587,13 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
     # -- bulk cancel -------------------------------------------------------------------------
 
     async def bulk_query(request: Request, viewer: Viewer) -> BulkQuery:
-        body = await read_json(request, MAX_ACTION_BYTES, empty={})
-        if not isinstance(body, dict):
-            raise invalid(("body",), "expected a JSON object", "dict_type")
-        names = body.get("states")
-        if names is None:
-            names = []
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise invalid(("body", "states"), "expected a list of state names", "list_type")
-        states = _states(names, ("body", "states"))
-        if any(s not in (State.QUEUED, State.RUNNING) for s in states):
-            raise invalid(
-                ("body", "states"), "only unfinished jobs (queued, running) are cancelled", "enum"
-            )
-        owner = _optional_text(body, "owner")
-        if viewer.owner is not None:
-            owner = viewer.owner  # a viewer cancels only their own jobs
-        before = _epoch(body, "created_before")
-        now = time.time()
-        return BulkQuery(
-            owner=owner,
-            states=states or (State.QUEUED, State.RUNNING),
-            job=_optional_text(body, "job"),
-            queue=_optional_text(body, "queue"),
-            created_after=_epoch(body, "created_after"),
-            # Fixed when counted: jobs submitted after the confirmation are not cancelled.
-            created_before=min(before, now) if before is not None else now,
-        )
+        unfinished = frozenset({State.QUEUED, State.RUNNING})
+        fields = await action_filter(
+            request, viewer, unfinished, "unfinished jobs (queued, running) are cancelled",
+            "created",
+        )  # fmt: skip
+        fields["states"] = fields["states"] or (State.QUEUED, State.RUNNING)
+        return BulkQuery(**fields)
 
     def bulk_json(query: BulkQuery) -> dict[str, Any]:
         return {
