@@ -60,6 +60,10 @@ class Settings:
     # HTTP
     api_keys: str = ""  # "key1=owner1,key2=owner2"; empty: one anonymous owner
     allowed_origins: tuple[str, ...] = ()  # for WebSocket handshakes, besides our own
+    # Stream tokens (?token= on the event streams, for browsers): their lifetime, and
+    # the key that signs them (default: derived from the API keys)
+    stream_token_seconds: float = 120.0
+    stream_secret: str = field(default="", repr=False)
     sse_keepalive_seconds: float = 15.0
     sse_retry_ms: int = 2000
     max_streams_per_owner: int = 100
@@ -91,6 +95,7 @@ class Settings:
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
         _positive(self, "max_crashes")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
+        _positive(self, "stream_token_seconds")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
         _non_negative(self, "startup_timeout_seconds")

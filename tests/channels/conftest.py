@@ -243,6 +243,15 @@ async def ws_follow(
         return WsOutcome(refused.response.status_code, None, messages)
 
 
+async def ws_refusal(url: str, within: float = 10.0, **options: Any) -> tuple[int | None, str]:
+    """The close code and reason of a WebSocket the server accepts and closes at once."""
+    async with asyncio.timeout(within), connect(url, **options) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in ws:
+                raise AssertionError(f"expected no message, got {frame!r}")
+    return ws.close_code, ws.close_reason or ""
+
+
 async def log_of(
     client: httpx.AsyncClient, job_id: str, headers: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:

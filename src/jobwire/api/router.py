@@ -26,6 +26,7 @@ from jobwire.api.schemas import (
     submit_schema,
 )
 from jobwire.api.stream import add_stream_routes
+from jobwire.api.tokens import StreamTokens, accepting_tokens
 from jobwire.app import fingerprint_of
 from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
@@ -104,6 +105,12 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     else:
         owner_dependency = anonymous_owner
     owner_param: Any = Depends(owner_dependency)
+    tokens = StreamTokens.for_settings(
+        settings.stream_secret,
+        parse_api_keys(settings.api_keys) if settings.api_keys else {},
+        settings.stream_token_seconds,
+    )
+    stream_owner_param: Any = Depends(accepting_tokens(owner_dependency, tokens))
     in_flight: set[tuple[str, str]] = set()
 
     def request_body_doc() -> dict[str, Any]:
@@ -155,7 +162,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
             headers={"Retry-After": RETRY_AFTER},
         )
 
-    add_stream_routes(router, jobwire, owner_param)
+    add_stream_routes(router, jobwire, owner_param, stream_owner_param, tokens)
     # Before "/{job_id}": "/ui" is not a job id.
     router.include_router(build_dashboard(jobwire))
 
