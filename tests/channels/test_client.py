@@ -53,9 +53,7 @@ def test_the_sync_client_submits_follows_waits_lists_and_cancels(server: Server)
         assert ended.value.state == "succeeded"
 
 
-async def test_the_async_client_does_the_same_with_await(
-    server: Server, tmp_path: Path
-) -> None:
+async def test_the_async_client_does_the_same_with_await(server: Server, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     async with AsyncClient(server.url + PREFIX) as jobs:
         view = await jobs.submit("gated", {"before": 1, "after": 0, "gate": str(gate)})
