@@ -28,6 +28,7 @@ from fastapi import (
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from jobwire.api.events import SCHEMA_VERSION, EventPage
 from jobwire.api.problems import http_errors, invalid, not_found
 from jobwire.api.schemas import StreamToken, iso
 from jobwire.api.tokens import ALL_JOBS, QUERY, StreamTokens
@@ -301,7 +302,12 @@ def add_stream_routes(
         summary="The job's events: SSE, or a JSON page with Accept: application/json",
         response_class=StreamingResponse,
         responses={
-            200: {"content": {"text/event-stream": {}, "application/json": {}}},
+            200: {
+                "model": EventPage,
+                "description": "SSE frames whose data is one event (see the JobEvent schemas), "
+                "or with Accept: application/json a page of them",
+                "content": {"text/event-stream": {}},
+            },
             204: {"description": "The job has ended and nothing is newer: stop reconnecting"},
             404: {"description": "No such job, or not yours"},
         },
@@ -331,6 +337,7 @@ def add_stream_routes(
             next_after = events[-1].seq if events else start
             return JSONResponse(
                 {
+                    "schema_version": SCHEMA_VERSION,
                     "items": [e.as_dict() for e in events],
                     "next_after": next_after,
                     "state": job.state.value,
