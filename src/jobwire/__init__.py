@@ -5,6 +5,7 @@ from jobwire.context import JobContext
 from jobwire.errors import (
     AlreadyTerminal,
     ConfigError,
+    HTTPError,
     IdempotencyConflict,
     IdempotencyInProgress,
     InvalidArguments,
@@ -22,6 +23,8 @@ from jobwire.errors import (
     ResultInvalid,
     StaleClaim,
     StoreUnavailable,
+    TooManyRequests,
+    Unauthorized,
     UnknownJobError,
     WorkerProcessDied,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "ConfigError",
     "Event",
     "EventType",
+    "HTTPError",
     "IdempotencyConflict",
     "IdempotencyInProgress",
     "InvalidArguments",
@@ -63,6 +67,8 @@ __all__ = [
     "StaleClaim",
     "State",
     "StoreUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
     "UnknownJobError",
     "WorkerProcessDied",
     "__version__",
