@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
+from fastapi import FastAPI, Header, HTTPException
 
+from jobwire import Jobwire
 from jobwire.api.tokens import StreamTokens
 from tests.channels.conftest import PREFIX, Server, log_of, read_sse, submit, ws_follow
+from tests.support.jobs import jobs as support_jobs
 
 ALICE = {"Authorization": "Bearer ka"}
 BOB = {"Authorization": "Bearer kb"}
@@ -126,3 +131,34 @@ async def test_plain_streams_send_every_event_as_a_default_message_event(
     assert {e.event for e in plain} == {"message"}
     assert [e.data for e in plain] == [e.data for e in named]
     assert [json.loads(e.data)["type"] for e in plain] == [e.event for e in named]
+
+
+async def test_a_token_works_with_the_apps_own_auth_dependency(tmp_path: Path) -> None:
+    async def current_user(x_user: Annotated[str | None, Header()] = None) -> str:
+        if x_user is None:
+            raise HTTPException(401, "who are you?")
+        return x_user
+
+    jobs = Jobwire(f"sqlite:///{tmp_path / 'jobs.db'}", auth=current_user, stream_secret="s3")
+    jobs.registry = {"noop": support_jobs.registry["noop"]}
+    api = FastAPI()
+    api.include_router(jobs.router, prefix=PREFIX)
+    page = {"Accept": "application/json"}
+    async with (
+        jobs,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as http,
+    ):
+        job = await jobs.enqueue("noop", {}, owner="carol")
+        minted = await http.post(f"{PREFIX}/{job.id}/stream-token", headers={"X-User": "carol"})
+        token = minted.json()["token"]
+
+        with_token = await http.get(f"{PREFIX}/{job.id}/events?token={token}", headers=page)
+        without = await http.get(f"{PREFIX}/{job.id}/events", headers=page)
+        as_carol = await http.get(f"{PREFIX}/{job.id}/events", headers={**page, "X-User": "carol"})
+        as_dave = await http.get(f"{PREFIX}/{job.id}/events", headers={**page, "X-User": "dave"})
+
+    assert minted.status_code == 200
+    assert with_token.status_code == 200 and with_token.json()["items"][0]["type"] == "queued"
+    assert without.status_code == 401 and without.json()["detail"] == "who are you?"
+    assert as_carol.status_code == 200
+    assert as_dave.status_code == 404
