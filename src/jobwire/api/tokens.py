@@ -10,7 +10,7 @@ restart keeps them.
 What one is worth, since it travels in a URL (access logs, proxies, browser history):
 it reads one job's events (or the stream of all of its owner's jobs) until it expires —
 ``JOBWIRE_STREAM_TOKEN_SECONDS``, two minutes by default — and nothing else: it cannot
-submit, cancel, list or read the job view, and it is refused on every other route.
+submit, cancel, list or read the job view: no other route accepts it.
 ``EventSource`` and WebSocket requests send no ``Referer`` carrying it, since they are
 not navigations. Ownership is still checked when the stream opens.
 """
