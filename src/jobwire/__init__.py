@@ -5,6 +5,7 @@ from jobwire.context import JobContext
 from jobwire.errors import (
     AlreadyTerminal,
     ConfigError,
+    HTTPError,
     IdempotencyConflict,
     IdempotencyInProgress,
     InvalidArguments,
@@ -25,6 +26,8 @@ from jobwire.errors import (
     SoftTimeLimit,
     StaleClaim,
     StoreUnavailable,
+    TooManyRequests,
+    Unauthorized,
     UnknownJobError,
     WorkerProcessDied,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "ConfigError",
     "Event",
     "EventType",
+    "HTTPError",
     "IdempotencyConflict",
     "IdempotencyInProgress",
     "InvalidArguments",
@@ -71,6 +75,8 @@ __all__ = [
     "StaleClaim",
     "State",
     "StoreUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
     "UnknownJobError",
     "WorkerProcessDied",
     "__version__",

@@ -1,4 +1,4 @@
-"""The ``jobwire`` command: ``worker | submit [--follow] | status | ls | cancel | demo``.
+"""The ``jobwire`` command: ``worker | submit [--follow] | status | ls | cancel | retry | demo``.
 
 Each command only parses and checks its options, then awaits a plain coroutine
 ``run_<command>(opts, out, err)`` that returns the exit code; tests call those
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import difflib
 import importlib
@@ -63,6 +64,7 @@ from jobwire.errors import (
     ConfigError,
     IdempotencyConflict,
     InvalidArguments,
+    InvalidTransition,
     JobNotFound,
     JobwireError,
     ScheduleNotFound,
@@ -195,6 +197,13 @@ class JobsOptions:
     url: str | None = None
     app: str | None = None
     as_json: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOptions:
+    job_id: str
+    url: str | None = None
+    app: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,10 +414,10 @@ def command(
         try:
             return await fn(opts, out, err)
         except CliError as exc:
-            err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+            err.print(Text(f"error: {_naming_url(str(exc))}", style="red"), soft_wrap=True)
             return exc.code
         except ConfigError as exc:
-            err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+            err.print(Text(f"error: {_naming_url(str(exc))}", style="red"), soft_wrap=True)
             return USAGE
         except StoreUnavailable as exc:
             err.print(Text(f"error: the job store is unavailable: {exc}", style="red"))
@@ -1054,6 +1063,25 @@ def _iso(at: float) -> str:
 
 
 @command
+async def run_retry(opts: RetryOptions, out: Console, err: Console) -> int:
+    """Retry a failed or cancelled job as a new job with its arguments and options (its
+    ``retry_of`` names the original), as the dashboard's Retry does: 0 when done (or
+    already done: one retry per job); 1 when not found or not failed or cancelled."""
+    async with _store_jobwire(opts.url, opts.app, existing=True) as jobs:
+        try:
+            enqueued = await jobs.store.retry(opts.job_id, new_job_id())
+        except JobNotFound:
+            raise CliError(f"job {opts.job_id} not found", NOT_OK) from None
+        except InvalidTransition as exc:
+            raise CliError(f"{exc}: only failed or cancelled jobs are retried", NOT_OK) from None
+    if enqueued.created:
+        say(out, f"retried {opts.job_id} as {enqueued.job.id}")
+    else:
+        say(out, f"{opts.job_id} was already retried as {enqueued.job.id}")
+    return 0
+
+
+@command
 async def run_demo(opts: DemoOptions, out: Console, err: Console) -> int:
     """Serve the demo app with embedded workers until SIGINT or SIGTERM."""
     from jobwire import demo
@@ -1177,12 +1205,36 @@ cli = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# Whether --url (rather than JOBWIRE_URL) gave this run its store, so that errors name
+# the one the user wrote.
+_URL_FROM_FLAG: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "url_from_flag", default=False
+)
+
+
+def _naming_url(message: str) -> str:
+    """A message about the store's URL, naming ``--url`` when the flag gave it."""
+    if not _URL_FROM_FLAG.get():
+        return message
+    env = env_name("url")
+    return message.replace(f"({env}=", "(--url ").replace(f"{env}:", "--url:")
+
+
+def _note_url_source(
+    ctx: typer.Context, param: typer.CallbackParam, value: str | None
+) -> str | None:
+    source = ctx.get_parameter_source(param.name or "url")
+    _URL_FROM_FLAG.set(source is not None and source.name == "COMMANDLINE")
+    return value
+
+
 UrlOption = Annotated[
     str | None,
     typer.Option(
         "--url",
         envvar=env_name("url"),
         show_envvar=True,
+        callback=_note_url_source,
         help="The store's URL.",
         show_default="sqlite:///./jobwire.db",
     ),
@@ -1606,6 +1658,16 @@ def list_job_names(
 ) -> None:
     """The registered job names, with their options."""
     _execute(run_jobs(JobsOptions(url, app, json_), _console(), _console(stderr=True)))
+
+
+@cli.command()
+def retry(
+    job_id: Annotated[str, typer.Argument(metavar="ID")],
+    url: UrlOption = None,
+    app: StoreAppOption = None,
+) -> None:
+    """Retry a failed or cancelled job as a new job with the same arguments."""
+    _execute(run_retry(RetryOptions(job_id, url, app), _console(), _console(stderr=True)))
 
 
 @cli.command()

@@ -15,6 +15,9 @@
     ├── IdempotencyConflict       an idempotency key reused with another payload
     ├── IdempotencyInProgress     the first request with that key is still being processed
     ├── StoreUnavailable          the store cannot be reached; retry later
+    ├── HTTPError                 jobwire.client: an answer no other class describes
+    │   ├── Unauthorized          401: no API key, or not one the server knows
+    │   └── TooManyRequests       429: a limit of the server (open streams) was reached
     └── JobFailure                raised inside or about a job's own run
         ├── JobFailed             handle.result(): the job ended failed (carries its error)
         ├── JobCancelled          the job was asked to stop (ctx.check_cancelled())
@@ -130,6 +133,23 @@ class IdempotencyInProgress(JobwireError):
 
 class StoreUnavailable(JobwireError):
     """The store cannot be reached right now."""
+
+
+class HTTPError(JobwireError):
+    """``jobwire.client``: the server answered ``status`` with ``detail`` (its body's)."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"HTTP {status}: {detail}")
+
+
+class Unauthorized(HTTPError):
+    pass
+
+
+class TooManyRequests(HTTPError):
+    pass
 
 
 class JobFailure(JobwireError):

@@ -32,6 +32,7 @@ import dataclasses
 import json
 import operator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -122,6 +123,11 @@ class Progress:
         return {"current": self.current, "total": self.total, "message": self.message}
 
 
+def iso_time(at: float) -> str:
+    """Epoch seconds as ISO 8601 in UTC, the form of the job view's timestamps."""
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+
+
 @_record
 class Event:
     job_id: str
@@ -132,12 +138,14 @@ class Event:
     cursor: int = 0  # the store-wide position, for streams over many jobs
 
     def as_dict(self) -> dict[str, Any]:
+        """The event as every channel shows it (the schema is ``jobwire.api.events``)."""
         return {
             "job_id": self.job_id,
             "seq": self.seq,
             "type": self.type.value,
             "data": self.data,
             "at": self.at,
+            "time": iso_time(self.at),
         }
 
 

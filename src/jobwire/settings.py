@@ -68,6 +68,10 @@ class Settings:
     # or "*" for any; closes DNS rebinding
     allowed_hosts: tuple[str, ...] = ()
     sign_in_attempts_per_minute: int = 10  # dashboard sign-ins per client address
+    # Stream tokens (?token= on the event streams, for browsers): their lifetime, and
+    # the key that signs them (default: derived from the API keys)
+    stream_token_seconds: float = 120.0
+    stream_secret: str = field(default="", repr=False)
     sse_keepalive_seconds: float = 15.0
     sse_retry_ms: int = 2000
     max_streams_per_owner: int = 100
@@ -100,6 +104,7 @@ class Settings:
         _positive(self, "max_crashes", "schedule_interval_seconds")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _positive(self, "sign_in_attempts_per_minute")
+        _positive(self, "stream_token_seconds")
         _non_negative(self, "cancel_grace_seconds", "shutdown_grace_seconds", "max_wait_seconds")
         _non_negative(self, "retention_seconds", "reap_interval_seconds")
         _non_negative(self, "startup_timeout_seconds")

@@ -11,6 +11,7 @@ import asyncio
 import os
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse
 
@@ -97,6 +98,15 @@ app = FastAPI(title="jobwire channel tests", lifespan=jobs.lifespan)
 # Compression on for every media type, as many real apps (and older Starlettes) have it:
 # event streams must still come through uncompressed and unbuffered.
 app.add_middleware(GZipMiddleware, minimum_size=1, exclude_content_types=())
+# A page on another origin calls the API as the README shows, with FastAPI's own CORS.
+if os.environ.get("CHANNELS_CORS_ORIGINS"):
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=os.environ["CHANNELS_CORS_ORIGINS"].split(","),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        expose_headers=["Location"],
+    )
 app.include_router(jobs.router, prefix="/jobs")
 
 

@@ -26,6 +26,8 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from jobwire.api.events import validate_event
+
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "/jobs"
 # Short enough that an idle stream shows its keep-alives within a test's patience.
@@ -243,6 +245,15 @@ async def ws_follow(
         return WsOutcome(refused.response.status_code, None, messages)
 
 
+async def ws_refusal(url: str, within: float = 10.0, **options: Any) -> tuple[int | None, str]:
+    """The close code and reason of a WebSocket the server accepts and closes at once."""
+    async with asyncio.timeout(within), connect(url, **options) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in ws:
+                raise AssertionError(f"expected no message, got {frame!r}")
+    return ws.close_code, ws.close_reason or ""
+
+
 async def log_of(
     client: httpx.AsyncClient, job_id: str, headers: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
@@ -257,6 +268,8 @@ async def log_of(
         )
         assert response.status_code == 200, response.text
         page = response.json()
+        for item in page["items"]:
+            validate_event(item)  # every event these tests read fits the published schema
         items.extend(page["items"])
         if not page["items"]:
             return items
@@ -264,7 +277,10 @@ async def log_of(
 
 
 def payloads(events: list[ServerSentEvent]) -> list[dict[str, Any]]:
-    return [json.loads(e.data) for e in events]
+    decoded = [json.loads(e.data) for e in events]
+    for event in decoded:
+        validate_event(event)
+    return decoded
 
 
 def output_numbers(events: list[dict[str, Any]]) -> list[int]:

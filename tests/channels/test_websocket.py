@@ -22,9 +22,11 @@ from tests.channels.conftest import (
     read_sse,
     submit,
     ws_follow,
+    ws_refusal,
 )
 
 NORMAL_CLOSURE = 1000
+POLICY_VIOLATION = 1008
 
 
 async def test_websocket_sends_the_events_as_json_text_frames_and_closes_1000_after_the_end(
@@ -89,21 +91,25 @@ async def test_websocket_delivers_events_live_while_the_job_runs(
 async def test_websocket_for_an_unknown_job_is_closed_without_events(
     server: Server, job_id: str
 ) -> None:
-    outcome = await ws_follow(f"{server.ws_url}{PREFIX}/{job_id}/ws")
+    refused = await ws_refusal(f"{server.ws_url}{PREFIX}/{job_id}/ws")
 
-    assert outcome.messages == []
-    assert outcome.status == 403  # closed before the handshake completed
+    # Accepted, then closed with a reason and no message, as the README promises: a
+    # browser's onclose sees both, where a refused handshake shows a failed connection.
+    assert refused == (POLICY_VIOLATION, f"job {job_id} not found")
 
 
-async def test_websocket_from_a_foreign_origin_is_refused(
+async def test_websocket_from_a_foreign_origin_is_closed_1008_naming_the_setting_that_allows_it(
     server: Server, client: httpx.AsyncClient
 ) -> None:
     job_id = await submit(client, "emit", {"n": 1})
 
     for path in (f"{PREFIX}/{job_id}/ws", f"{PREFIX}/ws"):
-        outcome = await ws_follow(f"{server.ws_url}{path}", origin="http://evil.example")
-        assert outcome.status == 403, path
-        assert outcome.messages == []
+        code, reason = await ws_refusal(f"{server.ws_url}{path}", origin="http://evil.example")
+        assert code == POLICY_VIOLATION, path
+        assert reason == "origin http://evil.example not allowed (JOBWIRE_ALLOWED_ORIGINS)"
+    log = server.log_tail(200)
+    assert f"WebSocket {PREFIX}/{job_id}/ws from origin http://evil.example refused" in log
+    assert "add it to JOBWIRE_ALLOWED_ORIGINS" in log
 
 
 @pytest.mark.parametrize(

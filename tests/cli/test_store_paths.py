@@ -42,7 +42,8 @@ def test_a_read_only_command_on_a_missing_sqlite_file_exits_1_and_creates_nothin
     done = run_cli(*command, "--url", f"sqlite:///{db}")
 
     assert done.returncode == 1, done.stderr
-    assert str(db) in done.stderr and "JOBWIRE_URL" in done.stderr
+    # The URL came from the flag, so the message names the flag.
+    assert f"{db} (--url sqlite:///{db})" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # not the file, not its -wal or -shm
 
@@ -108,7 +109,8 @@ def test_a_worker_and_a_submit_on_an_unusable_directory_exit_with_a_message(
             check=False,
         )
         assert done.returncode == 2, (argv, done.stderr)
-        assert f"JOBWIRE_URL: cannot use the SQLite database {db}" in done.stderr, done.stderr
+        named = "--url" if "--url" in argv else "JOBWIRE_URL"  # the one that gave the URL
+        assert f"{named}: cannot use the SQLite database {db}" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "missing").exists()
 

@@ -35,6 +35,7 @@ from jobwire.api.schemas import (
     submit_schema,
 )
 from jobwire.api.stream import JobIdPath, add_stream_routes
+from jobwire.api.tokens import StreamTokens, accepting_tokens
 from jobwire.app import expiry, fingerprint_of, schedule
 from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
@@ -99,6 +100,12 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     else:
         owner_dependency = anonymous_owner
     owner_param: Any = Depends(owner_dependency)
+    tokens = StreamTokens.for_settings(
+        settings.stream_secret,
+        parse_api_keys(settings.api_keys) if settings.api_keys else {},
+        settings.stream_token_seconds,
+    )
+    stream_owner_param: Any = Depends(accepting_tokens(owner_dependency, tokens))
     in_flight: set[tuple[str, str]] = set()
 
     def request_body_doc() -> dict[str, Any]:
@@ -157,7 +164,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
         # from here on has the guard, the health routes above do not.
         router.dependencies.append(Depends(host_guard(settings.allowed_hosts)))
         router.responses[MISDIRECTED] = {"description": "A host this server does not answer"}
-    add_stream_routes(router, jobwire, owner_param)
+    add_stream_routes(router, jobwire, owner_param, stream_owner_param, tokens)
     # Before "/{job_id}": "/ui" is not a job id.
     router.include_router(build_dashboard(jobwire))
 

@@ -161,6 +161,15 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+class StreamToken(BaseModel):
+    """A short-lived, read-only credential for one job's streams (or all of the caller's)."""
+
+    token: str = Field(description="Pass as ?token= on the events and ws routes")
+    expires_at: str = Field(description="ISO 8601, UTC; mint a new one to reconnect after it")
+    events_url: str = Field(description="The SSE stream, token included")
+    ws_url: str = Field(description="The WebSocket stream, token included")
+
+
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 

@@ -11,6 +11,7 @@ store at the client's pace; a slow reader holds one page in memory, never more.
 import asyncio
 import contextlib
 import json
+import logging
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,7 +29,11 @@ from fastapi import (
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from jobwire.api.body import require_json
+from jobwire.api.events import SCHEMA_VERSION, EventPage
 from jobwire.api.problems import http_errors, invalid, not_found
+from jobwire.api.schemas import StreamToken, iso
+from jobwire.api.tokens import ALL_JOBS, QUERY, StreamTokens
 from jobwire.errors import StoreUnavailable
 from jobwire.feed.follow import follow, follow_all, follow_all_pages, follow_pages
 from jobwire.feed.results import resolve_results
@@ -37,6 +42,8 @@ from jobwire.model import Event, EventType
 
 if TYPE_CHECKING:
     from jobwire.app import Jobwire
+
+log = logging.getLogger("jobwire.api")
 
 # How often a WebSocket stream with nothing to send checks that its client is still there.
 WS_TICK = 1.0
@@ -68,8 +75,20 @@ def feed_event_json(event: Event) -> str:
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
-def sse_frame(event_id: int, event_type: str, data: str) -> str:
+def sse_frame(event_id: int, event_type: str | None, data: str) -> str:
+    """One SSE event; without a type it is a default ``message`` event (``onmessage``)."""
+    if event_type is None:
+        return f"id: {event_id}\ndata: {data}\n\n"
     return f"id: {event_id}\nevent: {event_type}\ndata: {data}\n\n"
+
+
+PLAIN_DESCRIPTION = (
+    "Send every event as a default `message` event (no `event:` line), for "
+    "`EventSource.onmessage`; the type is in the data's `type`"
+)
+TOKEN_DESCRIPTION = (
+    "A stream token from `POST …/stream-token`, for clients that cannot send headers"
+)
 
 
 class SharedFrames:
@@ -84,24 +103,27 @@ class SharedFrames:
     MAX_EVENTS = 16
     MAX_ENTRIES = 256
 
-    def __init__(self) -> None:
+    def __init__(self, *, plain: bool = False) -> None:
         self._entries: OrderedDict[int, tuple[list[Event], bytes]] = OrderedDict()
+        self.plain = plain
 
     def frames(self, page: list[Event]) -> bytes:
         if len(page) > self.MAX_EVENTS:
-            return self.encode(page)
+            return self.encode(page, plain=self.plain)
         entry = self._entries.get(id(page))
         if entry is not None and entry[0] is page:
             return entry[1]
-        frames = self.encode(page)
+        frames = self.encode(page, plain=self.plain)
         self._entries[id(page)] = (page, frames)
         if len(self._entries) > self.MAX_ENTRIES:
             self._entries.popitem(last=False)
         return frames
 
     @staticmethod
-    def encode(page: list[Event]) -> bytes:
-        return "".join(sse_frame(e.seq, e.type.value, event_json(e)) for e in page).encode()
+    def encode(page: list[Event], *, plain: bool = False) -> bytes:
+        return "".join(
+            sse_frame(e.seq, None if plain else e.type.value, event_json(e)) for e in page
+        ).encode()
 
 
 class StreamLimiter:
@@ -197,10 +219,39 @@ def _after(last_event_id: str | None, after: int | None, maximum: int) -> int:
     return after or 0
 
 
-def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -> None:
+def _refuse_origin(websocket: WebSocket) -> str:
+    """The close reason for a foreign origin, logged with the setting that would allow it."""
+    origin = websocket.headers.get("origin", "")
+    log.warning(
+        "WebSocket %s from origin %s refused: not the server's own origin; add it to "
+        "JOBWIRE_ALLOWED_ORIGINS to allow it",
+        websocket.url.path,
+        origin,
+    )
+    return f"origin {origin} not allowed (JOBWIRE_ALLOWED_ORIGINS)"
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close with a code and a reason: a browser sees both, where a
+    refused handshake shows only a failed connection."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.accept()
+        await websocket.close(code=code, reason=reason)
+
+
+def add_stream_routes(
+    router: APIRouter,
+    jobwire: "Jobwire",
+    owner_param: Any,
+    stream_owner_param: Any,
+    tokens: StreamTokens,
+) -> None:
+    """The streams, whose owner may also come from a stream token (``stream_owner_param``),
+    and the routes minting those tokens (plain ``owner_param``: a token mints none)."""
     settings = jobwire.settings
     limiter = StreamLimiter(settings.max_streams_per_owner)
     shared_frames = SharedFrames()
+    shared_plain_frames = SharedFrames(plain=True)
     # Sent with the first event: a block holding only "retry:" is read as an empty
     # event by some client libraries.
     retry_hint = f"retry: {settings.sse_retry_ms}\n"
@@ -217,7 +268,9 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     async def all_events(
         request: Request,
         after: CursorPosition = None,
-        owner: str = owner_param,
+        plain: Annotated[bool, Query(description=PLAIN_DESCRIPTION)] = False,
+        token: Annotated[str | None, Query(description=TOKEN_DESCRIPTION)] = None,
+        owner: str = stream_owner_param,
     ) -> Response:
         last = request.headers.get("last-event-id")
         if last or after is not None:
@@ -238,7 +291,8 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
                     yield ": keep-alive\n\n"
                 else:
                     yield hint + "".join(
-                        sse_frame(e.cursor, e.type.value, feed_event_json(e)) for e in page
+                        sse_frame(e.cursor, None if plain else e.type.value, feed_event_json(e))
+                        for e in page
                     )
                     hint = ""
 
@@ -248,20 +302,21 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
     async def all_events_ws(
         websocket: WebSocket,
         after: CursorPosition = None,
-        owner: str = owner_param,
+        token: Annotated[str | None, Query(description=TOKEN_DESCRIPTION)] = None,
+        owner: str = stream_owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
-            await websocket.close(code=1008, reason="origin not allowed")
+            await _refuse(websocket, 1008, _refuse_origin(websocket))
             return
         try:
             start = after if after is not None else await jobwire.store.last_cursor()
         except StoreUnavailable:
-            await websocket.close(code=STORE_AWAY, reason=STORE_AWAY_REASON)
+            await _refuse(websocket, STORE_AWAY, STORE_AWAY_REASON)
             return
         try:
             release = limiter.acquire(owner)
         except HTTPException:
-            await websocket.close(code=1008, reason="too many open streams")
+            await _refuse(websocket, 1008, "too many open streams")
             return
         try:
             await websocket.accept()
@@ -279,7 +334,12 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         summary="The job's events: SSE, or a JSON page with Accept: application/json",
         response_class=StreamingResponse,
         responses={
-            200: {"content": {"text/event-stream": {}, "application/json": {}}},
+            200: {
+                "model": EventPage,
+                "description": "SSE frames whose data is one event (see the JobEvent schemas), "
+                "or with Accept: application/json a page of them",
+                "content": {"text/event-stream": {}},
+            },
             204: {"description": "The job has ended and nothing is newer: stop reconnecting"},
             404: {"description": "No such job, or not yours"},
         },
@@ -290,7 +350,9 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         job_id: JobIdPath,
         after: SeqPosition = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-        owner: str = owner_param,
+        plain: Annotated[bool, Query(description=PLAIN_DESCRIPTION)] = False,
+        token: Annotated[str | None, Query(description=TOKEN_DESCRIPTION)] = None,
+        owner: str = stream_owner_param,
     ) -> Response:
         if not is_job_id(job_id):
             raise not_found(job_id)
@@ -308,6 +370,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
             next_after = events[-1].seq if events else start
             return JSONResponse(
                 {
+                    "schema_version": SCHEMA_VERSION,
                     "items": [e.as_dict() for e in events],
                     "next_after": next_after,
                     "state": job.state.value,
@@ -317,6 +380,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         if job.terminal and job.last_seq <= start:
             return Response(status_code=204)
         release = limiter.acquire(owner)
+        encoder = shared_plain_frames if plain else shared_frames
 
         async def frames() -> AsyncIterator[bytes]:
             hint = retry_hint.encode()
@@ -326,7 +390,7 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
                     yield KEEP_ALIVE
                 else:
                     # One write per page: a replay of a long log is not a write per event.
-                    yield hint + shared_frames.frames(page)
+                    yield hint + encoder.frames(page)
                     hint = b""
 
         return EventStreamResponse(frames(), release)
@@ -336,24 +400,25 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
         websocket: WebSocket,
         job_id: JobIdPath,
         after: SeqPosition = None,
-        owner: str = owner_param,
+        token: Annotated[str | None, Query(description=TOKEN_DESCRIPTION)] = None,
+        owner: str = stream_owner_param,
     ) -> None:
         if not _origin_allowed(websocket, settings.allowed_origins):
-            await websocket.close(code=1008, reason="origin not allowed")
+            await _refuse(websocket, 1008, _refuse_origin(websocket))
             return
         try:
             job = await jobwire.store.get(job_id, owner) if is_job_id(job_id) else None
         except StoreUnavailable:
-            await websocket.close(code=STORE_AWAY, reason=STORE_AWAY_REASON)
+            await _refuse(websocket, STORE_AWAY, STORE_AWAY_REASON)
             return
         if job is None:
             # The same answer for "no such job" and "not yours".
-            await websocket.close(code=1008, reason=f"job {job_id} not found")
+            await _refuse(websocket, 1008, f"job {job_id} not found")
             return
         try:
             release = limiter.acquire(owner)
         except HTTPException:
-            await websocket.close(code=1008, reason="too many open streams")
+            await _refuse(websocket, 1008, "too many open streams")
             return
         try:
             await websocket.accept()
@@ -361,6 +426,48 @@ def add_stream_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any) -
             await _pump(websocket, events, event_json, close_after_terminal=True)
         finally:
             release()
+
+    # -- stream tokens ---------------------------------------------------------------------
+
+    def minted(request: Request, owner: str, scope: str, tail: str) -> StreamToken:
+        token, expires = tokens.issue(owner, scope)
+        url = request.url
+        base = str(url.replace(query="", fragment=""))[: -len(tail)]
+        ws_base = ("wss" if url.scheme == "https" else "ws") + base[base.index(":") :]
+        suffix = "" if scope == ALL_JOBS else f"/{scope}"
+        return StreamToken(
+            token=token,
+            expires_at=iso(expires) or "",
+            events_url=f"{base}{suffix}/events?{QUERY}={token}",
+            ws_url=f"{ws_base}{suffix}/ws?{QUERY}={token}",
+        )
+
+    @router.post(
+        "/stream-token",
+        response_model=StreamToken,
+        summary="A short-lived token to follow every event of the caller's jobs (P/events, P/ws)",
+    )
+    async def all_events_token(request: Request, owner: str = owner_param) -> StreamToken:
+        require_json(request, body_optional=True)  # as every POST: no cross-site form
+        return minted(request, owner, ALL_JOBS, "/stream-token")
+
+    @router.post(
+        "/{job_id}/stream-token",
+        response_model=StreamToken,
+        summary="A short-lived token to follow this job's events (SSE or WebSocket)",
+        responses={404: {"description": "No such job, or not yours"}},
+    )
+    async def job_events_token(
+        request: Request, job_id: JobIdPath, owner: str = owner_param
+    ) -> StreamToken:
+        require_json(request, body_optional=True)  # as every POST: no cross-site form
+        if not is_job_id(job_id):
+            raise not_found(job_id)
+        with http_errors():
+            job = await jobwire.store.get(job_id, owner)
+        if job is None:
+            raise not_found(job_id)
+        return minted(request, owner, job_id, f"/{job_id}/stream-token")
 
 
 async def _pump(
