@@ -343,7 +343,9 @@ def enqueue_batches(
     url: str, spec: JobSpec[Any, Any], arguments: Sequence[dict[str, Any]], batch: int = 1000
 ) -> list[str]:
     """Store many jobs of ``spec``, ``batch`` to a transaction; returns their ids in order."""
+    from jobwire.app import with_crash_budget
     from jobwire.ids import new_job_id
+    from jobwire.model import DEFAULT_MAX_CRASHES
     from jobwire.store import store_from_url
     from jobwire.store.base import NewJob
 
@@ -356,6 +358,7 @@ def enqueue_batches(
             priority=spec.options.priority,
             max_attempts=spec.options.max_attempts,
             timeout=spec.options.timeout,
+            options=with_crash_budget({}, spec.options.max_crashes or DEFAULT_MAX_CRASHES),
         )
         for args in arguments
     ]

@@ -95,7 +95,9 @@ def test_four_workers_drain_20000_jobs_exactly_once_while_one_is_killed_every_tw
         now = time.monotonic()
         assert now < deadline, (
             f"{JOBS - len(tally.succeeded)} of {JOBS} jobs not done after "
-            f"{now - workers_up:.0f} s\n{chaos.procs.logs()[-6000:]}"
+            f"{now - workers_up:.0f} s: {ledger.states()}; not done: "
+            f"{[r for r in ledger.jobs().values() if r.id not in tally.succeeded][:4]}"
+            f"\n{chaos.procs.logs()[-3000:]}"
         )
         if now >= next_kill:
             fleet.kill_oldest()

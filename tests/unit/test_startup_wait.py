@@ -54,7 +54,7 @@ async def test_the_app_serves_unready_while_its_store_is_away(
     jobs, app = app_over(nobody_at(engine))
     async with jobs.lifespan():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             live = await client.get("/jobs/health/live")
             ready = await client.get("/jobs/health/ready")
             submit = await client.post("/jobs", json={"job": "add", "args": {"a": 1}})
@@ -79,7 +79,7 @@ async def test_past_the_startup_timeout_the_app_is_no_longer_alive(
     transport = httpx.ASGITransport(app=app)
     async with (
         jobs.lifespan(),
-        httpx.AsyncClient(transport=transport, base_url="http://app") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
         await until(lambda: jobs.startup_failed, within=10, what="the start-up to give up")
         live = await client.get("/jobs/health/live")
