@@ -277,9 +277,9 @@ class StepStatus:
 def statuses(
     steps: Sequence[Step], jobs: Mapping[str, Job | None], workflow_state: str
 ) -> list[StepStatus]:
-    """Each step's state: its job's when it has one; else cancelled (``dependency
-    failed``) when a step it waits for failed or was cancelled, cancelled with the
-    workflow when it ended, ready when every step it waits for succeeded, else waiting."""
+    """Each step's state: its job's when it has one; else cancelled with the workflow
+    (``workflow cancelled``), cancelled (``dependency failed``) when a step it waits for
+    failed or was cancelled, cancelled when the workflow ended failed, ready when every step it waits for succeeded, else waiting."""
     found: dict[str, StepStatus] = {}
     for step in steps:
         job = jobs.get(step.name)
@@ -287,10 +287,10 @@ def statuses(
             status = StepStatus(step, job, job.state.value)
         else:
             before = [found[name] for name in step.after]
-            if any(s.state in (State.FAILED, State.CANCELLED) for s in before):
-                status = StepStatus(step, None, State.CANCELLED.value, DEPENDENCY_FAILED)
-            elif workflow_state == "cancelled":
+            if workflow_state == "cancelled":
                 status = StepStatus(step, None, State.CANCELLED.value, WORKFLOW_CANCELLED)
+            elif any(s.state in (State.FAILED, State.CANCELLED) for s in before):
+                status = StepStatus(step, None, State.CANCELLED.value, DEPENDENCY_FAILED)
             elif workflow_state != "running":
                 status = StepStatus(step, None, State.CANCELLED.value, WORKFLOW_FAILED)
             elif all(s.state == State.SUCCEEDED for s in before):
