@@ -279,7 +279,8 @@ def statuses(
 ) -> list[StepStatus]:
     """Each step's state: its job's when it has one; else cancelled with the workflow
     (``workflow cancelled``), cancelled (``dependency failed``) when a step it waits for
-    failed or was cancelled, cancelled when the workflow ended failed, ready when every step it waits for succeeded, else waiting."""
+    failed or was cancelled, cancelled when the workflow ended failed, ready when every
+    step it waits for succeeded, else waiting."""
     found: dict[str, StepStatus] = {}
     for step in steps:
         job = jobs.get(step.name)

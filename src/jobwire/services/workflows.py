@@ -25,7 +25,7 @@ from jobwire.errors import (
     JobwireError,
     StoreUnavailable,
 )
-from jobwire.model import Job
+from jobwire.model import Job, State
 from jobwire.services.base import Service
 from jobwire.store.base import Store, WorkflowRecord, WorkflowState
 from jobwire.workflows import READY, Step, StepStatus, outcome, statuses, step_key
@@ -36,13 +36,29 @@ log = logging.getLogger("jobwire.services")
 Start = Callable[[WorkflowRecord, Step, dict[str, Any]], Awaitable[Job]]
 
 
-async def read_statuses(store: Store, workflow: WorkflowRecord) -> list[StepStatus]:
-    """Where each step of the workflow stands, from its job when it has one."""
+async def read_statuses(
+    store: Store, workflow: WorkflowRecord, ended: dict[str, Job] | None = None
+) -> list[StepStatus]:
+    """Where each step of the workflow stands, from its job when it has one.
+
+    Only a step whose predecessors all succeeded can have a job, so only those are
+    looked up (a fan-in is not, while its group runs); ``ended``, when given, keeps the
+    steps' jobs that have ended between calls, as those never change again."""
     steps = [Step.from_dict(s) for s in workflow.steps]
     jobs: dict[str, Job | None] = {}
+    succeeded: set[str] = set()
     for step in steps:
-        job_id = await store.idempotent_job(workflow.owner, step_key(workflow.id, step.name))
-        jobs[step.name] = None if job_id is None else await store.get(job_id)
+        if not all(name in succeeded for name in step.after):
+            continue
+        job = ended.get(step.name) if ended is not None else None
+        if job is None:
+            job_id = await store.idempotent_job(workflow.owner, step_key(workflow.id, step.name))
+            job = None if job_id is None else await store.get(job_id)
+            if job is not None and job.terminal and ended is not None:
+                ended[step.name] = job
+        jobs[step.name] = job
+        if job is not None and job.state is State.SUCCEEDED:
+            succeeded.add(step.name)
     return statuses(steps, jobs, workflow.state.value)
 
 
@@ -73,10 +89,14 @@ class WorkflowService(Service):
         self.store = store
         self.start_step = start
         self.clock = clock
+        # Per running workflow, its steps' jobs that have ended (they never change).
+        self._ended: dict[str, dict[str, Job]] = {}
 
     async def run_once(self) -> int:
         started = 0
-        for workflow in await self.store.open_workflows():
+        running = await self.store.open_workflows()
+        self._ended = {w.id: self._ended.get(w.id, {}) for w in running}
+        for workflow in running:
             try:
                 started += await self.advance(workflow)
             except StoreUnavailable:
@@ -88,7 +108,7 @@ class WorkflowService(Service):
     async def advance(self, workflow: WorkflowRecord) -> int:
         """Enqueue the steps that are ready, or end the workflow; answers how many steps
         were enqueued."""
-        found = await read_statuses(self.store, workflow)
+        found = await read_statuses(self.store, workflow, self._ended.get(workflow.id))
         results = {s.step.name: s.job.result for s in found if s.job is not None}
         ready = [s.step for s in found if s.state == READY]
         for step in ready:
