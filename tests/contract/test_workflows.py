@@ -6,6 +6,7 @@ HTTP, 422 names the step and field, and nobody sees another owner's workflow."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -275,3 +276,46 @@ async def test_another_owners_workflow_is_not_found_on_any_route(
     assert cancelled.json()["steps"][0]["state"] == "cancelled"
     again = await http.post(f"/jobs/workflows/{workflow_id}/cancel")
     assert again.status_code == 409
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, object]]]:
+    frames = []
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
+        )
+        if "data" in fields:
+            frames.append((fields.get("event", "message"), json.loads(fields["data"])))
+    return frames
+
+
+async def test_the_workflow_stream_carries_every_steps_events_then_its_end(
+    running: Jobwire, http: httpx.AsyncClient
+) -> None:
+    document = {
+        "steps": [
+            {"job": "seed", "args": {"n": 3}},
+            {"job": "double", "after": ["0"], "receive": "previous"},
+        ]
+    }
+    workflow_id = (await http.post("/jobs/workflows", json=document)).json()["id"]
+    other = await running.submit_workflow(chain(seed.si(n=1)), owner="alice")  # not in it
+    bob = {"Authorization": "Bearer kb"}
+    refused = await http.get(f"/jobs/workflows/{workflow_id}/events", headers=bob)
+    assert refused.status_code == 404
+    # From the start of the feed; the stream ends once the workflow has ended.
+    response = await http.get(f"/jobs/workflows/{workflow_id}/events", params={"after": 0})
+    assert response.status_code == 200
+    frames = sse_events(response.text)
+    steps = (await running.workflow(workflow_id)).steps  # type: ignore[union-attr]
+    first, second = (s.job.id for s in steps)  # type: ignore[union-attr]
+    assert [(kind, data["job_id"]) for kind, data in frames if kind == "succeeded"] == [
+        ("succeeded", first),
+        ("succeeded", second),
+    ]
+    assert {data.get("job_id") for _, data in frames[:-1]} == {first, second}
+    other_job = other.steps[0].job
+    assert other_job is not None and other_job.id not in {d.get("job_id") for _, d in frames}
+    assert frames[-1] == ("workflow", {"workflow_id": workflow_id, "state": "succeeded"})
+    ended = await http.get(f"/jobs/workflows/{workflow_id}/events")
+    assert ended.status_code == 204  # ended, and no position to replay from
