@@ -18,7 +18,7 @@ from jobwire.ids import new_job_id
 from jobwire.model import EventType, State
 from jobwire.services.workflows import WorkflowService
 from jobwire.store.base import ListQuery, Store, WorkflowRecord, WorkflowState
-from jobwire.workflows import DEPENDENCY_FAILED, WORKFLOW_CANCELLED
+from jobwire.workflows import DEPENDENCY_FAILED, WORKFLOW_CANCELLED, WORKFLOW_FAILED
 
 flows = Jobwire()
 
@@ -41,6 +41,11 @@ async def collect(previous: list[int], label: str = "") -> dict[str, object]:
 @flows.job
 async def boom(previous: int) -> None:
     raise ValueError(f"no good: {previous}")
+
+
+@flows.job
+async def shout(previous: str) -> str:
+    return previous.upper()
 
 
 @flows.job
@@ -319,3 +324,32 @@ async def test_the_workflow_stream_carries_every_steps_events_then_its_end(
     assert frames[-1] == ("workflow", {"workflow_id": workflow_id, "state": "succeeded"})
     ended = await http.get(f"/jobs/workflows/{workflow_id}/events")
     assert ended.status_code == 204  # ended, and no position to replay from
+
+
+async def test_a_process_without_a_steps_job_leaves_that_step_to_one_that_has_it(
+    app: Jobwire,
+) -> None:
+    submitted = await app.submit_workflow(chain(seed.si(n=2), double.s()))
+    [claim] = await app.store.claim("w", ["default"], ["seed"], 1, 30.0)
+    await app.store.finish(claim.job.id, claim.token, 2)
+    partial = Jobwire(store=app.store, embedded_workers=False)  # registers seed only
+    partial.registry = {"seed": app.registry["seed"]}
+    assert await WorkflowService(app.store, partial._start_step, 1.0).run_once() == 0
+    assert await jobs_named(app.store, "double") == []
+    assert await WorkflowService(app.store, app._start_step, 1.0).run_once() == 1
+    [started] = await jobs_named(app.store, "double")
+    job = await app.store.get(started)
+    assert job is not None and job.args == {"previous": 2}
+    assert job.options["workflow"] == submitted.id and job.options["step"] == "1"
+
+
+async def test_a_result_that_does_not_fit_the_next_step_fails_the_workflow(
+    running: Jobwire,
+) -> None:
+    submitted = await running.submit_workflow(chain(seed.si(n=1), shout.s()))  # int → str
+    done = await running.wait_workflow(submitted.id, timeout=20)
+    assert done.state == "failed"
+    assert [(s.state, s.reason) for s in done.steps] == [
+        ("succeeded", None),
+        ("cancelled", WORKFLOW_FAILED),
+    ]

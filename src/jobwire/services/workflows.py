@@ -24,6 +24,7 @@ from jobwire.errors import (
     JobNotFound,
     JobwireError,
     StoreUnavailable,
+    UnknownJobError,
 )
 from jobwire.model import Job, State
 from jobwire.services.base import Service
@@ -111,10 +112,16 @@ class WorkflowService(Service):
         found = await read_statuses(self.store, workflow, self._ended.get(workflow.id))
         results = {s.step.name: s.job.result for s in found if s.job is not None}
         ready = [s.step for s in found if s.state == READY]
+        started = 0
         for step in ready:
             arguments = step.arguments([results[name] for name in step.after])
             try:
                 await self.start_step(workflow, step, arguments)
+                started += 1
+            except UnknownJobError:
+                # Not a job this process registers: one that does starts it.
+                log.debug("workflow %s: step %s left to another process", workflow.id, step.name)
+                continue
             except InvalidArguments as exc:
                 # What a predecessor returned does not fit: no pass will do better.
                 log.error("workflow %s: step %s cannot start: %s", workflow.id, step.name, exc)
@@ -125,7 +132,7 @@ class WorkflowService(Service):
             if now is not None and now.state is WorkflowState.CANCELLED:
                 # Cancelled while this pass enqueued: the cancel may not have seen these.
                 await cancel_steps(self.store, await read_statuses(self.store, now))
-            return len(ready)
+            return started
         ended = outcome(found)
         if ended is not None:
             await self.store.end_workflow(workflow.id, WorkflowState(ended), self.clock())
