@@ -10,6 +10,7 @@ from jobwire.errors import (
     IdempotencyInProgress,
     InvalidArguments,
     InvalidTransition,
+    InvalidWorkflow,
     JobCancelled,
     JobContractBroken,
     JobDefinitionError,
@@ -30,12 +31,15 @@ from jobwire.errors import (
     Unauthorized,
     UnknownJobError,
     WorkerProcessDied,
+    WorkflowEnded,
+    WorkflowNotFound,
 )
 from jobwire.jobs import JobSpec
 from jobwire.model import Event, EventType, Job, Progress, State
 from jobwire.retry import Backoff
 from jobwire.schedules import Schedule
 from jobwire.settings import Settings
+from jobwire.workflows import Signature, Step, WorkflowInfo, chain, group
 
 __version__ = "0.1.0"
 
@@ -50,6 +54,7 @@ __all__ = [
     "IdempotencyInProgress",
     "InvalidArguments",
     "InvalidTransition",
+    "InvalidWorkflow",
     "Job",
     "JobCancelled",
     "JobContext",
@@ -71,13 +76,20 @@ __all__ = [
     "Schedule",
     "ScheduleNotFound",
     "Settings",
+    "Signature",
     "SoftTimeLimit",
     "StaleClaim",
     "State",
+    "Step",
     "StoreUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "UnknownJobError",
     "WorkerProcessDied",
+    "WorkflowEnded",
+    "WorkflowInfo",
+    "WorkflowNotFound",
     "__version__",
+    "chain",
+    "group",
 ]

@@ -26,6 +26,8 @@ from jobwire.errors import (
     ScheduleNotFound,
     StoreUnavailable,
     UnknownJobError,
+    WorkflowEnded,
+    WorkflowNotFound,
 )
 from jobwire.feed.follow import RECHECK_SECONDS, follow
 from jobwire.feed.hub import Hub
@@ -48,11 +50,23 @@ from jobwire.services.expirer import Expirer
 from jobwire.services.pruner import Pruner
 from jobwire.services.reaper import Reaper
 from jobwire.services.scheduler import Scheduler
+from jobwire.services.workflows import WorkflowService, cancel_steps, read_statuses
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
-from jobwire.store.base import NewJob, Store, no_live_worker
+from jobwire.store.base import NewJob, Store, WorkflowRecord, WorkflowState, no_live_worker
 from jobwire.webhooks.options import check_webhook
 from jobwire.worker.loop import Worker
+from jobwire.workflows import (
+    Chain,
+    Group,
+    Node,
+    Signature,
+    Step,
+    WorkflowInfo,
+    check_steps,
+    step_key,
+    steps_of,
+)
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -356,6 +370,103 @@ class Jobwire:
         )
         return handle.id
 
+    # -- workflows -----------------------------------------------------------------------
+
+    async def submit_workflow(
+        self, flow: Node | Sequence[Step], *, owner: str = "anonymous"
+    ) -> WorkflowInfo:
+        """Check every step and store the workflow whole; its first steps are enqueued
+        before this returns, the others as their predecessors succeed (by the workflow
+        service that every server and worker runs). Raises InvalidWorkflow (a
+        ValueError) naming the step and field of each problem.
+
+        ``flow`` is a :func:`~jobwire.workflows.chain`, :func:`~jobwire.workflows.group`
+        or signature (``crunch.s(n=1)``), or the steps themselves."""
+        steps = steps_of(flow) if isinstance(flow, Signature | Chain | Group) else list(flow)
+        checked = check_steps(steps, self.registry)
+        await self._ensure_open()
+        now = time.time()
+        record = WorkflowRecord(
+            id=new_job_id(),
+            owner=owner,
+            steps=[step.as_dict() for step in checked],
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create_workflow(record)
+        # The first steps now rather than on the next pass; a crash here loses nothing.
+        service = WorkflowService(self.store, self._start_step, 1.0)
+        with contextlib.suppress(JobwireError):
+            await service.advance(record)
+        info = await self.workflow(record.id)
+        assert info is not None  # just stored
+        return info
+
+    async def workflow(self, workflow_id: str, owner: str | None = None) -> WorkflowInfo | None:
+        """The workflow and where each step stands, or None (not found, or not ``owner``'s)."""
+        await self._ensure_open()
+        record = await self.store.get_workflow(workflow_id, owner)
+        if record is None:
+            return None
+        found = await read_statuses(self.store, record)
+        return WorkflowInfo(
+            id=record.id,
+            owner=record.owner,
+            state=record.state.value,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            steps=found,
+        )
+
+    async def cancel_workflow(self, workflow_id: str, owner: str | None = None) -> WorkflowInfo:
+        """End the workflow cancelled and cancel every step not yet finished (a queued
+        one at once, a running one as ``cancel`` does); the steps not started never
+        will be. Raises WorkflowNotFound, or WorkflowEnded when it has already ended."""
+        await self._ensure_open()
+        record = await self.store.get_workflow(workflow_id, owner)
+        if record is None:
+            raise WorkflowNotFound(workflow_id)
+        ended = await self.store.end_workflow(workflow_id, WorkflowState.CANCELLED, time.time())
+        if ended is None:
+            now = await self.store.get_workflow(workflow_id)
+            raise WorkflowEnded(workflow_id, now.state.value if now is not None else "gone")
+        await cancel_steps(self.store, await read_statuses(self.store, ended))
+        info = await self.workflow(workflow_id)
+        assert info is not None
+        return info
+
+    async def wait_workflow(
+        self, workflow_id: str, timeout: float | None = None, owner: str | None = None
+    ) -> WorkflowInfo:
+        """The workflow once it has ended (TimeoutError after ``timeout`` seconds)."""
+
+        async def ended() -> WorkflowInfo:
+            while True:
+                info = await self.workflow(workflow_id, owner)
+                if info is None:
+                    raise WorkflowNotFound(workflow_id)
+                if info.ended:
+                    return info
+                # Between looks the workflow service moves it on every interval.
+                await asyncio.sleep(min(0.1, self.settings.workflow_interval_seconds))
+
+        return await asyncio.wait_for(ended(), timeout)
+
+    async def _start_step(self, workflow: WorkflowRecord, step: Step, args: dict[str, Any]) -> Job:
+        """The step's job: enqueued, or found by its key when another process got there
+        first."""
+        key = step_key(workflow.id, step.name)
+        handle: JobHandle[Any] = await self.enqueue(
+            step.job,
+            args,
+            idempotency_key=key,
+            owner=workflow.owner,
+            # The same for every process that starts the step, whatever it read.
+            fingerprint=key,
+            options={"workflow": workflow.id, "step": step.name},
+        )
+        return handle.job
+
     def spec(self, name: str) -> JobSpec[Any, Any]:
         try:
             return self.registry[name]
@@ -466,6 +577,7 @@ class Jobwire:
             Scheduler(
                 self.store, self.schedules, self._fire, self.settings.schedule_interval_seconds
             ),
+            WorkflowService(self.store, self._start_step, self.settings.workflow_interval_seconds),
         ]
         if self.settings.webhook_secret:
             # Every process that runs services sends webhooks; claims keep them apart.

@@ -9,6 +9,11 @@
     ├── InvalidArguments          submit: the arguments do not fit the signature (a ValueError)
     ├── JobNotFound               no such job, or not visible to this owner
     ├── ScheduleNotFound          no schedule of that name is declared, or not this owner's
+    ├── WorkflowNotFound          no such workflow, or not visible to this owner
+    ├── InvalidWorkflow           submit: a step of the workflow is wrong (a ValueError; names
+    │                             the step and field)
+    ├── WorkflowEnded             cancel: the workflow has already succeeded, failed or been
+    │                             cancelled
     ├── InvalidTransition         the state machine refuses the move
     │   └── AlreadyTerminal       the job has already succeeded, failed or been cancelled
     ├── StaleClaim                a fenced write carried a claim token that is no longer current
@@ -94,6 +99,28 @@ class ScheduleNotFound(JobwireError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"schedule {name!r} not found")
+
+
+class WorkflowNotFound(JobwireError):
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"workflow {workflow_id} not found")
+
+
+class WorkflowEnded(JobwireError):
+    def __init__(self, workflow_id: str, state: str) -> None:
+        self.workflow_id = workflow_id
+        self.state = state
+        super().__init__(f"workflow {workflow_id} is {state}; cannot cancel it")
+
+
+class InvalidWorkflow(JobwireError, ValueError):
+    """A workflow refused at submit; ``errors`` are Pydantic-shaped, each ``loc`` starting
+    at ``("steps", index, ...)``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        super().__init__("invalid workflow: " + "; ".join(_error_line(e) for e in errors))
 
 
 class InvalidTransition(JobwireError):

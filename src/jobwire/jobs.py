@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 from jobwire.context import JobContext
 from jobwire.errors import InvalidArguments, JobDefinitionError, ResultInvalid
 from jobwire.retry import Backoff
+from jobwire.workflows import Signature
 
 if TYPE_CHECKING:
     from jobwire.app import JobHandle, Jobwire
@@ -182,6 +183,17 @@ class JobSpec(Generic[P, R]):
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
         arguments = self.bind_arguments(args, kwargs)
         return await self.app.enqueue(self, arguments, **options)  # type: ignore[arg-type]
+
+    # -- workflow steps ------------------------------------------------------------------
+
+    def s(self, **arguments: Any) -> Signature:
+        """A workflow step of this job that receives the previous step's result in its
+        ``previous`` argument (``.into(name)`` for another); see :mod:`jobwire.workflows`."""
+        return Signature(self.name, arguments)
+
+    def si(self, **arguments: Any) -> Signature:
+        """A workflow step of this job that receives nothing from the steps before it."""
+        return Signature(self.name, arguments, receive=None)
 
     def with_options(self, **options: Any) -> _BoundEnqueue[P, R]:
         """``crunch.with_options(delay=5).enqueue(n=10)``: options separate from arguments."""

@@ -54,6 +54,9 @@ class Settings:
     # How often each server and worker looks for due schedule ticks: a tick fires at
     # most this late while any of them runs.
     schedule_interval_seconds: float = 1.0
+    # How often each server and worker moves running workflows on (a step's successors
+    # start at most this long after it ends).
+    workflow_interval_seconds: float = 0.5
     # What a job hands back, as compact UTF-8 JSON: over the limit a result or an output
     # fails the attempt for good; a progress message or an error's traceback is cut
     max_result_bytes: int = 1_048_576
@@ -101,7 +104,7 @@ class Settings:
                 f"({self.postgres_pool_max}), got {self.postgres_pool_min}"
             )
         _positive(self, "lease_seconds", "poll_seconds", "max_body_bytes", "max_page_size")
-        _positive(self, "max_crashes", "schedule_interval_seconds")
+        _positive(self, "max_crashes", "schedule_interval_seconds", "workflow_interval_seconds")
         _positive(self, "sse_keepalive_seconds", "sse_retry_ms", "max_streams_per_owner")
         _positive(self, "sign_in_attempts_per_minute")
         _positive(self, "stream_token_seconds")

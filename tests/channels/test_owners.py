@@ -29,7 +29,11 @@ PATH_PARAM = re.compile(r"\{[^}]+\}")
 ENDLESS_STREAMS = {f"{PREFIX}/events"}
 SUBMIT_BODY = {"job": "emit", "args": {"n": 1}}
 # Routes whose body is not a submit: a filter that would match alice's job.
-BODIES = {f"{PREFIX}/bulk/cancel": {"job": "gated"}, f"{PREFIX}/bulk/purge": {"job": "gated"}}
+BODIES = {
+    f"{PREFIX}/bulk/cancel": {"job": "gated"},
+    f"{PREFIX}/bulk/purge": {"job": "gated"},
+    f"{PREFIX}/workflows": {"steps": [{"job": "emit", "args": {"n": 1}}]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +156,9 @@ async def test_every_route_answers_bob_about_alices_job_exactly_as_about_an_unkn
     # Alice still sees her own job everywhere: the 404s above are about bob, not the job.
     assert (await client.get(f"{PREFIX}/{alices_job}", headers=ALICE)).status_code == 200
     assert any("cancel" in w for w in walked) and any("WS" in w for w in walked), walked
-    assert len([w for w in walked if "/events" in w]) == 2
+    # The job's events in both forms; the workflow's events (a route with an id) too.
+    assert len([w for w in walked if "{job_id}/events" in w]) == 2
+    assert len([w for w in walked if "/workflows/{workflow_id}/events" in w]) == 2
 
 
 async def test_routes_without_a_job_id_never_show_bob_alices_job(

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import dev
@@ -113,3 +114,18 @@ def test_a_dependency_group_takes_in_the_groups_it_includes(tmp_path: Path) -> N
         'dev = [{include-group = "test"}, {include-group = "lint"}, "build"]\n'
     )
     assert dev.dependency_group(pyproject, "dev") == ["pytest>=8", "ruff", "build"]
+
+
+def test_the_readme_workflow_example_runs_and_prints_what_it_says(tmp_path: Path) -> None:
+    section = README.split("\n## Workflows\n", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "report.py"
+    script.write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBWIRE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "succeeded pdf: 6 | html: 6"

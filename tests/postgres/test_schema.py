@@ -43,7 +43,7 @@ async def test_several_stores_opening_a_new_schema_at_once_all_open_it(
     assert {row[0] for row in tables} == {
         "jobwire_meta", "jobwire_jobs", "jobwire_events", "jobwire_idempotency",
         "jobwire_deliveries", "jobwire_stats", "jobwire_stats_pending", "jobwire_workers",
-        "jobwire_job_names", "jobwire_schedules",
+        "jobwire_job_names", "jobwire_schedules", "jobwire_workflows",
     }  # fmt: skip
 
 

@@ -46,6 +46,15 @@ PUBLIC = {
     "UnknownJobError",
     "WorkerProcessDied",
     "__version__",
+    # workflows
+    "InvalidWorkflow",
+    "Signature",
+    "Step",
+    "WorkflowEnded",
+    "WorkflowInfo",
+    "WorkflowNotFound",
+    "chain",
+    "group",
 }
 
 

@@ -22,11 +22,14 @@ from jobwire.errors import (
     IdempotencyConflict,
     IdempotencyInProgress,
     InvalidTransition,
+    InvalidWorkflow,
     JobNotFound,
     JobwireError,
     ScheduleNotFound,
     StoreUnavailable,
     UnknownJobError,
+    WorkflowEnded,
+    WorkflowNotFound,
 )
 
 # Seconds a client should wait before trying again while the store is away: short, as
@@ -99,7 +102,16 @@ def check_schedule(delay: float | None, run_at: datetime | None) -> None:
 def to_http(exc: JobwireError) -> Exception:
     if isinstance(exc, JobNotFound):
         return not_found(exc.job_id)
-    if isinstance(exc, ScheduleNotFound):
+    if isinstance(exc, InvalidWorkflow):
+        return RequestValidationError(
+            [
+                {**e, "loc": ("body", *e["loc"]), "input": echoable(e.get("input"))}
+                for e in exc.errors
+            ]
+        )
+    if isinstance(exc, WorkflowEnded):
+        return HTTPException(status.HTTP_409_CONFLICT, str(exc))
+    if isinstance(exc, ScheduleNotFound | WorkflowNotFound):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     if isinstance(exc, UnknownJobError):
         return invalid(("body", "job"), str(exc), "unknown_job", exc.name)

@@ -36,6 +36,7 @@ from jobwire.api.schemas import (
 )
 from jobwire.api.stream import JobIdPath, add_stream_routes
 from jobwire.api.tokens import StreamTokens, accepting_tokens
+from jobwire.api.workflows import add_workflow_routes
 from jobwire.app import expiry, fingerprint_of, schedule
 from jobwire.dashboard.routes import build_dashboard
 from jobwire.errors import IdempotencyInProgress, JobNotFound, StoreUnavailable
@@ -169,6 +170,7 @@ def build_router(jobwire: "Jobwire") -> APIRouter:
     router.include_router(build_dashboard(jobwire))
 
     add_schedule_routes(router, jobwire, owner_param)
+    add_workflow_routes(router, jobwire, owner_param)
 
     @router.post(
         "",

@@ -97,6 +97,12 @@ class LinksView(BaseModel):
     events: str
     ws: str
     cancel: str
+    workflow: str | None = Field(default=None, description="Only on a workflow's step")
+
+
+class WorkflowRef(BaseModel):
+    id: str
+    step: str
 
 
 class WebhookDeliveryView(BaseModel):
@@ -138,6 +144,9 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     links: LinksView
+    workflow: WorkflowRef | None = Field(
+        default=None, description="The workflow and step this job is; only on a step"
+    )
     webhooks: list[WebhookDeliveryView] | None = Field(
         default=None, description="Webhook deliveries; only in GET P/{id}"
     )
@@ -223,6 +232,10 @@ def job_view(
         "finished_at": iso(job.finished_at),
         "links": {"self": link, "events": link + "/events", "ws": ws, "cancel": link + "/cancel"},
     }
+    workflow = job.options.get("workflow") if job.options else None
+    if isinstance(workflow, str):  # only on a workflow's steps
+        view["workflow"] = {"id": workflow, "step": job.options.get("step")}
+        view["links"]["workflow"] = f"{base}/workflows/{workflow}"
     deadline = expires_at(job)
     if deadline is not None:  # only on jobs that expire
         view["expires_at"] = iso(deadline)

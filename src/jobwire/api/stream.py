@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +26,7 @@ from fastapi import (
     Response,
     WebSocket,
     WebSocketDisconnect,
+    status,
 )
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -86,6 +88,10 @@ PLAIN_DESCRIPTION = (
     "Send every event as a default `message` event (no `event:` line), for "
     "`EventSource.onmessage`; the type is in the data's `type`"
 )
+# What a stream answers to a ``token=`` that is not a live stream token of its scope.
+BAD_TOKEN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "An invalid or expired stream token (mint a new one)"}
+}
 TOKEN_DESCRIPTION = (
     "A stream token from `POST …/stream-token`, for clients that cannot send headers"
 )
@@ -262,7 +268,7 @@ def add_stream_routes(
         "/events",
         summary="Every event of the caller's jobs (SSE), resumable by a store-wide cursor",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {}}}, **BAD_TOKEN},
         openapi_extra={"parameters": [LAST_EVENT_ID]},
     )
     async def all_events(
@@ -295,6 +301,96 @@ def add_stream_routes(
                         for e in page
                     )
                     hint = ""
+
+        return EventStreamResponse(frames(), release)
+
+    # -- one workflow ----------------------------------------------------------------------
+
+    @router.get(
+        "/workflows/{workflow_id}/events",
+        tags=["workflows"],
+        summary="Every event of the workflow's steps (SSE), resumable by a store-wide cursor",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {}}},
+            204: {"description": "The workflow has ended: nothing more will come"},
+            404: {"description": "No such workflow, or not yours"},
+            **BAD_TOKEN,
+        },
+        openapi_extra={"parameters": [LAST_EVENT_ID]},
+    )
+    async def workflow_events(
+        request: Request,
+        workflow_id: Annotated[str, Path(max_length=64)],
+        after: CursorPosition = None,
+        plain: Annotated[bool, Query(description=PLAIN_DESCRIPTION)] = False,
+        token: Annotated[str | None, Query(description=TOKEN_DESCRIPTION)] = None,
+        owner: str = stream_owner_param,
+    ) -> Response:
+        with http_errors():
+            found = (
+                await jobwire.store.get_workflow(workflow_id, owner)
+                if is_job_id(workflow_id)
+                else None
+            )
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {workflow_id} not found")
+        last = request.headers.get("last-event-id")
+        if last or after is not None:
+            start = _after(last, after, MAX_CURSOR)
+        elif found.state.value != "running":
+            return Response(status_code=204)
+        else:
+            with http_errors():
+                start = await jobwire.store.last_cursor()
+        release = limiter.acquire(owner)
+        steps: dict[str, bool] = {}  # job id → whether it is a step of this workflow
+
+        async def is_step(job_id: str) -> bool:
+            if job_id not in steps:
+                job = await jobwire.store.get(job_id, owner)
+                steps[job_id] = job is not None and job.options.get("workflow") == workflow_id
+
+            return steps[job_id]
+
+        async def ended() -> str | None:
+            now = await jobwire.store.get_workflow(workflow_id)
+            return None if now is None or now.state.value == "running" else now.state.value
+
+        async def frames() -> AsyncIterator[str]:
+            hint = retry_hint
+            keepalive = settings.sse_keepalive_seconds
+            # A step's failure can end the workflow with no event of its own after it:
+            # quiet pages come each second to look whether it has ended.
+            pages = follow_all_pages(
+                jobwire.store,
+                jobwire.hub,
+                start,
+                owner=owner,
+                tick=min(keepalive, 1.0),
+                types=FEED_TYPES,
+            )
+            wrote = time.monotonic()
+            async for page in pages:
+                mine = [e for e in page or () if await is_step(e.job_id)]
+                if mine:
+                    yield hint + "".join(
+                        sse_frame(e.cursor, None if plain else e.type.value, feed_event_json(e))
+                        for e in mine
+                    )
+                    hint, wrote = "", time.monotonic()
+                elif page is None and time.monotonic() - wrote >= keepalive:
+                    yield ": keep-alive\n\n"
+                    wrote = time.monotonic()
+                # The workflow ends after its last step's terminal event is in the feed.
+                if page is not None and not any(e.type.terminal for e in mine):
+                    continue
+                state = await ended()
+                if state is not None:
+                    data = json.dumps({"workflow_id": workflow_id, "state": state})
+                    cursor = mine[-1].cursor if mine else start
+                    yield hint + sse_frame(cursor, None if plain else "workflow", data)
+                    return
 
         return EventStreamResponse(frames(), release)
 
@@ -342,6 +438,7 @@ def add_stream_routes(
             },
             204: {"description": "The job has ended and nothing is newer: stop reconnecting"},
             404: {"description": "No such job, or not yours"},
+            **BAD_TOKEN,
         },
         openapi_extra={"parameters": [LAST_EVENT_ID]},
     )

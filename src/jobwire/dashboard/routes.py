@@ -48,6 +48,7 @@ from jobwire.api.stream import (
     StreamLimiter,
     parse_position,
 )
+from jobwire.api.workflows import workflow_view
 from jobwire.dashboard.limits import AttemptLimiter
 from jobwire.dashboard.session import COOKIE, CSRF_HEADER, SESSION_SECONDS, Sessions, same_origin
 from jobwire.dashboard.views import (
@@ -639,6 +640,31 @@ def build_dashboard(jobwire: "Jobwire") -> APIRouter:
         with http_errors():
             info = await jobwire.pause_schedule(name, action == "pause", viewer.owner)
         return _json(info.as_dict())
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    @router.get("/ui/api/workflows/{workflow_id}")
+    async def workflow_page(workflow_id: str, viewer: ViewerDep) -> JSONResponse:
+        with http_errors():
+            info = (
+                await jobwire.workflow(workflow_id, viewer.owner)
+                if is_job_id(workflow_id)
+                else None
+            )
+        if info is None:
+            raise HTTPException(404, f"workflow {workflow_id} not found")
+        return _json(workflow_view(info, ""))
+
+    @router.post("/ui/api/workflows/{workflow_id}/cancel")
+    async def cancel_workflow(
+        request: Request, workflow_id: str, viewer: ViewerDep
+    ) -> JSONResponse:
+        guard(request, viewer)
+        if not is_job_id(workflow_id):
+            raise HTTPException(404, f"workflow {workflow_id} not found")
+        with http_errors():
+            info = await jobwire.cancel_workflow(workflow_id, viewer.owner)
+        return _json(workflow_view(info, ""))
 
     # -- live --------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ def job_detail(
 ) -> dict[str, Any]:
     error = job.error
     retry_of = job.options.get("retry_of")
+    workflow = job.options.get("workflow")
     return {
         **job_summary(job),
         "args": job.args,
@@ -65,6 +66,10 @@ def job_detail(
         "worker": job.worker_id,
         "retry_of": retry_of if isinstance(retry_of, str) else None,
         "retried_by": retried_by,
+        # The workflow this job is a step of, if any.
+        "workflow": {"id": workflow, "step": job.options.get("step")}
+        if isinstance(workflow, str)
+        else None,
         "no_worker": no_worker,  # queued, and no live worker runs its name on its queue
         "attempt_list": [a.as_dict() for a in attempts],
         "events": [e.as_dict() for e in events],

@@ -166,6 +166,55 @@ class ScheduleState:
         return ScheduleState(self.name, paused, since, self.last_fire_at, self.last_job_id, now)
 
 
+class WorkflowState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """A workflow as submitted (see :mod:`jobwire.workflows`): its steps, stored whole.
+
+    Who moves it out of ``running``: the workflow service of any process, once every
+    step has ended (→ succeeded or failed); a cancel (→ cancelled). The other states are
+    final. Where each step stands is read from its job, not kept here.
+    """
+
+    id: str
+    owner: str
+    steps: builtins.list[dict[str, Any]]
+    state: WorkflowState = WorkflowState.RUNNING
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "owner": self.owner,
+                "steps": self.steps,
+                "state": self.state.value,
+                "created_at": self.created_at,
+                "updated_at": self.updated_at,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkflowRecord:
+        data = json.loads(text)
+        return cls(
+            id=data["id"],
+            owner=data["owner"],
+            steps=data["steps"],
+            state=WorkflowState(data["state"]),
+            created_at=data["created_at"],
+            updated_at=data["updated_at"],
+        )
+
+
 CANCELLABLE = (State.QUEUED, State.RUNNING)
 
 
@@ -721,6 +770,34 @@ class Store(abc.ABC):
 
         Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
         """
+
+    # -- workflows ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_workflow(self, workflow: WorkflowRecord) -> None:
+        """Store a new workflow whole, in one write (its steps' jobs are enqueued by
+        the workflow service, under the steps' idempotency keys).
+
+        Raises :class:`~jobwire.errors.StoreUnavailable` when the store cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def get_workflow(
+        self, workflow_id: str, owner: str | None = None
+    ) -> WorkflowRecord | None:
+        """The workflow, or None when it does not exist or ``owner`` does not own it."""
+
+    @abc.abstractmethod
+    async def open_workflows(self, limit: int = 1000) -> builtins.list[WorkflowRecord]:
+        """Up to ``limit`` workflows still ``running``, oldest first."""
+
+    @abc.abstractmethod
+    async def end_workflow(
+        self, workflow_id: str, state: WorkflowState, now: float
+    ) -> WorkflowRecord | None:
+        """running → ``state`` (succeeded, failed or cancelled), once: answers the ended
+        workflow, or None when it was not running (another process ended it first, or
+        there is no such workflow)."""
 
     # -- webhook outbox ----------------------------------------------------------------
     #

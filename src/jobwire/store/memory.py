@@ -48,6 +48,8 @@ from jobwire.store.base import (
     ScheduleState,
     Store,
     WorkerInfo,
+    WorkflowRecord,
+    WorkflowState,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -148,6 +150,7 @@ class MemoryStore(Store):
         self._workers: dict[str, WorkerInfo] = {}
         self._names: dict[str, float] = {}  # job name → when last registered
         self._schedules: dict[str, ScheduleState] = {}
+        self._workflows: dict[str, WorkflowRecord] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -667,5 +670,42 @@ class MemoryStore(Store):
             state = self._schedules.get(name) or ScheduleState(name, since=now)
             self._schedules[name] = state = state.pausing(paused, now)
             return state
+
+        return await self._read(op)
+
+    # -- workflows ---------------------------------------------------------------------
+
+    async def create_workflow(self, workflow: WorkflowRecord) -> None:
+        def op() -> None:
+            self._workflows[workflow.id] = workflow
+
+        await self._read(op)
+
+    async def get_workflow(
+        self, workflow_id: str, owner: str | None = None
+    ) -> WorkflowRecord | None:
+        def op() -> WorkflowRecord | None:
+            found = self._workflows.get(workflow_id)
+            return found if found is not None and owner in (None, found.owner) else None
+
+        return await self._read(op)
+
+    async def open_workflows(self, limit: int = 1000) -> builtins.list[WorkflowRecord]:
+        def op() -> builtins.list[WorkflowRecord]:
+            running = [w for w in self._workflows.values() if w.state is WorkflowState.RUNNING]
+            return sorted(running, key=lambda w: (w.created_at, w.id))[:limit]
+
+        return await self._read(op)
+
+    async def end_workflow(
+        self, workflow_id: str, state: WorkflowState, now: float
+    ) -> WorkflowRecord | None:
+        def op() -> WorkflowRecord | None:
+            found = self._workflows.get(workflow_id)
+            if found is None or found.state is not WorkflowState.RUNNING:
+                return None
+            ended = dataclasses.replace(found, state=state, updated_at=now)
+            self._workflows[workflow_id] = ended
+            return ended
 
         return await self._read(op)

@@ -107,6 +107,8 @@ from jobwire.store.base import (
     ScheduleState,
     Store,
     WorkerInfo,
+    WorkflowRecord,
+    WorkflowState,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -127,8 +129,8 @@ log = logging.getLogger("jobwire.store.postgres")
 
 _STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
 # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim; 4: job names;
-# 5: jobwire_jobs.crashes; 6: jobwire_schedules
-SCHEMA_VERSION = 6
+# 5: jobwire_jobs.crashes; 6: jobwire_schedules; 7: jobwire_workflows
+SCHEMA_VERSION = 7
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
 
@@ -1759,6 +1761,47 @@ class PostgresStore(Store):
         row = await self._fetchrow("set_schedule_paused", name, paused, now)
         assert row is not None  # an upsert with RETURNING answers its row
         return _schedule(row)
+
+    # -- workflows ---------------------------------------------------------------------
+
+    async def create_workflow(self, workflow: WorkflowRecord) -> None:
+        steps = json.dumps(workflow.steps, separators=(",", ":"))
+        await self._execute(
+            "insert_workflow",
+            workflow.id,
+            workflow.owner,
+            workflow.state.value,
+            steps,
+            workflow.created_at,
+            workflow.updated_at,
+        )
+
+    async def get_workflow(
+        self, workflow_id: str, owner: str | None = None
+    ) -> WorkflowRecord | None:
+        row = await self._fetchrow("get_workflow", workflow_id)
+        found = None if row is None else _workflow(row)
+        return found if found is not None and owner in (None, found.owner) else None
+
+    async def open_workflows(self, limit: int = 1000) -> builtins.list[WorkflowRecord]:
+        return [_workflow(r) for r in await self._fetch("open_workflows", limit)]
+
+    async def end_workflow(
+        self, workflow_id: str, state: WorkflowState, now: float
+    ) -> WorkflowRecord | None:
+        row = await self._fetchrow("end_workflow", workflow_id, state.value, now)
+        return None if row is None else _workflow(row)
+
+
+def _workflow(row: asyncpg.Record) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=row["id"],
+        owner=row["owner"],
+        state=WorkflowState(row["state"]),
+        steps=json.loads(row["steps"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def _schedule(row: asyncpg.Record) -> ScheduleState:

@@ -51,6 +51,10 @@ stands for a name with ``%`` and ``:`` percent-encoded):
 ``schedule:<name>``                  hash: a schedule's state (the fields of
                                     :class:`~jobwire.store.base.ScheduleState`, times as
                                     exact decimal text); none before schedules were kept
+``workflow:<id>``                   hash: a workflow's ``record`` (JSON of its id, owner,
+                                    steps and creation time, written once), ``state`` and
+                                    ``updated_at``; none before workflows were kept
+``workflows:open``                  sorted set of running workflows, score = created_at
 ``wake``, ``wake:news``               pub/sub channels (below)
 ``ready:<queue>:<name>``            list: the doorbell, wake-ups for idle workers (below)
 ``bell:<worker>``                   list: a worker's own interrupt of its doorbell wait,
@@ -174,6 +178,8 @@ from jobwire.store.base import (
     ScheduleState,
     Store,
     WorkerInfo,
+    WorkflowRecord,
+    WorkflowState,
     status_after_attempt,
     webhook_body,
     webhook_target,
@@ -1052,6 +1058,62 @@ class RedisStore(Store):
     def _schedule_key(self, name: str) -> str:
         return f"{self.prefix}schedule:{_key_part(name)}"
 
+    # -- workflows ---------------------------------------------------------------------
+
+    async def create_workflow(self, workflow: WorkflowRecord) -> None:
+        fixed = {
+            "id": workflow.id,
+            "owner": workflow.owner,
+            "steps": workflow.steps,
+            "created_at": workflow.created_at,
+        }
+        mapping: dict[Any, Any] = {
+            "record": json.dumps(fixed, separators=(",", ":")),
+            "state": workflow.state.value,
+            "updated_at": _time(workflow.updated_at),
+        }
+
+        async def write(client: aioredis.Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hset(self._workflow_key(workflow.id), mapping=mapping)
+                if workflow.state is WorkflowState.RUNNING:
+                    pipe.zadd(f"{self.prefix}workflows:open", {workflow.id: workflow.created_at})
+                await pipe.execute()
+
+        await self._call("create workflow", write)
+
+    async def get_workflow(
+        self, workflow_id: str, owner: str | None = None
+    ) -> WorkflowRecord | None:
+        async def read(client: aioredis.Redis) -> Any:
+            return await client.hgetall(self._workflow_key(workflow_id))
+
+        flat: dict[str, str] = await self._call("get workflow", read)
+        found = _workflow(flat) if flat else None
+        return found if found is not None and owner in (None, found.owner) else None
+
+    async def open_workflows(self, limit: int = 1000) -> builtins.list[WorkflowRecord]:
+        async def read(client: aioredis.Redis) -> builtins.list[dict[str, str]]:
+            ids = await client.zrange(f"{self.prefix}workflows:open", 0, max(0, limit - 1))
+            async with client.pipeline(transaction=False) as pipe:
+                for workflow_id in ids:
+                    pipe.hgetall(self._workflow_key(str(workflow_id)))
+                return list(await pipe.execute())
+
+        found = await self._call("open workflows", read) if limit > 0 else []
+        return [_workflow(flat) for flat in found if flat]
+
+    async def end_workflow(
+        self, workflow_id: str, state: WorkflowState, now: float
+    ) -> WorkflowRecord | None:
+        flat = await self._run("end_workflow", workflow_id, state.value, _time(now))
+        if not flat:
+            return None
+        return _workflow(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    def _workflow_key(self, workflow_id: str) -> str:
+        return f"{self.prefix}workflow:{_key_part(workflow_id)}"
+
     # -- keys (as the scripts build them) ------------------------------------------------
 
     def _job_key(self, job_id: str) -> str:
@@ -1309,6 +1371,18 @@ def _key_part(name: str) -> str:
 
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "SCHEMA_VERSION", "RedisStore"]
+
+
+def _workflow(flat: Mapping[str, str]) -> WorkflowRecord:
+    fixed = json.loads(flat["record"])
+    return WorkflowRecord(
+        id=fixed["id"],
+        owner=fixed["owner"],
+        steps=fixed["steps"],
+        state=WorkflowState(flat["state"]),
+        created_at=fixed["created_at"],
+        updated_at=float(flat["updated_at"]),
+    )
 
 
 def _schedule(flat: Mapping[str, str]) -> ScheduleState:

@@ -59,6 +59,8 @@ from jobwire.store.base import (
     ScheduleState,
     Store,
     WorkerInfo,
+    WorkflowRecord,
+    WorkflowState,
     delivery_notices,
     notices_for,
     status_after_attempt,
@@ -70,7 +72,7 @@ from jobwire.store.wakebus import WakeBus, bus_directory
 log = logging.getLogger("jobwire.store.sqlite")
 
 # 2: webhook_deliveries; 3: job_stats, workers; 4: job names; 5: jobs.crashes
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -908,7 +910,8 @@ class SQLiteStore(Store):
                         _migrate_4(conn)
                     if found < 5:
                         _add_missing_columns(conn)
-                    # 6: the schedules table, which "schema" creates where it is missing.
+                    # 6: the schedules table, 7: the workflows table, which "schema"
+                    # creates where they are missing.
                     conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
                 conn.execute("COMMIT")
             except BaseException:
@@ -1482,6 +1485,61 @@ class SQLiteStore(Store):
             return _row_to_schedule(row)
 
         return await self._write(op)
+
+    # -- workflows ---------------------------------------------------------------------
+
+    async def create_workflow(self, workflow: WorkflowRecord) -> None:
+        values = {
+            "id": workflow.id,
+            "owner": workflow.owner,
+            "state": workflow.state.value,
+            "steps": json.dumps(workflow.steps, separators=(",", ":")),
+            "created_at": workflow.created_at,
+            "updated_at": workflow.updated_at,
+        }
+
+        def op(tx: _Tx) -> None:
+            tx.conn.execute(SQL["insert_workflow"], values)
+
+        await self._write(op)
+
+    async def get_workflow(
+        self, workflow_id: str, owner: str | None = None
+    ) -> WorkflowRecord | None:
+        def fetch(conn: sqlite3.Connection) -> WorkflowRecord | None:
+            row = conn.execute(SQL["get_workflow"], (workflow_id,)).fetchone()
+            return None if row is None else _row_to_workflow(row)
+
+        found = await self._read(fetch)
+        return found if found is not None and owner in (None, found.owner) else None
+
+    async def open_workflows(self, limit: int = 1000) -> builtins.list[WorkflowRecord]:
+        def fetch(conn: sqlite3.Connection) -> builtins.list[WorkflowRecord]:
+            return [_row_to_workflow(r) for r in conn.execute(SQL["open_workflows"], (limit,))]
+
+        return await self._read(fetch)
+
+    async def end_workflow(
+        self, workflow_id: str, state: WorkflowState, now: float
+    ) -> WorkflowRecord | None:
+        values = {"id": workflow_id, "state": state.value, "now": now}
+
+        def op(tx: _Tx) -> WorkflowRecord | None:
+            row = tx.conn.execute(SQL["end_workflow"], values).fetchone()
+            return None if row is None else _row_to_workflow(row)
+
+        return await self._write(op)
+
+
+def _row_to_workflow(row: tuple[Any, ...]) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=row[0],
+        owner=row[1],
+        state=WorkflowState(row[2]),
+        steps=json.loads(row[3]),
+        created_at=row[4],
+        updated_at=row[5],
+    )
 
 
 def _row_to_schedule(row: tuple[Any, ...]) -> ScheduleState:

@@ -153,6 +153,7 @@ function route() {
   else if (parts[0] === "jobs") { name = "jobs"; current = jobsView(main, params); }
   else if (parts[0] === "workers") { name = "workers"; current = workersView(main); }
   else if (parts[0] === "schedules") { name = "schedules"; current = schedulesView(main); }
+  else if (parts[0] === "workflows" && parts[1]) { name = "jobs"; current = workflowView(main, parts[1]); }
   else current = overviewView(main);
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.dataset.nav === name);
@@ -537,7 +538,8 @@ function jobPage(job, act) {
       fact("created", time(job.created_at)), fact("started", time(job.started_at)),
       fact("finished", time(job.finished_at)),
       job.retry_of ? fact("retry of", h("a", { id: "retry-of", href: `#/jobs/${job.retry_of}` }, job.retry_of)) : null,
-      job.retried_by ? fact("retried by", h("a", { id: "retried-by", href: `#/jobs/${job.retried_by}` }, job.retried_by)) : null),
+      job.retried_by ? fact("retried by", h("a", { id: "retried-by", href: `#/jobs/${job.retried_by}` }, job.retried_by)) : null,
+      job.workflow ? fact("workflow", h("a", { id: "job-workflow", href: `#/workflows/${job.workflow.id}` }, `step ${job.workflow.step} of ${job.workflow.id}`)) : null),
     actions,
     h("h3", {}, "Progress"), progressBar(job.progress, "job-progress"),
     h("h3", {}, "Arguments"), h("pre", { id: "args" }, json(job.args)),
@@ -653,6 +655,57 @@ function schedulesView(main) {
     } catch (error) { if (!stopped) failure(main, error); }
   };
   // New ticks are new jobs: the feed tells the page when to look again.
+  const reload = throttle(load, 1000);
+  feed.listeners.add(reload);
+  load();
+  return { stop() { stopped = true; } };
+}
+
+// Workflow ---------------------------------------------------------------------------------
+
+function workflowView(main, id) {
+  let stopped = false;
+  const note = h("span", { id: "workflow-result", class: "muted" });
+  const cancel = async () => {
+    if (!confirm("Cancel every step of this workflow not yet finished?")) return;
+    try {
+      await post(`/workflows/${encodeURIComponent(id)}/cancel`);
+      note.replaceChildren("Cancelled.");
+      load();
+    } catch (error) { note.replaceChildren(h("span", { class: "error" }, error.message)); }
+  };
+  const draw = (wf) => {
+    // Each step indented by its depth in the graph: how many steps come before it.
+    const depth = {};
+    for (const step of wf.steps) depth[step.name] = step.after.length ? 1 + Math.max(...step.after.map((a) => depth[a])) : 0;
+    const counts = {};
+    for (const step of wf.steps) counts[step.state] = (counts[step.state] || 0) + 1;
+    main.replaceChildren(
+      h("h2", {}, "Workflow ", h("span", { id: "workflow-state" }, badge(wf.state))),
+      h("dl", { class: "facts" },
+        fact("id", h("code", { id: "workflow-id" }, wf.id)),
+        fact("created", time(Date.parse(wf.created_at) / 1000)),
+        fact("steps", Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(", "))),
+      h("p", { class: "actions" },
+        wf.state === "running" ? h("button", { id: "cancel-workflow", type: "button", class: "danger", onclick: cancel }, "Cancel workflow") : null,
+        note),
+      h("table", { id: "workflow-steps" },
+        h("thead", {}, h("tr", {}, ["step", "job", "waits for", "state", ""].map((c) => h("th", {}, c)))),
+        h("tbody", {}, wf.steps.map((step) => h("tr", { dataset: { step: step.name } },
+          h("td", { style: `padding-left: ${0.5 + 1.5 * Math.min(depth[step.name], 12)}em` }, step.name),
+          h("td", {}, step.job_id ? h("a", { href: `#/jobs/${step.job_id}` }, step.job) : step.job),
+          h("td", { class: "muted" }, step.after.length > 6 ? `${step.after.length} steps` : step.after.join(", ") || "—"),
+          h("td", { class: "step-state" }, badge(step.state)),
+          h("td", { class: "muted" }, step.reason || "")))))
+    );
+  };
+  const load = async () => {
+    try {
+      const wf = await get(`/workflows/${encodeURIComponent(id)}`);
+      if (!stopped) draw(wf);
+    } catch (error) { if (!stopped) failure(main, error); }
+  };
+  // Its steps are jobs: their events tell the page when to look again.
   const reload = throttle(load, 1000);
   feed.listeners.add(reload);
   load();

@@ -1027,6 +1027,17 @@ end
 redis.call('HSET', key, 'name', ARGV[2], 'paused', ARGV[3], 'updated_at', ARGV[4])
 return redis.call('HGETALL', key)
 
+-- name: end_workflow
+-- ARGV: prefix, workflow id, the new state, time. running → that state, once: answers
+-- the workflow's hash, or false when it was not running (or does not exist).
+local key = P .. 'workflow:' .. enc(ARGV[2])
+if redis.call('HGET', key, 'state') ~= 'running' then
+  return false
+end
+redis.call('HSET', key, 'state', ARGV[3], 'updated_at', ARGV[4])
+redis.call('ZREM', P .. 'workflows:open', ARGV[2])
+return redis.call('HGETALL', key)
+
 -- name: prune_workers
 -- ARGV: prefix, cutoff. Forgets workers whose last heartbeat is before the cutoff.
 local cutoff, gone = tonumber(ARGV[2]), 0

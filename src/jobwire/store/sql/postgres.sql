@@ -461,6 +461,19 @@ CREATE TABLE IF NOT EXISTS {schema}.jobwire_schedules (
     updated_at   double precision NOT NULL
 );
 
+-- name: migrate_7
+-- Each workflow, its steps stored whole when it was submitted.
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_workflows (
+    id         text PRIMARY KEY,
+    owner      text NOT NULL,
+    state      text NOT NULL,
+    steps      text NOT NULL,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobwire_workflows_open ON {schema}.jobwire_workflows (created_at, id)
+    WHERE state = 'running';
+
 -- name: set_crashes
 -- Only the reaper changes the count (model.expire), in the transaction of its update.
 UPDATE {schema}.jobwire_jobs SET crashes = $2 WHERE id = $1;
@@ -902,3 +915,19 @@ SELECT * FROM {schema}.jobwire_deliveries WHERE job_id = $1 ORDER BY seq, url CO
 SELECT min(greatest(next_attempt_at, coalesce(lease_expires_at, 0)))
 FROM {schema}.jobwire_deliveries
 WHERE status = 'pending';
+
+-- name: insert_workflow
+INSERT INTO {schema}.jobwire_workflows (id, owner, state, steps, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: get_workflow
+SELECT * FROM {schema}.jobwire_workflows WHERE id = $1;
+
+-- name: open_workflows
+SELECT * FROM {schema}.jobwire_workflows WHERE state = 'running'
+ORDER BY created_at, id LIMIT $1;
+
+-- name: end_workflow
+UPDATE {schema}.jobwire_workflows SET state = $2, updated_at = $3
+WHERE id = $1 AND state = 'running'
+RETURNING *;

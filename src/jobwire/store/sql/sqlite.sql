@@ -113,6 +113,16 @@ CREATE TABLE IF NOT EXISTS schedules (
     last_job_id  TEXT,
     updated_at   REAL NOT NULL
 ) WITHOUT ROWID;
+-- Each workflow, its steps stored whole when it was submitted (version 7).
+CREATE TABLE IF NOT EXISTS workflows (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    steps      TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS workflows_open ON workflows (created_at, id) WHERE state = 'running';
 
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
@@ -376,3 +386,19 @@ WHERE finished_at IS NOT NULL
   AND (:after IS NULL OR finished_at >= :after)
   AND (:before IS NULL OR finished_at < :before)
 LIMIT 1000;
+
+-- name: insert_workflow
+INSERT INTO workflows (id, owner, state, steps, created_at, updated_at)
+VALUES (:id, :owner, :state, :steps, :created_at, :updated_at);
+
+-- name: get_workflow
+SELECT id, owner, state, steps, created_at, updated_at FROM workflows WHERE id = ?;
+
+-- name: open_workflows
+SELECT id, owner, state, steps, created_at, updated_at FROM workflows
+WHERE state = 'running' ORDER BY created_at, id LIMIT ?;
+
+-- name: end_workflow
+UPDATE workflows SET state = :state, updated_at = :now
+WHERE id = :id AND state = 'running'
+RETURNING id, owner, state, steps, created_at, updated_at;
