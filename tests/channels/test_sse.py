@@ -180,8 +180,9 @@ async def follow_with_reconnects(
     hint between attempts, stop at a 204. Returns how many streams were opened."""
     opened = 0
     retry = RETRY_MS / 1000
+    last_id = ""  # as EventSource: kept across connections, set only by a non-empty id
     while True:
-        headers = {"Last-Event-ID": received[-1].id} if received else {}
+        headers = {"Last-Event-ID": last_id} if last_id else {}
         try:
             async with aconnect_sse(client, "GET", path, headers=headers) as source:
                 if source.response.status_code == 204:
@@ -189,9 +190,13 @@ async def follow_with_reconnects(
                 assert source.response.status_code == 200
                 opened += 1
                 async for sse in source.aiter_sse():
-                    received.append(sse)
                     if sse.retry is not None:
                         retry = sse.retry / 1000
+                    if sse.id:
+                        last_id = sse.id
+                    if not sse.data:
+                        continue  # EventSource dispatches no event without data
+                    received.append(sse)
                     on_event(sse)
         except httpx.TransportError:
             pass  # the server went away: try again after the retry hint, as browsers do
