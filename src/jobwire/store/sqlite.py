@@ -66,11 +66,12 @@ from jobwire.store.base import (
 )
 from jobwire.store.insight import Timing
 from jobwire.store.wakebus import WakeBus, bus_directory
+from jobwire.throttle import Limit, combined, refusal
 
 log = logging.getLogger("jobwire.store.sqlite")
 
 # 2: webhook_deliveries; 3: job_stats, workers; 4: job names; 5: jobs.crashes
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 SQL = queries.load("sqlite.sql")
 T = TypeVar("T")
 
@@ -909,6 +910,7 @@ class SQLiteStore(Store):
                     if found < 5:
                         _add_missing_columns(conn)
                     # 6: the schedules table, which "schema" creates where it is missing.
+                    # 7: the rate_starts and permits tables, created by "schema" too.
                     conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
                 conn.execute("COMMIT")
             except BaseException:
@@ -1126,9 +1128,10 @@ class SQLiteStore(Store):
             job_id=job_id,
         )
 
-    async def release(self, job_id: str, token: str) -> Job:
+    async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)), job_id=job_id
+            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now, due_at)),
+            job_id=job_id,
         )
 
     async def mark_cancelled(
@@ -1470,6 +1473,45 @@ class SQLiteStore(Store):
 
         def op(tx: _Tx) -> None:
             tx.conn.execute(SQL["record_schedule_fire"], values)
+
+        await self._write(op)
+
+    async def acquire_permit(
+        self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
+    ) -> float | None:
+        def op(tx: _Tx) -> float | None:
+            conn, views = tx.conn, []
+            for limit in limits:
+                conn.execute(SQL["prune_starts"], (limit.key, now - limit.period))
+                conn.execute(SQL["prune_permits"], (limit.key, now))
+                starts = [r[0] for r in conn.execute(SQL["window_starts"], (limit.key,))]
+                others = [r[0] for r in conn.execute(SQL["other_permits"], (limit.key, holder))]
+                views.append(refusal(limit, starts, others, now))
+            retry_at = combined(views)
+            if retry_at is not None:
+                return retry_at
+            for limit in limits:
+                if limit.rate is not None:
+                    conn.execute(SQL["add_start"], (limit.key, now, holder))
+                if limit.concurrency is not None:
+                    conn.execute(SQL["hold_permit"], (limit.key, holder, expires_at))
+            return None
+
+        return await self._write(op)
+
+    async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
+        rows = [(expires_at, key, holder) for key, holder in held]
+
+        def op(tx: _Tx) -> None:
+            tx.conn.executemany(SQL["renew_permit"], rows)
+
+        await self._write(op)
+
+    async def release_permit(self, keys: Sequence[str], holder: str) -> None:
+        rows = [(key, holder) for key in keys]
+
+        def op(tx: _Tx) -> None:
+            tx.conn.executemany(SQL["release_permit"], rows)
 
         await self._write(op)
 
