@@ -35,7 +35,9 @@ class Limit:
     concurrency: int | None = None
 
 
-def parse_rate(where: str, rate: str | tuple[int, float] | None) -> tuple[int, float] | None:
+def parse_rate(
+    where: str, rate: str | tuple[int, float] | None, field: str = "rate"
+) -> tuple[int, float] | None:
     """``"10/s"``, ``"100/m"``, ``"5/2s"``, ``"1000/h"``, ``"1/d"`` or ``(10, 1.0)`` →
     (count, period seconds)."""
     if rate is None:
@@ -44,24 +46,25 @@ def parse_rate(where: str, rate: str | tuple[int, float] | None) -> tuple[int, f
         match = _RATE.match(rate)
         if match is None:
             raise JobDefinitionError(
-                f"{where}: rate must look like '10/s', '100/m', '5/2s' or (10, 1.0), got {rate!r}"
+                f"{where}: {field} must look like '10/s', '100/m', '5/2s' or (10, 1.0), "
+                f"got {rate!r}"
             )
         count, scale, unit = int(match[1]), match[2], match[3]
         period = (float(scale) if scale else 1.0) * _PERIODS[unit]
     elif isinstance(rate, tuple) and len(rate) == 2:
         count, period = rate  # type: ignore[assignment]
         if isinstance(count, bool) or not isinstance(count, int):
-            raise JobDefinitionError(f"{where}: rate count must be an integer, got {count!r}")
+            raise JobDefinitionError(f"{where}: {field} count must be an integer, got {count!r}")
         if isinstance(period, bool) or not isinstance(period, int | float):
-            raise JobDefinitionError(f"{where}: rate period must be seconds, got {period!r}")
+            raise JobDefinitionError(f"{where}: {field} period must be seconds, got {period!r}")
         period = float(period)
     else:
         raise JobDefinitionError(
-            f"{where}: rate must look like '10/s' or (10, 1.0), got {rate!r}"
+            f"{where}: {field} must look like '10/s' or (10, 1.0), got {rate!r}"
         )
     if count < 1 or period <= 0:
         raise JobDefinitionError(
-            f"{where}: rate needs at least 1 start in a period > 0 s, got {rate!r}"
+            f"{where}: {field} needs at least 1 start in a period > 0 s, got {rate!r}"
         )
     return count, period
 
@@ -76,9 +79,7 @@ def check_concurrency(where: str, concurrency: int | None) -> int | None:
     return concurrency
 
 
-def make_limit(
-    key: str, rate: tuple[int, float] | None, concurrency: int | None
-) -> Limit | None:
+def make_limit(key: str, rate: tuple[int, float] | None, concurrency: int | None) -> Limit | None:
     if rate is None and concurrency is None:
         return None
     count, period = rate if rate is not None else (None, 1.0)

@@ -674,9 +674,7 @@ class RedisStore(Store):
         return await self._change("fail", job_id, token, _encode(error), retry, charged)
 
     async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
-        return await self._change(
-            "release", job_id, token, "" if due_at is None else _time(due_at)
-        )
+        return await self._change("release", job_id, token, "" if due_at is None else _time(due_at))
 
     async def mark_cancelled(
         self, job_id: str, token: str, reason: str = CANCELLED_WHILE_RUNNING
