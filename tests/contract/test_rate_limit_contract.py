@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+import pytest
 
 from jobwire.model import EventType, State
 from jobwire.store.base import Store
@@ -13,6 +16,11 @@ from jobwire.throttle import CONCURRENCY_RECHECK_SECONDS, Limit
 from tests.contract.test_store_contract import claim_all, claim_one
 
 LEASE = 30.0
+
+
+def near(at: float) -> Any:
+    """A store dates a grant when it is made (a wait for its turn moves it on)."""
+    return pytest.approx(at, abs=0.5)
 
 
 async def take(store: Store, limits: list[Limit], holder: str, now: float) -> float | None:
@@ -27,9 +35,9 @@ async def test_concurrent_acquirers_get_no_more_starts_than_the_rate_in_one_wind
     answers = await asyncio.gather(*(take(store, [limit], f"h{i}", now) for i in range(20)))
     assert answers.count(None) == 5
     # Refused until the oldest start in the window leaves it.
-    assert {a for a in answers if a is not None} == {now + 10.0}
-    assert await take(store, [limit], "late", now + 9.9) == now + 10.0
-    later = await asyncio.gather(*(take(store, [limit], f"g{i}", now + 10.0) for i in range(20)))
+    assert all(a == near(now + 10.0) for a in answers if a is not None)
+    assert await take(store, [limit], "late", now + 9.5) == near(now + 10.0)
+    later = await asyncio.gather(*(take(store, [limit], f"g{i}", now + 11.0) for i in range(20)))
     assert later.count(None) == 5  # the next window grants the rate again
 
 
@@ -38,9 +46,9 @@ async def test_the_window_slides_start_by_start(store: Store) -> None:
     t = time.time()
     for i in range(3):
         assert await take(store, [limit], f"h{i}", t + i) is None
-    assert await take(store, [limit], "x", t + 5) == t + 10  # the start at t leaves at t + 10
-    assert await take(store, [limit], "y", t + 10) is None
-    assert await take(store, [limit], "z", t + 10.5) == t + 11
+    assert await take(store, [limit], "x", t + 5) == near(t + 10)  # the start at t leaves at t + 10
+    assert await take(store, [limit], "y", t + 10.2) is None
+    assert await take(store, [limit], "z", t + 10.6) == near(t + 11)
 
 
 async def test_concurrent_acquirers_never_hold_more_than_the_concurrency(store: Store) -> None:
@@ -50,7 +58,7 @@ async def test_concurrent_acquirers_never_hold_more_than_the_concurrency(store: 
     granted = [f"h{i}" for i, a in enumerate(answers) if a is None]
     assert len(granted) == 3
     assert all(
-        a is not None and now < a <= now + CONCURRENCY_RECHECK_SECONDS
+        a is not None and now < a <= now + CONCURRENCY_RECHECK_SECONDS + 0.5
         for a in answers
         if a is not None
     )
@@ -65,7 +73,8 @@ async def test_a_dead_holders_permit_expires_with_its_lease_unless_renewed(store
     limit = Limit("job:render", concurrency=1)
     now = time.time()
     assert await store.acquire_permit([limit], "dead", now + 5, now) is None
-    assert await take(store, [limit], "next", now + 1) == now + 1 + CONCURRENCY_RECHECK_SECONDS
+    refused = await take(store, [limit], "next", now + 1)
+    assert refused == near(now + 1 + CONCURRENCY_RECHECK_SECONDS)
     assert await take(store, [limit], "next", now + 5) is None  # the dead one's lease ran out
 
     assert await store.acquire_permit([limit], "alive", now + 15, now + 10) is not None
@@ -87,7 +96,7 @@ async def test_a_permit_is_taken_under_every_limit_or_none(store: Store) -> None
     # b's refusal counted no start: the window has room for b, then none.
     assert await take(store, [job, queue], "b", now + 2) is None
     await store.release_permit([queue.key], "b")
-    assert await take(store, [job, queue], "c", now + 3) == now + 60.0
+    assert await take(store, [job, queue], "c", now + 3) == near(now + 60.0)
 
 
 async def test_taking_again_for_a_holder_does_not_count_it_twice(store: Store) -> None:

@@ -71,6 +71,7 @@ import itertools
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
@@ -1761,11 +1762,13 @@ class PostgresStore(Store):
     async def acquire_permit(
         self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
     ) -> float | None:
-        sql = self._sql
+        sql, asked = self._sql, time.monotonic()
         try:
             async with self._require_pool().acquire() as conn, conn.transaction():
                 for key in sorted({limit.key for limit in limits}):
                     await conn.execute(sql["lock_permit"], f"jobwire-permit:{self.schema}:{key}")
+                # Dated when granted: a wait for another acquirer's turn moves it on.
+                now += time.monotonic() - asked
                 views = []
                 for limit in limits:
                     await conn.execute(sql["prune_starts"], limit.key, now - limit.period)

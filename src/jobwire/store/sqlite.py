@@ -1479,20 +1479,24 @@ class SQLiteStore(Store):
     async def acquire_permit(
         self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
     ) -> float | None:
+        asked = time.monotonic()
+
         def op(tx: _Tx) -> float | None:
+            # Dated when granted: a wait in the writer's queue moves it on.
+            at = now + (time.monotonic() - asked)
             conn, views = tx.conn, []
             for limit in limits:
-                conn.execute(SQL["prune_starts"], (limit.key, now - limit.period))
-                conn.execute(SQL["prune_permits"], (limit.key, now))
+                conn.execute(SQL["prune_starts"], (limit.key, at - limit.period))
+                conn.execute(SQL["prune_permits"], (limit.key, at))
                 starts = [r[0] for r in conn.execute(SQL["window_starts"], (limit.key,))]
                 others = [r[0] for r in conn.execute(SQL["other_permits"], (limit.key, holder))]
-                views.append(refusal(limit, starts, others, now))
+                views.append(refusal(limit, starts, others, at))
             retry_at = combined(views)
             if retry_at is not None:
                 return retry_at
             for limit in limits:
                 if limit.rate is not None:
-                    conn.execute(SQL["add_start"], (limit.key, now, holder))
+                    conn.execute(SQL["add_start"], (limit.key, at, holder))
                 if limit.concurrency is not None:
                     conn.execute(SQL["hold_permit"], (limit.key, holder, expires_at))
             return None

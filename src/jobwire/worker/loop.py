@@ -346,9 +346,26 @@ class Worker:
         }
         failure = next((a for a in answers if isinstance(a, BaseException)), None)
         claimed = [claim for claims in got.values() for claim in claims]
+        refused: list[tuple[Claim, float | None]] = []
         if not self._stopping.is_set():
-            claimed, refusal = await self._gate(claimed)
+            claimed, refused, refusal = await self._gate(claimed)
             failure = failure or refusal
+        try:
+            return await self._start_claimed(claimed, asked, got, wanted, failure)
+        finally:
+            # After the granted jobs started, so a permit's time is close to its start.
+            await asyncio.gather(*(self._hand_back(claim, due) for claim, due in refused))
+
+    async def _start_claimed(
+        self,
+        claimed: Sequence[Claim],
+        asked: float,
+        got: Mapping[Executor, Sequence[Claim]],
+        wanted: Mapping[Executor, int],
+        failure: BaseException | None,
+    ) -> tuple[bool, bool]:
+        """Run what the claim round got and may run; answers as ``_claim_round``."""
+        if self._stopping.is_set():
             # A stop came while the claim was in flight: what it took goes straight back,
             # so nothing is claimed by this worker after it was told to stop.
             await asyncio.gather(*(self._hand_back(claim) for claim in claimed))
@@ -404,23 +421,26 @@ class Worker:
         found = [spec.options.limit(claim.job.job), self.queue_limits.get(claim.job.queue)]
         return [limit for limit in found if limit is not None]
 
-    async def _gate(self, claimed: Sequence[Claim]) -> tuple[list[Claim], BaseException | None]:
-        """Take a permit for each claimed job under its limits; hand back the refused
-        ones (uncharged, due when a permit may be free) and hold their name or queue
-        back until then. Answers the jobs that may run, and an error from the store."""
+    async def _gate(
+        self, claimed: Sequence[Claim]
+    ) -> tuple[list[Claim], list[tuple[Claim, float | None]], BaseException | None]:
+        """Take a permit for each claimed job under its limits, and hold back the name
+        or queue of a refused one until the store says a permit may be free. Answers
+        the jobs that may run, those to hand back (uncharged) with when they are due,
+        and an error from the store."""
         outcomes = await asyncio.gather(
             *(self._acquire(claim) for claim in claimed), return_exceptions=True
         )
         runnable: list[Claim] = []
         failure: BaseException | None = None
-        backs = []
+        backs: list[tuple[Claim, float | None]] = []
         for claim, outcome in zip(claimed, outcomes, strict=True):
             if outcome is None:
                 runnable.append(claim)
                 continue
             if isinstance(outcome, BaseException):
                 failure = failure or outcome
-                backs.append(self._hand_back(claim))
+                backs.append((claim, None))
                 continue
             limits = self._limits_of(claim)
             # The job's own limit is the one to wait out when it has one; else its queue's.
@@ -428,9 +448,8 @@ class Worker:
             if not any(limit.key == key for limit in limits):
                 key = queue_key(claim.job.queue)
             self._blocked[key] = max(self._blocked.get(key, 0.0), outcome)
-            backs.append(self._hand_back(claim, outcome))
-        await asyncio.gather(*backs)
-        return runnable, failure
+            backs.append((claim, outcome))
+        return runnable, backs, failure
 
     async def _acquire(self, claim: Claim) -> float | None:
         limits = self._limits_of(claim)

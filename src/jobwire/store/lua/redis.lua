@@ -1043,11 +1043,15 @@ end
 return gone
 
 -- name: acquire_permit
--- ARGV: prefix, holder, expires_at, now, then per limit: key, rate ('' for none), period,
+-- ARGV: prefix, holder, expires_at, now (or the server's time, if later), then per limit: key, rate ('' for none), period,
 -- concurrency ('' for none). jobwire.throttle.refusal over a sorted set of starts (score:
 -- time) and one of holders (score: expiry) per key; all limits or none. Answers nil
 -- when granted, else the time worth asking again (text: Lua would round a number).
 local holder, expires_at, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Dated when granted (the server's clock, if later): a wait in the round trip or behind
+-- other scripts moves it on, as the SQL stores date theirs when they hold the lock.
+local clock = redis.call('TIME')
+now = math.max(now, tonumber(clock[1]) + tonumber(clock[2]) / 1000000)
 local limits, retry_at = {}, nil
 for i = 5, #ARGV, 4 do
   local limit = {
