@@ -16,6 +16,7 @@ from jobwire.store.base import Store
 
 RATE, PERIOD = 5, 1.0
 CONCURRENCY = 3
+LEASE = 2.0  # shorter than a `hold` job: its permit must be renewed with the lease
 START_DELAY = 0.2  # the most a job's start may trail its permit on this (loaded) host
 WORKERS = 4
 
@@ -24,6 +25,7 @@ registry.limit_queue("emails", concurrency=CONCURRENCY)
 
 STARTS: list[float] = []
 RUNNING = {"now": 0, "most": 0}
+HOLDING = {"now": 0, "most": 0}
 
 
 @registry.job(rate_limit=(RATE, PERIOD))
@@ -41,6 +43,17 @@ async def send(ctx: JobContext, n: int) -> int:
     finally:
         RUNNING["now"] -= 1
     return n
+
+
+@registry.job(concurrency=1)
+async def hold(ctx: JobContext, seconds: float) -> float:
+    HOLDING["now"] += 1
+    HOLDING["most"] = max(HOLDING["most"], HOLDING["now"])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        HOLDING["now"] -= 1
+    return seconds
 
 
 def _postgresql() -> tuple[Callable[[], Store], Callable[[], None]]:
@@ -64,12 +77,13 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[list[Jobwire]]:
     make, drop = {"postgresql": _postgresql, "redis": _redis}[request.param]()
     STARTS.clear()
     RUNNING.update(now=0, most=0)
+    HOLDING.update(now=0, most=0)
     apps = []
     for _ in range(WORKERS):
         app = Jobwire(
             store=make(),
             settings=Settings(
-                url="memory://", queues=("default", "emails"), poll_seconds=0.5, lease_seconds=10.0
+                url="memory://", queues=("default", "emails"), poll_seconds=0.5, lease_seconds=LEASE
             ),
         )
         app.registry = dict(registry.registry)
@@ -124,3 +138,12 @@ async def test_four_workers_never_run_more_of_a_limited_queue_at_once_than_its_c
     assert RUNNING["most"] == CONCURRENCY  # reached, never passed
     views = [await fleet[0].get(h.id) for h in handles]
     assert all(v is not None and v.attempts == 1 for v in views)  # refusals are not charged
+
+
+async def test_a_permit_held_longer_than_a_lease_is_renewed_with_it(fleet: list[Jobwire]) -> None:
+    seconds = LEASE * 1.5
+    handles = [await fleet[i].enqueue("hold", {"seconds": seconds}) for i in range(2)]
+    began = time.monotonic()
+    assert await asyncio.gather(*(h.result(timeout=60) for h in handles)) == [seconds] * 2
+    assert HOLDING["most"] == 1  # the second waited for the first, past the first's lease
+    assert time.monotonic() - began >= 2 * seconds - 0.1

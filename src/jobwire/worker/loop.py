@@ -609,7 +609,6 @@ class Worker:
         for job_id in tokens.keys() - reply.lost:
             if job_id in self._renewed:
                 self._renewed[job_id] = max(self._renewed[job_id], sent)
-        await self._renew_permits(sorted(tokens.keys() - reply.lost))
         for job_id in reply.lost:
             self._renewed.pop(job_id, None)
             attempt = self.attempts.get(job_id)
@@ -619,6 +618,8 @@ class Worker:
             attempt = self.attempts.get(job_id)
             if attempt is not None:
                 attempt.request_cancel()
+        # A permit lives as long as its job's lease: renewed with it, after what stops.
+        await self._renew_permits(sorted(tokens.keys() - reply.lost))
 
     def _stop_expired(self, now: float) -> None:
         """Stop the attempts whose lease no answered heartbeat has renewed in time."""
