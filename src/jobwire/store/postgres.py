@@ -1767,8 +1767,11 @@ class PostgresStore(Store):
             async with self._require_pool().acquire() as conn, conn.transaction():
                 for key in sorted({limit.key for limit in limits}):
                     await conn.execute(sql["lock_permit"], f"jobwire-permit:{self.schema}:{key}")
-                # Dated when granted: a wait for another acquirer's turn moves it on.
-                now += time.monotonic() - asked
+                # Dated when granted: a wait for another acquirer's turn moves it (and
+                # the expiry it asks for) on, so a long wait cannot expire other holders
+                # early against a permit that would then outlive its lease.
+                waited = time.monotonic() - asked
+                now, expires_at = now + waited, expires_at + waited
                 views = []
                 for limit in limits:
                     await conn.execute(sql["prune_starts"], limit.key, now - limit.period)

@@ -1482,8 +1482,9 @@ class SQLiteStore(Store):
         asked = time.monotonic()
 
         def op(tx: _Tx) -> float | None:
-            # Dated when granted: a wait in the writer's queue moves it on.
-            at = now + (time.monotonic() - asked)
+            # Dated when granted: a wait in the writer's queue moves it (and its expiry) on.
+            waited = time.monotonic() - asked
+            at, until = now + waited, expires_at + waited
             conn, views = tx.conn, []
             for limit in limits:
                 conn.execute(SQL["prune_starts"], (limit.key, at - limit.period))
@@ -1498,7 +1499,7 @@ class SQLiteStore(Store):
                 if limit.rate is not None:
                     conn.execute(SQL["add_start"], (limit.key, at, holder))
                 if limit.concurrency is not None:
-                    conn.execute(SQL["hold_permit"], (limit.key, holder, expires_at))
+                    conn.execute(SQL["hold_permit"], (limit.key, holder, until))
             return None
 
         return await self._write(op)

@@ -1051,7 +1051,8 @@ local holder, expires_at, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 -- Dated when granted (the server's clock, if later): a wait in the round trip or behind
 -- other scripts moves it on, as the SQL stores date theirs when they hold the lock.
 local clock = redis.call('TIME')
-now = math.max(now, tonumber(clock[1]) + tonumber(clock[2]) / 1000000)
+local dated = math.max(now, tonumber(clock[1]) + tonumber(clock[2]) / 1000000)
+expires_at, now = expires_at + (dated - now), dated
 local limits, retry_at = {}, nil
 for i = 5, #ARGV, 4 do
   local limit = {
