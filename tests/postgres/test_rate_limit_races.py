@@ -15,7 +15,7 @@ STORES, ASKS = 4, 15
 async def test_four_stores_asking_at_once_never_pass_the_rate_or_the_concurrency(
     pg_url: str,
 ) -> None:
-    stores = [PostgresStore.from_url(pg_url) for _ in range(STORES)]
+    stores = [PostgresStore.from_url(pg_url, max_size=4) for _ in range(STORES)]
     await asyncio.gather(*(store.open() for store in stores))
     rate = Limit("job:send", rate=7, period=60.0)
     running = Limit("queue:emails", concurrency=3)

@@ -61,7 +61,11 @@ def _postgresql() -> tuple[Callable[[], Store], Callable[[], None]]:
     from tests.postgres.server import drop_schema, new_schema, server_url
 
     url, schema = server_url(), new_schema()
-    return lambda: PostgresStore(url, schema=schema), lambda: asyncio.run(drop_schema(schema))
+    # A few connections each: the server is shared with other test runs.
+    return (
+        lambda: PostgresStore(url, schema=schema, max_size=3),
+        lambda: asyncio.run(drop_schema(schema)),
+    )
 
 
 def _redis() -> tuple[Callable[[], Store], Callable[[], None]]:
