@@ -435,8 +435,9 @@ class Store(abc.ABC):
         ``holder`` running under each concurrency limit until ``expires_at`` unless
         renewed or released), else the earliest time worth asking again
         (:func:`jobwire.throttle.refusal`) and nothing is taken. Taking again for a
-        holder already running under a key does not count it twice.
-        Raises ``StoreUnavailable``."""
+        holder already running under a key does not count it twice. The grant is dated
+        ``now`` moved on by any wait for its turn (Redis: the server's clock if later),
+        and ``expires_at`` with it. Raises ``StoreUnavailable``."""
 
     @abc.abstractmethod
     async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
