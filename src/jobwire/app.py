@@ -54,6 +54,7 @@ from jobwire.services.workflows import WorkflowService, cancel_steps, read_statu
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
 from jobwire.store.base import NewJob, Store, WorkflowRecord, WorkflowState, no_live_worker
+from jobwire.throttle import Limit, check_concurrency, make_limit, parse_rate, queue_key
 from jobwire.webhooks.options import check_webhook
 from jobwire.worker.loop import Worker
 from jobwire.workflows import (
@@ -147,6 +148,7 @@ class Jobwire:
         self.auth = auth
         self.registry: dict[str, JobSpec[Any, Any]] = {}
         self.schedules: dict[str, Schedule] = {}
+        self.queue_limits: dict[str, Limit] = {}
         self._store = store
         self._hub: Hub | None = None
         self._opened = 0
@@ -177,7 +179,29 @@ class Jobwire:
         other = Jobwire(settings=settings, auth=self.auth)
         other.registry = dict(self.registry)
         other.schedules = dict(self.schedules)
+        other.queue_limits = dict(self.queue_limits)
         return other
+
+    def limit_queue(
+        self,
+        queue: str,
+        *,
+        rate: str | tuple[int, float] | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Limit every job run from ``queue``, across every worker on every host: at
+        most ``rate`` starts (``"100/m"``, ``"10/s"``, ``(10, 1.0)``) in any such period,
+        and at most ``concurrency`` running at once. Adds to each job's own limits.
+        Raises JobDefinitionError for a bad rate or concurrency, or neither given."""
+        where = f"queue {queue!r}"
+        if not queue or not isinstance(queue, str):
+            raise JobDefinitionError(f"queue must be a non-empty string, got {queue!r}")
+        limit = make_limit(
+            queue_key(queue), parse_rate(where, rate), check_concurrency(where, concurrency)
+        )
+        if limit is None:
+            raise JobDefinitionError(f"{where}: limit_queue needs rate= or concurrency=")
+        self.queue_limits[queue] = limit
 
     # -- registering jobs ----------------------------------------------------------------
 
@@ -203,6 +227,8 @@ class Jobwire:
         fail_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         soft_timeout: float | None = None,
         expires: float | None = None,
+        rate_limit: str | tuple[int, float] | None = None,
+        concurrency: int | None = None,
     ) -> Callable[[Callable[..., Any]], JobSpec[Any, Any]]: ...
 
     def job(
@@ -223,6 +249,8 @@ class Jobwire:
         fail_on: type[BaseException] | tuple[type[BaseException], ...] = (),
         soft_timeout: float | None = None,
         expires: float | None = None,
+        rate_limit: str | tuple[int, float] | None = None,
+        concurrency: int | None = None,
     ) -> JobSpec[Any, Any] | Callable[[Callable[..., Any]], JobSpec[Any, Any]]:
         """Register a function as a job, bare (``@jobs.job``) or with options.
 
@@ -236,6 +264,8 @@ class Jobwire:
         ``timeout``) raises SoftTimeLimit inside an async job and sets ``ctx.cancelled``
         for a thread or process job. ``expires`` (seconds after submit): a job not
         started by then ends cancelled with reason ``expired`` and never runs.
+        ``rate_limit`` (``"10/s"``, ``"100/m"`` or ``(10, 1.0)``) and ``concurrency``
+        (running at once) hold across every worker on every host, through the store.
         """
 
         def register(function: Callable[..., Any]) -> JobSpec[Any, Any]:
@@ -255,6 +285,8 @@ class Jobwire:
                 fail_on=fail_on,
                 soft_timeout=soft_timeout,
                 expires=expires,
+                rate_limit=rate_limit,
+                concurrency=concurrency,
             )
             job_name = name or function.__name__
             if job_name in self.registry:
@@ -603,7 +635,14 @@ class Jobwire:
         self.outbox = None
 
     async def start_worker(self, queues: Sequence[str] | None = None) -> Worker:
-        worker = Worker(self.registry, self.store, self.hub, self.settings, queues=queues)
+        worker = Worker(
+            self.registry,
+            self.store,
+            self.hub,
+            self.settings,
+            queues=queues,
+            queue_limits=self.queue_limits,
+        )
         await worker.start()
         self.worker = worker
         return worker

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 from jobwire.context import JobContext
 from jobwire.errors import InvalidArguments, JobDefinitionError, ResultInvalid
 from jobwire.retry import Backoff
+from jobwire.throttle import Limit, check_concurrency, job_key, make_limit, parse_rate
 from jobwire.workflows import Signature
 
 if TYPE_CHECKING:
@@ -62,6 +63,12 @@ class JobOptions:
     fail_on: ExceptionTypes = ()  # these fail the job at once; they win over retry_on
     soft_timeout: float | None = None
     expires: float | None = None  # seconds after submit after which it must not start
+    rate_limit: tuple[int, float] | None = None  # (starts, per seconds), every worker together
+    concurrency: int | None = None  # running at once, every worker together
+
+    def limit(self, name: str) -> Limit | None:
+        """The job name's rate limit, held through the store (None: unlimited)."""
+        return make_limit(job_key(name), self.rate_limit, self.concurrency)
 
     @property
     def max_attempts(self) -> int:
@@ -338,6 +345,8 @@ def build_options(
     fail_on: type[BaseException] | ExceptionTypes = (),
     soft_timeout: float | None = None,
     expires: float | None = None,
+    rate_limit: str | tuple[int, float] | None = None,
+    concurrency: int | None = None,
 ) -> JobOptions:
     where = f"job {getattr(fn, '__qualname__', fn)!r}"
     if executor is None:
@@ -390,6 +399,8 @@ def build_options(
         retry_on=retry_types,
         fail_on=fail_types,
         soft_timeout=None if soft_timeout is None else float(soft_timeout),
+        rate_limit=parse_rate(where, rate_limit, "rate_limit"),
+        concurrency=check_concurrency(where, concurrency),
         expires=None if expires is None else float(expires),
     )
 

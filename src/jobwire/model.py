@@ -431,8 +431,9 @@ def _failed_attempt(
     )
 
 
-def release(job: Job, token: str, now: float) -> Change:
-    """Graceful shutdown hands the job back at once; the attempt is not charged."""
+def release(job: Job, token: str, now: float, due_at: float | None = None) -> Change:
+    """Graceful shutdown hands the job back at once, a rate limit's refusal at
+    ``due_at``; the attempt is not charged."""
     _require_claim(job, token, "release it")
     if job.cancel_requested:
         return cancelled(job, token, now, reason="cancel requested; released at shutdown")
@@ -442,7 +443,7 @@ def release(job: Job, token: str, now: float) -> Change:
         EventDraft(EventType.QUEUED, {"released": True, "worker": job.worker_id}),
         state=State.QUEUED,
         attempts=max(0, job.attempts - 1),
-        scheduled_at=now,
+        scheduled_at=now if due_at is None else max(now, due_at),
         **_RELEASED,
     )
 

@@ -52,6 +52,17 @@ async def slow_once(ctx: JobContext, seconds: float) -> str:
     return "resumed" if resumed else "finished"
 
 
+@jobs.job(concurrency=1)
+async def solo(ctx: JobContext, seconds: float) -> str:
+    """At most one runs at once, over every worker; long the first time, quick resumed."""
+    resumed = has_run_before(ctx.job_id)
+    record("start", ctx)
+    ctx.output({"started": os.getpid(), "resumed": resumed})
+    await asyncio.sleep(0.1 if resumed else seconds)
+    record("end", ctx)
+    return "solo"
+
+
 @jobs.job(executor="process")
 def crunch_once(ctx: JobContext, seconds: float) -> str:
     """``slow_once`` in a job process."""

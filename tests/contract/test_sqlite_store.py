@@ -17,6 +17,7 @@ from jobwire.ids import new_job_id
 from jobwire.model import EventDraft, EventType, State
 from jobwire.store.base import NewJob, Notice, NoticeKind
 from jobwire.store.sqlite import SQLiteStore
+from jobwire.throttle import Limit
 
 
 def new(**fields: Any) -> NewJob:
@@ -290,6 +291,31 @@ async def test_a_file_of_version_5_gets_the_schedules_table_and_keeps_its_jobs(
         await reopened.ping()
         states = await reopened.track_schedules(["nightly"], 7.0)
         assert (states["nightly"].since, states["nightly"].paused) == (7.0, False)
+        assert await reopened.get(enqueued.job.id) == enqueued.job
+    finally:
+        await reopened.close()
+
+
+async def test_a_file_of_version_6_gets_the_rate_limit_tables_and_keeps_its_jobs(
+    path: Path,
+) -> None:
+    store = SQLiteStore(path)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    with sqlite3.connect(path) as conn:  # as version 6 left it: no rate limit tables
+        conn.execute("DROP TABLE rate_starts")
+        conn.execute("DROP TABLE permits")
+        conn.execute("UPDATE jobwire_meta SET value = '6' WHERE key = 'schema_version'")
+
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        limit = Limit("job:crunch", rate=1, period=60.0, concurrency=1)
+        assert await reopened.acquire_permit([limit], "h", 100.0, 10.0) is None
+        refused = await reopened.acquire_permit([limit], "g", 100.0, 11.0)
+        assert refused == pytest.approx(70.0, abs=0.5)
         assert await reopened.get(enqueued.job.id) == enqueued.job
     finally:
         await reopened.close()

@@ -100,6 +100,7 @@ EMPTY_TABLES = (
     "DELETE FROM {s}.jobwire_stats; DELETE FROM {s}.jobwire_workers; "
     "DELETE FROM {s}.jobwire_stats_pending; DELETE FROM {s}.jobwire_job_names; "
     "DELETE FROM {s}.jobwire_schedules; DELETE FROM {s}.jobwire_workflows;"
+    "DELETE FROM {s}.jobwire_rate_starts; DELETE FROM {s}.jobwire_permits;"
 )
 
 

@@ -13,6 +13,7 @@ from jobwire.model import EventType, State
 from jobwire.settings import Settings
 from jobwire.store import store_from_url
 from jobwire.store.postgres import SCHEMA_VERSION, PostgresStore
+from jobwire.throttle import Limit
 from tests.postgres.server import server_url
 from tests.support.stores import new
 
@@ -44,6 +45,7 @@ async def test_several_stores_opening_a_new_schema_at_once_all_open_it(
         "jobwire_meta", "jobwire_jobs", "jobwire_events", "jobwire_idempotency",
         "jobwire_deliveries", "jobwire_stats", "jobwire_stats_pending", "jobwire_workers",
         "jobwire_job_names", "jobwire_schedules", "jobwire_workflows",
+        "jobwire_rate_starts", "jobwire_permits",
     }  # fmt: skip
 
 
@@ -194,6 +196,30 @@ async def test_a_schema_of_version_5_gets_the_schedules_table_and_keeps_its_jobs
         await reopened.ping()
         states = await reopened.track_schedules(["nightly"], 7.0)
         assert (states["nightly"].since, states["nightly"].paused) == (7.0, False)
+        assert await reopened.get(enqueued.job.id) == enqueued.job
+    finally:
+        await reopened.close()
+
+
+async def test_a_schema_of_version_6_gets_the_rate_limit_tables_and_keeps_its_jobs(
+    pg_url: str, schema: str
+) -> None:
+    store = PostgresStore.from_url(pg_url)
+    await store.open()
+    [enqueued] = await store.enqueue([new()])
+    await store.close()
+    await sql(f'DROP TABLE "{schema}".jobwire_rate_starts')
+    await sql(f'DROP TABLE "{schema}".jobwire_permits')
+    await sql(f"UPDATE \"{schema}\".jobwire_meta SET value = '6' WHERE key = 'schema_version'")
+
+    reopened = PostgresStore.from_url(pg_url)
+    await reopened.open()
+    try:
+        await reopened.ping()
+        limit = Limit("job:crunch", rate=1, period=60.0, concurrency=1)
+        assert await reopened.acquire_permit([limit], "h", 100.0, 10.0) is None
+        refused = await reopened.acquire_permit([limit], "g", 100.0, 11.0)
+        assert refused == pytest.approx(70.0, abs=0.5)
         assert await reopened.get(enqueued.job.id) == enqueued.job
     finally:
         await reopened.close()

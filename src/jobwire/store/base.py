@@ -47,6 +47,7 @@ from jobwire.store.insight import (
     retry_key,
 )
 from jobwire.store.stats import JobStats, StatRow, build, counts_by_queue, webhook_totals
+from jobwire.throttle import Limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,8 +468,37 @@ class Store(abc.ABC):
         one) and the job is queued at ``retry_at`` whatever attempts remain."""
 
     @abc.abstractmethod
-    async def release(self, job_id: str, token: str) -> Job:
-        """running → queued now, the attempt not charged (graceful shutdown); fenced."""
+    async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
+        """running → queued, due at ``due_at`` (default now), the attempt not charged
+        (graceful shutdown; a rate limit's refusal); fenced: ``StaleClaim``,
+        ``JobNotFound``."""
+
+    # -- rate limits (see jobwire.throttle) -------------------------------------------------
+
+    @abc.abstractmethod
+    async def acquire_permit(
+        self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
+    ) -> float | None:
+        """Take a permit under every limit at once, all or none, atomically across every
+        client of the store: None when granted (one start counted in each rate window;
+        ``holder`` running under each concurrency limit until ``expires_at`` unless
+        renewed or released), else the earliest time worth asking again
+        (:func:`jobwire.throttle.refusal`) and nothing is taken. Taking again for a
+        holder already running under a key does not count it twice. The grant is dated
+        ``now`` moved on by any wait for its turn (Redis: the server's clock if later),
+        and ``expires_at`` with it. Raises ``StoreUnavailable``."""
+
+    @abc.abstractmethod
+    async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
+        """Move the expiry of each (key, holder) permit still held to ``expires_at`` (the
+        worker's heartbeat, so a permit lives as long as its lease); a permit already
+        gone stays gone. Raises ``StoreUnavailable``."""
+
+    @abc.abstractmethod
+    async def release_permit(self, keys: Sequence[str], holder: str) -> None:
+        """Give back ``holder``'s running permit under each key (its starts stay counted
+        in their windows); releasing one not held is no error. Raises
+        ``StoreUnavailable``."""
 
     @abc.abstractmethod
     async def mark_cancelled(

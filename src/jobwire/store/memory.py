@@ -56,6 +56,7 @@ from jobwire.store.base import (
     webhook_deliveries,
 )
 from jobwire.store.insight import Timing
+from jobwire.throttle import Limit, combined, refusal
 
 T = TypeVar("T")
 
@@ -151,6 +152,10 @@ class MemoryStore(Store):
         self._names: dict[str, float] = {}  # job name → when last registered
         self._schedules: dict[str, ScheduleState] = {}
         self._workflows: dict[str, WorkflowRecord] = {}
+        # Rate limits: per key, the times of the starts granted (oldest first) and the
+        # running holders with their expiry.
+        self._starts: dict[str, list[float]] = {}
+        self._holders: dict[str, dict[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._jobs)} jobs)"
@@ -317,8 +322,10 @@ class MemoryStore(Store):
             lambda tx: tx.apply(model.fail(tx.load(job_id), token, error, tx.now, retry_at, charge))
         )
 
-    async def release(self, job_id: str, token: str) -> Job:
-        return await self._write(lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)))
+    async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
+        return await self._write(
+            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now, due_at))
+        )
 
     async def mark_cancelled(
         self, job_id: str, token: str, reason: str = model.CANCELLED_WHILE_RUNNING
@@ -662,6 +669,47 @@ class MemoryStore(Store):
         def op() -> None:
             state = self._schedules.get(name) or ScheduleState(name, since=fire_at)
             self._schedules[name] = state.fired(fire_at, job_id, now)
+
+        await self._read(op)
+
+    async def acquire_permit(
+        self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
+    ) -> float | None:
+        def op() -> float | None:
+            views = []
+            for limit in limits:
+                starts = [t for t in self._starts.get(limit.key, []) if t > now - limit.period]
+                self._starts[limit.key] = starts
+                held = self._holders.setdefault(limit.key, {})
+                for name in [h for h, until in held.items() if until <= now]:
+                    del held[name]
+                others = [until for h, until in held.items() if h != holder]
+                views.append(refusal(limit, starts, others, now))
+            retry_at = combined(views)
+            if retry_at is not None:
+                return retry_at
+            for limit in limits:
+                if limit.rate is not None:
+                    self._starts[limit.key].append(now)
+                if limit.concurrency is not None:
+                    self._holders[limit.key][holder] = expires_at
+            return None
+
+        return await self._read(op)
+
+    async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
+        def op() -> None:
+            for key, holder in held:
+                holders = self._holders.get(key, {})
+                if holder in holders:
+                    holders[holder] = expires_at
+
+        await self._read(op)
+
+    async def release_permit(self, keys: Sequence[str], holder: str) -> None:
+        def op() -> None:
+            for key in keys:
+                self._holders.get(key, {}).pop(holder, None)
 
         await self._read(op)
 

@@ -71,6 +71,7 @@ import itertools
 import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
@@ -116,6 +117,7 @@ from jobwire.store.base import (
     webhook_target,
 )
 from jobwire.store.insight import Timing
+from jobwire.throttle import Limit, combined, refusal
 
 try:
     import asyncpg
@@ -129,7 +131,8 @@ log = logging.getLogger("jobwire.store.postgres")
 
 _STAT_SHARDS = 8  # rows per counter: concurrent transactions seldom share one
 # 2: jobwire_stats, jobwire_workers; 3: jobwire_insert_jobs, jobwire_claim; 4: job names;
-# 5: jobwire_jobs.crashes; 6: jobwire_schedules; 7: jobwire_workflows
+# 5: jobwire_jobs.crashes; 6: jobwire_schedules; 7: jobwire_workflows and the rate limits'
+# jobwire_rate_starts and jobwire_permits
 SCHEMA_VERSION = 7
 SQL = queries.load("postgres.sql")
 T = TypeVar("T")
@@ -1459,8 +1462,10 @@ class PostgresStore(Store):
             job_id, lambda job, now: model.fail(job, token, error, now, retry_at, charge)
         )
 
-    async def release(self, job_id: str, token: str) -> Job:
-        return await self._transition(job_id, lambda job, now: model.release(job, token, now))
+    async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
+        return await self._transition(
+            job_id, lambda job, now: model.release(job, token, now, due_at)
+        )
 
     async def mark_cancelled(
         self, job_id: str, token: str, reason: str = model.CANCELLED_WHILE_RUNNING
@@ -1756,6 +1761,56 @@ class PostgresStore(Store):
         self, name: str, fire_at: float, job_id: str, now: float
     ) -> None:
         await self._execute("record_schedule_fire", name, fire_at, job_id, now)
+
+    async def acquire_permit(
+        self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
+    ) -> float | None:
+        sql, asked = self._sql, time.monotonic()
+        try:
+            async with self._require_pool().acquire() as conn, conn.transaction():
+                for key in sorted({limit.key for limit in limits}):
+                    await conn.execute(sql["lock_permit"], f"jobwire-permit:{self.schema}:{key}")
+                # Dated when granted: a wait for another acquirer's turn moves it (and
+                # the expiry it asks for) on, so a long wait cannot expire other holders
+                # early against a permit that would then outlive its lease.
+                waited = time.monotonic() - asked
+                now, expires_at = now + waited, expires_at + waited
+                views = []
+                for limit in limits:
+                    await conn.execute(sql["prune_starts"], limit.key, now - limit.period)
+                    await conn.execute(sql["prune_permits"], limit.key, now)
+                    starts = [r[0] for r in await conn.fetch(sql["window_starts"], limit.key)]
+                    others = [
+                        r[0] for r in await conn.fetch(sql["other_permits"], limit.key, holder)
+                    ]
+                    views.append(refusal(limit, starts, others, now))
+                retry_at = combined(views)
+                if retry_at is not None:
+                    return retry_at
+                for limit in limits:
+                    if limit.rate is not None:
+                        await conn.execute(sql["add_start"], limit.key, now, holder)
+                    if limit.concurrency is not None:
+                        await conn.execute(sql["hold_permit"], limit.key, holder, expires_at)
+                return None
+        except _REFUSED as exc:
+            raise _unavailable(exc, "a write") from exc
+
+    async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
+        try:
+            await self._require_pool().executemany(
+                self._sql["renew_permit"], [(expires_at, key, holder) for key, holder in held]
+            )
+        except _REFUSED as exc:
+            raise _unavailable(exc, "a write") from exc
+
+    async def release_permit(self, keys: Sequence[str], holder: str) -> None:
+        try:
+            await self._require_pool().executemany(
+                self._sql["release_permit"], [(key, holder) for key in keys]
+            )
+        except _REFUSED as exc:
+            raise _unavailable(exc, "a write") from exc
 
     async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
         row = await self._fetchrow("set_schedule_paused", name, paused, now)

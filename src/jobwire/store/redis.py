@@ -185,6 +185,7 @@ from jobwire.store.base import (
     webhook_target,
 )
 from jobwire.store.insight import Timing
+from jobwire.throttle import Limit
 
 log = logging.getLogger("jobwire.store.redis")
 
@@ -678,8 +679,8 @@ class RedisStore(Store):
         charged = "1" if charge else "0"
         return await self._change("fail", job_id, token, _encode(error), retry, charged)
 
-    async def release(self, job_id: str, token: str) -> Job:
-        return await self._change("release", job_id, token)
+    async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
+        return await self._change("release", job_id, token, "" if due_at is None else _time(due_at))
 
     async def mark_cancelled(
         self, job_id: str, token: str, reason: str = CANCELLED_WHILE_RUNNING
@@ -1050,6 +1051,30 @@ class RedisStore(Store):
         self, name: str, fire_at: float, job_id: str, now: float
     ) -> None:
         await self._run("record_schedule_fire", name, _time(fire_at), job_id, _time(now))
+
+    async def acquire_permit(
+        self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
+    ) -> float | None:
+        args: list[str] = [holder, _time(expires_at), _time(now)]
+        for limit in limits:
+            args += [
+                limit.key,
+                "" if limit.rate is None else str(limit.rate),
+                _time(limit.period),
+                "" if limit.concurrency is None else str(limit.concurrency),
+            ]
+        retry_at = await self._run("acquire_permit", *args)
+        return None if retry_at is None else float(retry_at)
+
+    async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
+        if held:
+            await self._run(
+                "renew_permits", _time(expires_at), *(part for pair in held for part in pair)
+            )
+
+    async def release_permit(self, keys: Sequence[str], holder: str) -> None:
+        if keys:
+            await self._run("release_permit", holder, *keys)
 
     async def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
         flat = await self._run("set_schedule_paused", name, "1" if paused else "0", _time(now))

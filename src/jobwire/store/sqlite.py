@@ -68,6 +68,7 @@ from jobwire.store.base import (
 )
 from jobwire.store.insight import Timing
 from jobwire.store.wakebus import WakeBus, bus_directory
+from jobwire.throttle import Limit, combined, refusal
 
 log = logging.getLogger("jobwire.store.sqlite")
 
@@ -910,8 +911,8 @@ class SQLiteStore(Store):
                         _migrate_4(conn)
                     if found < 5:
                         _add_missing_columns(conn)
-                    # 6: the schedules table, 7: the workflows table, which "schema"
-                    # creates where they are missing.
+                    # 6: the schedules table; 7: the workflows table and the rate limits'
+                    # rate_starts and permits, which "schema" creates where missing.
                     conn.execute(SQL["set_meta"], ("schema_version", SCHEMA_VERSION))
                 conn.execute("COMMIT")
             except BaseException:
@@ -1129,9 +1130,10 @@ class SQLiteStore(Store):
             job_id=job_id,
         )
 
-    async def release(self, job_id: str, token: str) -> Job:
+    async def release(self, job_id: str, token: str, due_at: float | None = None) -> Job:
         return await self._write(
-            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now)), job_id=job_id
+            lambda tx: tx.apply(model.release(tx.load(job_id), token, tx.now, due_at)),
+            job_id=job_id,
         )
 
     async def mark_cancelled(
@@ -1473,6 +1475,50 @@ class SQLiteStore(Store):
 
         def op(tx: _Tx) -> None:
             tx.conn.execute(SQL["record_schedule_fire"], values)
+
+        await self._write(op)
+
+    async def acquire_permit(
+        self, limits: Sequence[Limit], holder: str, expires_at: float, now: float
+    ) -> float | None:
+        asked = time.monotonic()
+
+        def op(tx: _Tx) -> float | None:
+            # Dated when granted: a wait in the writer's queue moves it (and its expiry) on.
+            waited = time.monotonic() - asked
+            at, until = now + waited, expires_at + waited
+            conn, views = tx.conn, []
+            for limit in limits:
+                conn.execute(SQL["prune_starts"], (limit.key, at - limit.period))
+                conn.execute(SQL["prune_permits"], (limit.key, at))
+                starts = [r[0] for r in conn.execute(SQL["window_starts"], (limit.key,))]
+                others = [r[0] for r in conn.execute(SQL["other_permits"], (limit.key, holder))]
+                views.append(refusal(limit, starts, others, at))
+            retry_at = combined(views)
+            if retry_at is not None:
+                return retry_at
+            for limit in limits:
+                if limit.rate is not None:
+                    conn.execute(SQL["add_start"], (limit.key, at, holder))
+                if limit.concurrency is not None:
+                    conn.execute(SQL["hold_permit"], (limit.key, holder, until))
+            return None
+
+        return await self._write(op)
+
+    async def renew_permits(self, held: Sequence[tuple[str, str]], expires_at: float) -> None:
+        rows = [(expires_at, key, holder) for key, holder in held]
+
+        def op(tx: _Tx) -> None:
+            tx.conn.executemany(SQL["renew_permit"], rows)
+
+        await self._write(op)
+
+    async def release_permit(self, keys: Sequence[str], holder: str) -> None:
+        rows = [(key, holder) for key in keys]
+
+        def op(tx: _Tx) -> None:
+            tx.conn.executemany(SQL["release_permit"], rows)
 
         await self._write(op)
 

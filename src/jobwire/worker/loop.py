@@ -23,6 +23,14 @@ A job that would spend its crash budget at its next lost lease (see
 :func:`jobwire.model.runs_alone`) runs alone: a claim that brings one hands the rest back
 (uncharged), and the worker claims nothing more until it runs nothing, so that if the
 process dies again, the job that killed it is the only one charged.
+
+Rate limits (a job's ``rate_limit``/``concurrency``, a queue's ``limit_queue``) are a
+gate between claim and run, held through the store (:mod:`jobwire.throttle`): each
+claimed job takes a permit under its limits before it runs. A refused job goes back to
+``queued`` uncharged, due when the store says a permit may be free, and this worker
+claims nothing of that name (or queue) before then, so a limited name does not spin. The
+permit is given back when the attempt ends, renewed with the lease, and expires with the
+lease when its worker dies.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from jobwire.model import runs_alone
 from jobwire.outage import STORE_BACKOFF, Outage
 from jobwire.settings import Settings
 from jobwire.store.base import Claim, Doorbell, Store, WorkerInfo
+from jobwire.throttle import Limit, job_key, queue_key
 from jobwire.worker.attempt import Attempt, StopReason
 from jobwire.worker.executors import AsyncExecutor, ProcessExecutor, ThreadExecutor
 from jobwire.worker.executors import Executor as ExecutorImpl
@@ -81,6 +90,7 @@ class Worker:
         *,
         queues: Sequence[str] | None = None,
         worker_id: str | None = None,
+        queue_limits: Mapping[str, Limit] | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -108,6 +118,11 @@ class Worker:
         self._started_at: float | None = None
         # A job that must run alone was claimed: claim nothing until nothing runs here.
         self._alone = False
+        self.queue_limits = dict(queue_limits or {})
+        # Rate limits: limit keys (job:NAME, queue:NAME) not to claim before a time
+        # (epoch), and the concurrency keys each running job holds a permit under.
+        self._blocked: dict[str, float] = {}
+        self._permits: dict[str, list[str]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -212,7 +227,24 @@ class Worker:
         return min(executor.size - self._running_by_kind[kind], executor.available())
 
     def _names(self, kind: Executor) -> list[str]:
-        return [n for n, s in self.registry.items() if s.options.executor == kind]
+        """The job names of ``kind`` this worker may claim now (not held back by a
+        rate limit that refused one of them)."""
+        now = time.time()
+        return [
+            n
+            for n, s in self.registry.items()
+            if s.options.executor == kind and self._blocked.get(job_key(n), 0.0) <= now
+        ]
+
+    def _queues(self) -> list[str]:
+        now = time.time()
+        return [q for q in self.queues if self._blocked.get(queue_key(q), 0.0) <= now]
+
+    def _next_unblock(self) -> float | None:
+        now = time.time()
+        for key in [k for k, until in self._blocked.items() if until <= now]:
+            del self._blocked[key]
+        return min(self._blocked.values(), default=None)
 
     async def _claim_loop(self) -> None:
         doorbell = self._doorbell = self.store.doorbell(self.id)
@@ -298,12 +330,13 @@ class Worker:
         kinds = [k for k, free in wanted.items() if free > 0]
         if not kinds:
             return True, False
+        queues = self._queues()
+        names = {k: self._names(k) for k in kinds}
+        kinds = [k for k in kinds if names[k] and queues]  # the rest held back by limits
         asked = time.monotonic()  # a lease granted by this claim runs from no earlier
         answers = await asyncio.gather(
             *(
-                self.store.claim(
-                    self.id, self.queues, self._names(k), wanted[k], self.settings.lease_seconds
-                )
+                self.store.claim(self.id, queues, names[k], wanted[k], self.settings.lease_seconds)
                 for k in kinds
             ),
             return_exceptions=True,
@@ -313,6 +346,25 @@ class Worker:
         }
         failure = next((a for a in answers if isinstance(a, BaseException)), None)
         claimed = [claim for claims in got.values() for claim in claims]
+        refused: list[tuple[Claim, float | None]] = []
+        if not self._stopping.is_set():
+            claimed, refused, refusal = await self._gate(claimed)
+            failure = failure or refusal
+        try:
+            return await self._start_claimed(claimed, asked, got, wanted, failure)
+        finally:
+            # After the granted jobs started, so a permit's time is close to its start.
+            await asyncio.gather(*(self._hand_back(claim, due) for claim, due in refused))
+
+    async def _start_claimed(
+        self,
+        claimed: Sequence[Claim],
+        asked: float,
+        got: Mapping[Executor, Sequence[Claim]],
+        wanted: Mapping[Executor, int],
+        failure: BaseException | None,
+    ) -> tuple[bool, bool]:
+        """Run what the claim round got and may run; answers as ``_claim_round``."""
         if self._stopping.is_set():
             # A stop came while the claim was in flight: what it took goes straight back,
             # so nothing is claimed by this worker after it was told to stop.
@@ -355,20 +407,100 @@ class Worker:
         )
         self._launch(keep, asked)
 
-    async def _hand_back(self, claim: Claim) -> None:
+    async def _hand_back(self, claim: Claim, due_at: float | None = None) -> None:
+        await self._release_permits(claim)
         try:
-            await self.store.release(claim.job.id, claim.token)
+            await self.store.release(claim.job.id, claim.token, due_at)
         except JobwireError as exc:
             log.warning("job %s: not handed back (its lease will expire): %s", claim.job.id, exc)
+
+    # -- rate limits -----------------------------------------------------------------------
+
+    def _limits_of(self, claim: Claim) -> list[Limit]:
+        spec = self.registry[claim.job.job]
+        found = [spec.options.limit(claim.job.job), self.queue_limits.get(claim.job.queue)]
+        return [limit for limit in found if limit is not None]
+
+    async def _gate(
+        self, claimed: Sequence[Claim]
+    ) -> tuple[list[Claim], list[tuple[Claim, float | None]], BaseException | None]:
+        """Take a permit for each claimed job under its limits, and hold back the name
+        or queue of a refused one until the store says a permit may be free. Answers
+        the jobs that may run, those to hand back (uncharged) with when they are due,
+        and an error from the store."""
+        outcomes = await asyncio.gather(
+            *(self._acquire(claim) for claim in claimed), return_exceptions=True
+        )
+        runnable: list[Claim] = []
+        failure: BaseException | None = None
+        backs: list[tuple[Claim, float | None]] = []
+        for claim, outcome in zip(claimed, outcomes, strict=True):
+            if outcome is None:
+                runnable.append(claim)
+                continue
+            if isinstance(outcome, BaseException):
+                failure = failure or outcome
+                backs.append((claim, None))
+                continue
+            limits = self._limits_of(claim)
+            # The job's own limit is the one to wait out when it has one; else its queue's.
+            key = job_key(claim.job.job)
+            if not any(limit.key == key for limit in limits):
+                key = queue_key(claim.job.queue)
+            self._blocked[key] = max(self._blocked.get(key, 0.0), outcome)
+            backs.append((claim, outcome))
+        return runnable, backs, failure
+
+    async def _acquire(self, claim: Claim) -> float | None:
+        limits = self._limits_of(claim)
+        if not limits:
+            return None
+        now = time.time()
+        retry_at = await self.store.acquire_permit(
+            limits, claim.token, now + self.settings.lease_seconds, now
+        )
+        if retry_at is None:
+            held = [limit.key for limit in limits if limit.concurrency is not None]
+            if held:
+                self._permits[claim.job.id] = held
+        return retry_at
+
+    async def _release_permits(self, claim: Claim) -> None:
+        keys = self._permits.pop(claim.job.id, None)
+        if not keys:
+            return
+        try:
+            await self.store.release_permit(keys, claim.token)
+        except JobwireError as exc:
+            log.warning(
+                "job %s: permit not given back (it expires with the lease): %s", claim.job.id, exc
+            )
+
+    async def _renew_permits(self, job_ids: Sequence[str]) -> None:
+        held = [
+            (key, self.attempts[job_id].token)
+            for job_id in job_ids
+            if job_id in self.attempts
+            for key in self._permits.get(job_id, ())
+        ]
+        if not held:
+            return
+        try:
+            await self.store.renew_permits(held, time.time() + self.settings.lease_seconds)
+        except JobwireError as exc:
+            log.warning("worker %s: permits not renewed: %s", self.id, exc)
 
     async def _idle_wait(self) -> float:
         # Only what this worker has room for: a job due now that only a full executor
         # runs is claimed when a slot frees (which wakes the loop), not by polling.
         names = [n for k in self._executors if self._free(k) > 0 for n in self._names(k)]
-        due = await self.store.next_due(self.queues, names) if names else None
+        queues = self._queues()
+        due = await self.store.next_due(queues, names) if names and queues else None
         wait = self.settings.poll_seconds
-        if due is not None:
-            wait = min(wait, max(0.0, due - time.time()))
+        unblock = self._next_unblock()  # a name or queue a rate limit held back is free
+        for at in (due, unblock):
+            if at is not None:
+                wait = min(wait, max(0.0, at - time.time()))
         return wait
 
     def _launch(self, claim: Claim, asked: float) -> None:
@@ -387,9 +519,14 @@ class Worker:
         self._renewed[claim.job.id] = asked
         self._running_by_kind[kind] += 1
         self.claimed += 1
-        task = asyncio.get_running_loop().create_task(
-            attempt.run(), name=f"jobwire-job-{claim.job.id}"
-        )
+
+        async def run() -> None:
+            try:
+                await attempt.run()
+            finally:
+                await self._release_permits(claim)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"jobwire-job-{claim.job.id}")
         self._tasks.add(task)
         if claim.job.cancel_requested:
             attempt.request_cancel()
@@ -481,6 +618,8 @@ class Worker:
             attempt = self.attempts.get(job_id)
             if attempt is not None:
                 attempt.request_cancel()
+        # A permit lives as long as its job's lease: renewed with it, after what stops.
+        await self._renew_permits(sorted(tokens.keys() - reply.lost))
 
     def _stop_expired(self, now: float) -> None:
         """Stop the attempts whose lease no answered heartbeat has renewed in time."""

@@ -410,7 +410,7 @@ local function cancelled(job, token, now, reason)
 end
 
 -- model.release
-local function release(job, token, now)
+local function release(job, token, now, due_at)
   require_claim(job, token, 'release it')
   if job.cancel_requested then
     return cancelled(job, token, now, 'cancel requested; released at shutdown')
@@ -418,9 +418,11 @@ local function release(job, token, now)
   append(job, now, 'queued', '{"released":true,"worker":' .. cjson.encode(job.worker_id) .. '}')
   set_state(job, 'queued')
   job.attempts = math.max(0, job.attempts - 1)
-  redis.call('HSET', job.key, 'attempts', job.attempts, 'scheduled_at', now)
+  local due = now
+  if due_at and tonumber(due_at) > tonumber(now) then due = due_at end
+  redis.call('HSET', job.key, 'attempts', job.attempts, 'scheduled_at', due)
   release_claim(job)
-  enter_queue(job, now)
+  enter_queue(job, due)
   changed(job)
 end
 
@@ -740,9 +742,10 @@ fail(load_or_refuse(id), ARGV[5], ARGV[6], NOW, retry_at, ARGV[8] ~= '0')
 return reply(record(job_key(id)))
 
 -- name: release
--- ARGV: prefix, origin, now, id, token.
-local id = ARGV[4]
-release(load_or_refuse(id), ARGV[5], NOW)
+-- ARGV: prefix, origin, now, id, token, due_at ('' or absent: now).
+local id, due_at = ARGV[4], ARGV[6]
+if due_at == '' then due_at = nil end
+release(load_or_refuse(id), ARGV[5], NOW, due_at)
 return reply(record(job_key(id)))
 
 -- name: cancelled
@@ -1049,6 +1052,78 @@ for i = 1, #flat, 2 do
   end
 end
 return gone
+
+-- name: acquire_permit
+-- ARGV: prefix, holder, expires_at, now (or the server's time, if later), then per limit: key, rate ('' for none), period,
+-- concurrency ('' for none). jobwire.throttle.refusal over a sorted set of starts (score:
+-- time) and one of holders (score: expiry) per key; all limits or none. Answers nil
+-- when granted, else the time worth asking again (text: Lua would round a number).
+local holder, expires_at, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Dated when granted (the server's clock, if later): a wait in the round trip or behind
+-- other scripts moves it on, as the SQL stores date theirs when they hold the lock.
+local clock = redis.call('TIME')
+local dated = math.max(now, tonumber(clock[1]) + tonumber(clock[2]) / 1000000)
+expires_at, now = expires_at + (dated - now), dated
+local limits, retry_at = {}, nil
+for i = 5, #ARGV, 4 do
+  local limit = {
+    starts = P .. 'rate_starts:' .. enc(ARGV[i]), permits = P .. 'permits:' .. enc(ARGV[i]),
+    rate = tonumber(ARGV[i + 1]), period = tonumber(ARGV[i + 2]),
+    concurrency = tonumber(ARGV[i + 3]),
+  }
+  limits[#limits + 1] = limit
+  local at = nil
+  if limit.rate then
+    redis.call('ZREMRANGEBYSCORE', limit.starts, '-inf', now - limit.period)
+    local count = redis.call('ZCARD', limit.starts)
+    if count >= limit.rate then
+      local oldest = redis.call('ZRANGE', limit.starts, count - limit.rate, count - limit.rate, 'WITHSCORES')
+      at = tonumber(oldest[2]) + limit.period
+    end
+  end
+  if limit.concurrency then
+    redis.call('ZREMRANGEBYSCORE', limit.permits, '-inf', now)
+    local others, first = 0, nil
+    local flat = redis.call('ZRANGE', limit.permits, 0, -1, 'WITHSCORES')
+    for j = 1, #flat, 2 do
+      if flat[j] ~= holder then
+        others = others + 1
+        local until_ = tonumber(flat[j + 1])
+        if not first or until_ < first then first = until_ end
+      end
+    end
+    if others >= limit.concurrency then
+      local recheck = math.min(now + 0.25, first)  -- throttle.CONCURRENCY_RECHECK_SECONDS
+      if not at or recheck > at then at = recheck end
+    end
+  end
+  if at and (not retry_at or at > retry_at) then retry_at = at end
+end
+if retry_at then return string.format('%.17g', retry_at) end
+for _, limit in ipairs(limits) do
+  if limit.rate then
+    redis.call('ZADD', limit.starts, now, holder)
+    redis.call('PEXPIRE', limit.starts, math.ceil(limit.period * 1000) + 1000)
+  end
+  if limit.concurrency then
+    redis.call('ZADD', limit.permits, expires_at, holder)
+  end
+end
+return nil
+
+-- name: renew_permits
+-- ARGV: prefix, expires_at, then key, holder pairs. Only permits still held move.
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', P .. 'permits:' .. enc(ARGV[i]), 'XX', ARGV[2], ARGV[i + 1])
+end
+return 1
+
+-- name: release_permit
+-- ARGV: prefix, holder, then keys.
+for i = 3, #ARGV do
+  redis.call('ZREM', P .. 'permits:' .. enc(ARGV[i]), ARGV[2])
+end
+return 1
 
 -- name: migrate_2
 -- ARGV: prefix. Version 1 → 2: the per-state counters of the jobs already stored, once

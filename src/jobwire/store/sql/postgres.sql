@@ -474,6 +474,21 @@ CREATE TABLE IF NOT EXISTS {schema}.jobwire_workflows (
 CREATE INDEX IF NOT EXISTS jobwire_workflows_open ON {schema}.jobwire_workflows (created_at, id)
     WHERE state = 'running';
 
+-- Rate limits: the starts each key granted within its window, and the holders running
+-- under each key's concurrency limit until their permit expires.
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_rate_starts (
+    key    text NOT NULL,
+    at     double precision NOT NULL,
+    holder text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobwire_rate_starts_by_key ON {schema}.jobwire_rate_starts (key, at);
+CREATE TABLE IF NOT EXISTS {schema}.jobwire_permits (
+    key        text NOT NULL,
+    holder     text NOT NULL,
+    expires_at double precision NOT NULL,
+    PRIMARY KEY (key, holder)
+);
+
 -- name: set_crashes
 -- Only the reaper changes the count (model.expire), in the transaction of its update.
 UPDATE {schema}.jobwire_jobs SET crashes = $2 WHERE id = $1;
@@ -931,3 +946,32 @@ ORDER BY created_at, id LIMIT $1;
 UPDATE {schema}.jobwire_workflows SET state = $2, updated_at = $3
 WHERE id = $1 AND state = 'running'
 RETURNING *;
+
+-- name: lock_permit
+-- Acquirers of one key take turns (keys locked in sorted order: no deadlock).
+SELECT pg_advisory_xact_lock(hashtext($1));
+
+-- name: prune_starts
+DELETE FROM {schema}.jobwire_rate_starts WHERE key = $1 AND at <= $2;
+
+-- name: window_starts
+SELECT at FROM {schema}.jobwire_rate_starts WHERE key = $1 ORDER BY at;
+
+-- name: prune_permits
+DELETE FROM {schema}.jobwire_permits WHERE key = $1 AND expires_at <= $2;
+
+-- name: other_permits
+SELECT expires_at FROM {schema}.jobwire_permits WHERE key = $1 AND holder <> $2;
+
+-- name: add_start
+INSERT INTO {schema}.jobwire_rate_starts (key, at, holder) VALUES ($1, $2, $3);
+
+-- name: hold_permit
+INSERT INTO {schema}.jobwire_permits (key, holder, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (key, holder) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: renew_permit
+UPDATE {schema}.jobwire_permits SET expires_at = $1 WHERE key = $2 AND holder = $3;
+
+-- name: release_permit
+DELETE FROM {schema}.jobwire_permits WHERE key = $1 AND holder = $2;

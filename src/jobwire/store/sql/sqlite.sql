@@ -124,6 +124,21 @@ CREATE TABLE IF NOT EXISTS workflows (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS workflows_open ON workflows (created_at, id) WHERE state = 'running';
 
+-- Rate limits (version 7): the starts each key granted within its window, and the
+-- holders running under each key's concurrency limit until their permit expires.
+CREATE TABLE IF NOT EXISTS rate_starts (
+    key    TEXT NOT NULL,
+    at     REAL NOT NULL,
+    holder TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_starts_by_key ON rate_starts (key, at);
+CREATE TABLE IF NOT EXISTS permits (
+    key        TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (key, holder)
+) WITHOUT ROWID;
+
 -- name: get_meta
 SELECT value FROM jobwire_meta WHERE key = ?;
 
@@ -402,3 +417,28 @@ WHERE state = 'running' ORDER BY created_at, id LIMIT ?;
 UPDATE workflows SET state = :state, updated_at = :now
 WHERE id = :id AND state = 'running'
 RETURNING id, owner, state, steps, created_at, updated_at;
+
+-- name: prune_starts
+DELETE FROM rate_starts WHERE key = ? AND at <= ?;
+
+-- name: window_starts
+SELECT at FROM rate_starts WHERE key = ? ORDER BY at;
+
+-- name: prune_permits
+DELETE FROM permits WHERE key = ? AND expires_at <= ?;
+
+-- name: other_permits
+SELECT expires_at FROM permits WHERE key = ? AND holder <> ?;
+
+-- name: add_start
+INSERT INTO rate_starts (key, at, holder) VALUES (?, ?, ?);
+
+-- name: hold_permit
+INSERT INTO permits (key, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key, holder) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: renew_permit
+UPDATE permits SET expires_at = ? WHERE key = ? AND holder = ?;
+
+-- name: release_permit
+DELETE FROM permits WHERE key = ? AND holder = ?;
