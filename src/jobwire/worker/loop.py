@@ -118,6 +118,9 @@ class Worker:
         self._started_at: float | None = None
         # A job that must run alone was claimed: claim nothing until nothing runs here.
         self._alone = False
+        # Jobs claimed and not yet launched, and the cancels heard for them meanwhile.
+        self._launching: set[str] = set()
+        self._cancel_heard: set[str] = set()
         self.queue_limits = dict(queue_limits or {})
         # Rate limits: limit keys (job:NAME, queue:NAME) not to claim before a time
         # (epoch), and the concurrency keys each running job holds a permit under.
@@ -347,12 +350,17 @@ class Worker:
         failure = next((a for a in answers if isinstance(a, BaseException)), None)
         claimed = [claim for claims in got.values() for claim in claims]
         refused: list[tuple[Claim, float | None]] = []
-        if not self._stopping.is_set():
-            claimed, refused, refusal = await self._gate(claimed)
-            failure = failure or refusal
+        # A cancel heard between the claim and the launch (the gate awaits the store) is
+        # kept for the launch: its notice comes once, and the claim was read before it.
+        self._launching.update(claim.job.id for claim in claimed)
         try:
+            if not self._stopping.is_set():
+                claimed, refused, refusal = await self._gate(claimed)
+                failure = failure or refusal
             return await self._start_claimed(claimed, asked, got, wanted, failure)
         finally:
+            self._launching.clear()
+            self._cancel_heard.clear()
             # After the granted jobs started, so a permit's time is close to its start.
             await asyncio.gather(*(self._hand_back(claim, due) for claim, due in refused))
 
@@ -528,7 +536,7 @@ class Worker:
 
         task = asyncio.get_running_loop().create_task(run(), name=f"jobwire-job-{claim.job.id}")
         self._tasks.add(task)
-        if claim.job.cancel_requested:
+        if claim.job.cancel_requested or claim.job.id in self._cancel_heard:
             attempt.request_cancel()
         holds_slot = True
 
@@ -562,6 +570,8 @@ class Worker:
         attempt = self.attempts.get(job_id)
         if attempt is not None:
             attempt.request_cancel()
+        elif job_id in self._launching:
+            self._cancel_heard.add(job_id)
 
     async def _heartbeat_loop(self) -> None:
         """Send a heartbeat every ``heartbeat_seconds``, one at a time, and stop any
