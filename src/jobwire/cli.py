@@ -1038,12 +1038,33 @@ async def run_jobs(opts: JobsOptions, out: Console, err: Console) -> int:
         err.print("no jobs registered" if opts.app else "no job names recorded in this store")
         return 0
     table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
-    for column in items[0]:
+    # The name and the options everyone sets in columns; the rest, only where given, in
+    # one folded column: a column per option would not fit a terminal.
+    main = [c for c in ("job", "executor", "queue", "retries", "timeout", "last_seen")
+            if c in items[0]]  # fmt: skip
+    for column in main:
         table.add_column(column, no_wrap=True)
+    if opts.app is not None:
+        table.add_column("other options", overflow="fold")
     for item in items:
-        table.add_row(*("" if v is None else str(v) for v in item.values()))
+        cells = ["" if item.get(c) is None else str(item[c]) for c in main]
+        if opts.app is not None:
+            given = [(k, v) for k, v in item.items() if k not in main and v not in _UNSET]
+            cells.append(", ".join(_option_text(k, v) for k, v in given))
+        table.add_row(*cells)
     out.print(table)
     return 0
+
+
+_UNSET: tuple[Any, ...] = (None, False, (), [], {})
+
+
+def _option_text(name: str, value: Any) -> str:
+    if isinstance(value, dict):
+        return f"{name}=" + ",".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return f"{name}=" + ",".join(str(getattr(v, "__name__", v)) for v in value)
+    return f"{name}={value}"
 
 
 def _spec_item(spec: JobSpec[Any, Any]) -> dict[str, Any]:
