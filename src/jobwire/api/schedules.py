@@ -3,6 +3,7 @@
 ``POST P/bulk/cancel`` and ``POST P/bulk/purge`` (``?dry_run=true`` only counts)."""
 
 # No postponed annotations here: FastAPI reads these signatures at runtime.
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -125,6 +126,17 @@ def add_schedule_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any)
             info = await jobwire.pause_schedule(name, False, owner)
         return JSONResponse(info.as_dict())
 
+    async def bulk(
+        query: BulkQuery, dry_run: bool, act: Callable[[BulkQuery], Awaitable[int]]
+    ) -> JSONResponse:
+        """Count the matching jobs (a dry run) or act on them; answers how many."""
+        with http_errors():
+            if dry_run:
+                count = len(await jobwire.store.matching(query))
+            else:
+                count = await act(query)
+        return JSONResponse({"count": count, "dry_run": dry_run})
+
     @router.post(
         "/bulk/cancel",
         tags=["jobs"],
@@ -137,13 +149,7 @@ def add_schedule_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any)
         dry_run: Annotated[bool, Query(description="Only count them")] = False,
     ) -> JSONResponse:
         body = await _filter(request, BulkFilter, jobwire.settings.max_body_bytes)
-        query = body.query(owner)
-        with http_errors():
-            if dry_run:
-                count = len(await jobwire.store.matching(query))
-            else:
-                count = await jobwire.store.cancel_matching(query)
-        return JSONResponse({"count": count, "dry_run": dry_run})
+        return await bulk(body.query(owner), dry_run, jobwire.store.cancel_matching)
 
     @router.post(
         "/bulk/purge",
@@ -157,10 +163,4 @@ def add_schedule_routes(router: APIRouter, jobwire: "Jobwire", owner_param: Any)
         dry_run: Annotated[bool, Query(description="Only count them")] = False,
     ) -> JSONResponse:
         body = await _filter(request, PurgeFilter, jobwire.settings.max_body_bytes)
-        query = body.query(owner)
-        with http_errors():
-            if dry_run:
-                count = len(await jobwire.store.matching(query))
-            else:
-                count = await jobwire.store.purge_queued(query)
-        return JSONResponse({"count": count, "dry_run": dry_run})
+        return await bulk(body.query(owner), dry_run, jobwire.store.purge_queued)
